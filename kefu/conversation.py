@@ -1,0 +1,180 @@
+"""The conversation record every part of kefu shares: transcript, bot-turn analyses, profile, counters.
+
+A conversation is identified by ``"{channel}:{chat}"`` (e.g. ``web:alice``, ``telegram:12345``).
+The gateway appends shopper and bot turns, actions record what the bot understood for each turn,
+handoff appends agent turns and reads it all back for the agent's context packet. Turns live in
+one Redis stream per conversation, so stream ids double as message ids and ``after`` cursors.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
+
+from kefu.keys import conv_profile_key, conv_state_key, conv_transcript_key, conv_turns_key
+
+TRANSCRIPT_TTL_SECONDS = 7 * 24 * 3600
+TRANSCRIPT_MAX_TURNS = 2000
+
+
+class Role(StrEnum):
+    """Who spoke a turn."""
+
+    SHOPPER = "shopper"  # the customer
+    BOT = "bot"  # the assistant (Rasa + actions)
+    AGENT = "agent"  # a human agent from the console
+    SYSTEM = "system"  # kefu itself (queue position, "an agent joined"…)
+
+
+class Button(BaseModel):
+    """A quick reply offered with a message."""
+
+    title: str
+    payload: str
+
+
+class Turn(BaseModel):
+    """One message in a conversation."""
+
+    id: str = ""  # Redis stream id, assigned on append
+    role: Role
+    text: str
+    at: datetime
+    buttons: list[Button] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class CandidateScore(BaseModel):
+    """A knowledge entry the bot considered, with its score."""
+
+    entry_id: str
+    question: str
+    score: float
+
+
+class BotAnalysis(BaseModel):
+    """What the bot understood of one shopper message and what it decided."""
+
+    at: datetime
+    text: str
+    intent: str | None = None
+    intent_confidence: float | None = None
+    decision: str | None = None  # answer | clarify | handoff | (an intent handled by a rule)
+    entry_id: str | None = None
+    category: str | None = None
+    candidates: list[CandidateScore] = Field(default_factory=list)
+
+
+def conversation_id(channel: str, chat: str) -> str:
+    """The id of the conversation a channel's chat belongs to."""
+    return f"{channel}:{chat}"
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; the one clock of this module (tests pass explicit times instead)."""
+    return datetime.now(UTC)
+
+
+class ConversationStore:
+    """Reads and writes the conversation record in Redis."""
+
+    def __init__(self, redis: aioredis.Redis, ttl_seconds: int = TRANSCRIPT_TTL_SECONDS) -> None:
+        self._redis = redis
+        self._ttl = ttl_seconds
+
+    async def append(
+        self,
+        conversation: str,
+        role: Role,
+        text: str,
+        *,
+        buttons: list[Button] | None = None,
+        meta: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Turn:
+        """Add a turn and return it with its id."""
+        turn = Turn(role=role, text=text, at=at or utcnow(), buttons=buttons or [], meta=meta or {})
+        key = conv_transcript_key(conversation)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(key, {"turn": turn.model_dump_json(exclude={"id"})},
+                      maxlen=TRANSCRIPT_MAX_TURNS, approximate=True)
+            pipe.expire(key, self._ttl)
+            stream_id, _ = await pipe.execute()
+        turn.id = str(stream_id)
+        return turn
+
+    async def transcript(self, conversation: str, after: str | None = None,
+                         limit: int = TRANSCRIPT_MAX_TURNS) -> list[Turn]:
+        """Turns in order; only those after the stream id ``after`` when given."""
+        start = f"({after}" if after else "-"
+        rows = await self._redis.xrange(conv_transcript_key(conversation), min=start, count=limit)
+        return [_turn_from_row(stream_id, fields) for stream_id, fields in rows]
+
+    async def sent_to_shopper(self, conversation: str, after: str | None = None) -> list[Turn]:
+        """Bot, agent and system turns after ``after``: what the shopper should have received."""
+        turns = await self.transcript(conversation, after=after)
+        return [t for t in turns if t.role is not Role.SHOPPER]
+
+    async def record_analysis(self, conversation: str, analysis: BotAnalysis) -> None:
+        """Keep what the bot understood of a turn (for the agent's context panel)."""
+        key = conv_turns_key(conversation)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, analysis.model_dump_json())
+            pipe.ltrim(key, -TRANSCRIPT_MAX_TURNS, -1)
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def analyses(self, conversation: str) -> list[BotAnalysis]:
+        """Every recorded bot-turn analysis, oldest first."""
+        rows = await self._redis.lrange(conv_turns_key(conversation), 0, -1)
+        return [BotAnalysis.model_validate_json(row) for row in rows]
+
+    async def set_profile(self, conversation: str, **fields: str) -> None:
+        """Remember channel facts about the shopper (display name, language, chat id)."""
+        key = conv_profile_key(conversation)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, 30 * 24 * 3600)
+            await pipe.execute()
+
+    async def profile(self, conversation: str) -> dict[str, str]:
+        """What :meth:`set_profile` stored."""
+        result: dict[str, str] = await self._redis.hgetall(conv_profile_key(conversation))
+        return result
+
+    async def incr_counter(self, conversation: str, name: str) -> int:
+        """Increase a per-conversation counter (e.g. failed turns in a row) and return it."""
+        key = conv_state_key(conversation)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, name, 1)
+            pipe.expire(key, self._ttl)
+            value, _ = await pipe.execute()
+        return int(value)
+
+    async def reset_counter(self, conversation: str, name: str) -> None:
+        """Set a counter back to zero."""
+        await self._redis.hdel(conv_state_key(conversation), name)
+
+    async def set_slot(self, conversation: str, name: str, value: str) -> None:
+        """Store a captured slot (order number…) outside Rasa so agents see it."""
+        key = conv_state_key(conversation)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, f"slot:{name}", value)
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def slots(self, conversation: str) -> dict[str, str]:
+        """Captured slots by name."""
+        state: dict[str, str] = await self._redis.hgetall(conv_state_key(conversation))
+        return {k.removeprefix("slot:"): v for k, v in state.items() if k.startswith("slot:")}
+
+
+def _turn_from_row(stream_id: str, fields: dict[str, str]) -> Turn:
+    turn = Turn.model_validate(json.loads(fields["turn"]))
+    turn.id = stream_id
+    return turn

@@ -1,0 +1,133 @@
+"""Every Redis key kefu uses, built in one place.
+
+Scheme: ``kefu:{area}:{family}:{id}``. Areas:
+
+- ``kb``      knowledge-base versions, the live pointer, publish events, embedding cache
+- ``conv``    per-conversation record: transcript (doubles as outbox), bot-turn analyses, state
+- ``handoff`` tickets, queues, leases, agents, sessions
+- ``rasa``    prefix handed to Rasa's Redis tracker store and lock store (Rasa builds the rest)
+- ``gw``      gateway infrastructure (rate limits, delivery)
+
+Short-lived keys carry a TTL set by the code that writes them; the TTL is documented next to
+the function that builds the key.
+"""
+
+from __future__ import annotations
+
+KEY_PREFIX = "kefu"
+
+
+def _key(area: str, family: str, ident: str | None = None) -> str:
+    parts = [KEY_PREFIX, area, family]
+    if ident is not None:
+        parts.append(ident)
+    return ":".join(parts)
+
+
+# --- rasa -------------------------------------------------------------------------------------
+
+RASA_TRACKER_PREFIX = f"{KEY_PREFIX}:rasa:tracker:"
+"""Prefix for Rasa's RedisTrackerStore (``key_prefix`` in endpoints.yml)."""
+
+RASA_LOCK_PREFIX = f"{KEY_PREFIX}:rasa:lock"
+"""Prefix for Rasa's RedisLockStore (``key_prefix`` in endpoints.yml)."""
+
+
+# --- kb ---------------------------------------------------------------------------------------
+
+
+def kb_version_key(version_id: str) -> str:
+    """JSON snapshot of one immutable published knowledge-base version (no TTL)."""
+    return _key("kb", "version", version_id)
+
+
+def kb_versions_key() -> str:
+    """Sorted set of version ids scored by publish time (no TTL)."""
+    return _key("kb", "versions")
+
+
+def kb_live_key() -> str:
+    """String: id of the live version (no TTL)."""
+    return _key("kb", "live")
+
+
+def kb_events_channel() -> str:
+    """Pub/sub channel announcing a new live version id to every running process."""
+    return _key("kb", "events")
+
+
+def kb_embedding_key(model: str, text_sha: str) -> str:
+    """Cached embedding bytes for one text under one model (TTL 30 days)."""
+    return _key("kb", "emb", f"{model}:{text_sha}")
+
+
+def kb_audit_key() -> str:
+    """List of JSON audit records (publish, rollback, override reasons); no TTL."""
+    return _key("kb", "audit")
+
+
+def kb_escalations_key() -> str:
+    """Stream of questions that ended in handoff, low confidence or "not helpful" (capped)."""
+    return _key("kb", "escalations")
+
+
+# --- conv -------------------------------------------------------------------------------------
+
+
+
+def conv_transcript_key(conversation_id: str) -> str:
+    """Stream of every turn (shopper, bot, agent) with timestamps (TTL 7 days)."""
+    return _key("conv", "transcript", conversation_id)
+
+
+def conv_turns_key(conversation_id: str) -> str:
+    """List of JSON bot-turn analyses: intent, confidence, candidates, decision (TTL 7 days)."""
+    return _key("conv", "turns", conversation_id)
+
+
+def conv_state_key(conversation_id: str) -> str:
+    """Hash of small counters and slots (failed turns in a row, order number…) (TTL 7 days)."""
+    return _key("conv", "state", conversation_id)
+
+
+def conv_profile_key(conversation_id: str) -> str:
+    """Hash: channel, display name, language, chat id for delivery (TTL 30 days)."""
+    return _key("conv", "profile", conversation_id)
+
+
+# --- handoff ----------------------------------------------------------------------------------
+
+
+def ticket_key(ticket_id: str) -> str:
+    """JSON ticket with its context packet (no TTL while open; 30 days after resolve)."""
+    return _key("handoff", "ticket", ticket_id)
+
+
+def open_ticket_key(conversation_id: str) -> str:
+    """String: the open ticket id of a conversation; its existence means a human owns the chat."""
+    return _key("handoff", "open", conversation_id)
+
+
+def queue_key(group: str) -> str:
+    """Sorted set of waiting ticket ids of one skill group, scored by priority then arrival."""
+    return _key("handoff", "queue", group)
+
+
+def lease_key(ticket_id: str) -> str:
+    """String: agent holding the claim on a ticket (TTL = lease time, refreshed by the console)."""
+    return _key("handoff", "lease", ticket_id)
+
+
+def agent_key(username: str) -> str:
+    """Hash: agent record (password hash, groups, role, presence) (no TTL)."""
+    return _key("handoff", "agent", username)
+
+
+def session_key(token_sha: str) -> str:
+    """String: username for a console session token hash (TTL = session lifetime)."""
+    return _key("handoff", "session", token_sha)
+
+
+def handoff_events_channel() -> str:
+    """Pub/sub channel of ticket events for live consoles and channel delivery."""
+    return _key("handoff", "events")
