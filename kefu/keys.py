@@ -5,7 +5,7 @@ Scheme: ``kefu:{area}:{family}:{id}``. Areas:
 - ``kb``      knowledge-base versions, the live pointer, publish events, embedding cache
 - ``conv``    per-conversation record: transcript (doubles as outbox), bot-turn analyses, state
 - ``handoff`` tickets, queues, leases, agents, sessions
-- ``rasa``    prefix handed to Rasa's Redis tracker store and lock store (Rasa builds the rest)
+- ``tracker``, ``lock``  Rasa's tracker and lock stores (``key_prefix: kefu``; Rasa builds the rest)
 - ``gw``      gateway infrastructure (rate limits, delivery)
 
 Short-lived keys carry a TTL set by the code that writes them; the TTL is documented next to
@@ -26,11 +26,15 @@ def _key(area: str, family: str, ident: str | None = None) -> str:
 
 # --- rasa -------------------------------------------------------------------------------------
 
-RASA_TRACKER_PREFIX = f"{KEY_PREFIX}:rasa:tracker:"
-"""Prefix for Rasa's RedisTrackerStore (``key_prefix`` in endpoints.yml)."""
+RASA_KEY_PREFIX = KEY_PREFIX
+"""``key_prefix`` in bot/rasa/endpoints.yml. Rasa 3.6 accepts only an alphanumeric prefix (it
+silently falls back to its default otherwise) and appends ``:tracker:`` / ``:lock:`` itself."""
 
-RASA_LOCK_PREFIX = f"{KEY_PREFIX}:rasa:lock"
-"""Prefix for Rasa's RedisLockStore (``key_prefix`` in endpoints.yml)."""
+RASA_TRACKER_PREFIX = f"{RASA_KEY_PREFIX}:tracker:"
+"""What Rasa's RedisTrackerStore puts before the sender (= conversation) id."""
+
+RASA_LOCK_PREFIX = f"{RASA_KEY_PREFIX}:lock:"
+"""What Rasa's RedisLockStore puts before the sender (= conversation) id."""
 
 
 # --- kb ---------------------------------------------------------------------------------------
