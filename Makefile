@@ -1,0 +1,40 @@
+# kefu — two commands do all the set-up: `make run` and `make test` (see README).
+SHELL := /bin/bash
+SETUP := scripts/setup.sh
+PY := .venv/bin/python
+
+.PHONY: run test setup setup-test model train lint typecheck test-fast bench clean
+
+run: setup model train          ## install what is missing, then run the whole stack on the demo store
+	$(PY) -m kefu.stack
+
+test: setup-test model train    ## install what is missing, then run every test (end-to-end included)
+	bash scripts/test.sh
+
+setup:
+	$(SETUP) system-run venv rasa-venv
+
+setup-test:
+	$(SETUP) system-test venv rasa-venv
+
+model:
+	$(SETUP) model
+
+train:
+	$(SETUP) train
+
+test-fast:                      ## unit tests only (no Redis, model, Rasa or browser)
+	$(PY) -m pytest -m "not redis and not model and not rasa and not browser" -q
+
+lint:
+	.venv/bin/ruff check kefu bot knowledge actions handoff tests benchmarks
+
+typecheck:
+	.venv/bin/mypy
+
+bench:                          ## benchmarks; numbers land in benchmarks/results/
+	$(PY) benchmarks/retrieval.py
+	$(PY) benchmarks/handoff.py
+
+clean:
+	rm -rf .state var/logs models

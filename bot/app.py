@@ -1,0 +1,127 @@
+"""The kefu HTTP application: shopper API, knowledge API, handoff API and agent console in one process.
+
+The embedding model is loaded here once (``KnowledgeRuntime``); the Rasa action server reaches it
+over HTTP. ``create_app(settings)`` builds everything; nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from bot import api
+from bot.errors import GatewayError, UpstreamUnavailable
+from bot.gateway import Gateway
+from bot.rasa_client import RasaClient
+from bot.settings import BotSettings, get_settings
+from handoff import api as handoff_api
+from handoff.errors import HandoffError
+from handoff.service import HandoffService, run_sweeper
+from kefu.conversation import ConversationStore, Role, Turn
+from kefu.redis import async_client
+from knowledge import api as knowledge_api
+from knowledge.errors import KnowledgeError
+from knowledge.service import KnowledgeRuntime
+from knowledge.text import normalize
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: BotSettings | None = None) -> FastAPI:
+    """Build the gateway app; services start in the lifespan."""
+    settings = settings or get_settings()
+    redis = async_client(settings.redis_url)
+    conversations = ConversationStore(redis)
+    rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value(),
+                      timeout=settings.rasa_timeout_seconds)
+    knowledge = KnowledgeRuntime(redis)
+
+    async def return_to_bot(ticket: Any, human_turns: list[Turn]) -> None:
+        await rasa.append_events(ticket.conversation_id, tracker_events(human_turns))
+
+    handoff = HandoffService(redis, conversations, on_return=return_to_bot)
+    gateway = Gateway(rasa, conversations, handoff, normalize=normalize,
+                      max_chars=settings.max_message_chars)
+
+    async def readiness() -> dict[str, bool]:
+        redis_ok = True
+        try:
+            await redis.ping()
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            redis_ok = False
+        return {"redis": redis_ok, "rasa": await rasa.ready(), "knowledge": knowledge.ready}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.load_knowledge:
+            await knowledge.start()
+        sweeper = asyncio.create_task(run_sweeper(handoff, interval=5.0))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await knowledge.stop()
+            await rasa.aclose()
+            await redis.aclose()
+
+    app = FastAPI(title="kefu", version="0.1.0", lifespan=lifespan,
+                  description="E-commerce customer-service bot with human handoff")
+    app.include_router(api.create_router(gateway, readiness))
+    app.include_router(knowledge_api.create_router(knowledge.service))
+    app.include_router(handoff_api.create_router(handoff, knowledge_search=knowledge.service.search_async))
+    install_error_handlers(app)
+    app.state.gateway = gateway
+    app.state.handoff = handoff
+    app.state.knowledge = knowledge
+    app.state.conversations = conversations
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """The one mapping from kefu exceptions to HTTP responses."""
+
+    async def gateway_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GatewayError)
+        headers = {}
+        if isinstance(exc, UpstreamUnavailable) and exc.retry_after:
+            headers["Retry-After"] = str(int(exc.retry_after + 0.999))
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+
+    async def handoff_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HandoffError)
+        return JSONResponse({"detail": str(exc)}, status_code=getattr(exc, "status_code", 400))
+
+    async def knowledge_error(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=getattr(exc, "status_code", 400))
+
+    app.add_exception_handler(GatewayError, gateway_error)
+    app.add_exception_handler(HandoffError, handoff_error)
+    app.add_exception_handler(KnowledgeError, knowledge_error)
+
+
+def tracker_events(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """Rasa tracker events for the human part of a conversation, so Rasa's history holds it too."""
+    events: list[dict[str, Any]] = []
+    for turn in turns:
+        stamp = turn.at.timestamp()
+        if turn.role is Role.SHOPPER:
+            events.append({
+                "event": "user", "text": turn.text, "timestamp": stamp,
+                "parse_data": {"intent": {"name": "human_conversation", "confidence": 1.0},
+                               "entities": [], "text": turn.text},
+                "metadata": {"handoff": True},
+            })
+        else:
+            events.append({"event": "bot", "text": turn.text, "timestamp": stamp,
+                           "metadata": {"handoff": True, "role": turn.role.value}})
+    events.append({"event": "action", "name": "action_listen"})
+    return events

@@ -1,0 +1,133 @@
+"""The gateway service: one place that decides, for every channel, whether the bot or a human answers.
+
+Channels (HTTP API, web widget, Telegram) translate their input into :meth:`Gateway.handle` and
+deliver the :class:`Reply`. While a handoff ticket is open the message goes into the ticket and
+Rasa never sees it; otherwise it goes through Rasa and the bot's replies come back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from bot.errors import InvalidMessage
+from bot.rasa_client import RasaClient
+from kefu.conversation import Button, ConversationStore, Role, Turn, conversation_id
+
+logger = logging.getLogger(__name__)
+
+_RATE_PAYLOAD = re.compile(r"^/rate\s*(\{.*\})\s*$")
+
+
+class Mode(StrEnum):
+    """Who answers the conversation now."""
+
+    BOT = "bot"  # Rasa answers
+    HANDOFF = "handoff"  # a ticket is open: a human owns the chat, the bot is silent
+
+
+class OutMessage(BaseModel):
+    """A message to the shopper."""
+
+    id: str = ""
+    text: str
+    buttons: list[Button] = Field(default_factory=list)
+
+
+class Reply(BaseModel):
+    """What the gateway answers to one shopper message."""
+
+    messages: list[OutMessage]
+    mode: Mode
+
+
+class HandoffPort(Protocol):
+    """What the gateway needs from the handoff service."""
+
+    async def open_ticket(self, conversation_id: str) -> Any | None:
+        """The open ticket of the conversation, if a human owns it."""
+
+    async def add_shopper_message(self, conversation_id: str, text: str, *,
+                                  meta: dict[str, Any] | None = None) -> Turn:
+        """Put a shopper message into the open ticket."""
+
+    async def rate(self, conversation_id: str, score: int) -> Any:
+        """Store the shopper's satisfaction rating on the last resolved ticket."""
+
+
+class Gateway:
+    """Routes shopper messages to the bot or to the human who owns the conversation."""
+
+    def __init__(self, rasa: RasaClient, conversations: ConversationStore, handoff: HandoffPort,
+                 *, normalize: Callable[[str], str] = str.strip, max_chars: int = 2000) -> None:
+        self._rasa = rasa
+        self._conversations = conversations
+        self._handoff = handoff
+        self._normalize = normalize
+        self._max_chars = max_chars
+
+    async def handle(self, channel: str, chat: str, text: str, *,
+                     display_name: str | None = None) -> Reply:
+        """Process one shopper message and return what to send back."""
+        text = self._validate(text)
+        conv = conversation_id(channel, chat)
+        if display_name:
+            await self._conversations.set_profile(conv, channel=channel, display_name=display_name)
+        if await self._handoff.open_ticket(conv) is not None:
+            await self._handoff.add_shopper_message(conv, text)
+            return Reply(messages=[], mode=Mode.HANDOFF)
+        rating = _rating(text)
+        if rating is not None:
+            return await self._rate(conv, rating)
+        await self._conversations.append(conv, Role.SHOPPER, text)
+        metadata = {"channel": channel, "original_text": text, "display_name": display_name or ""}
+        bot_messages = await self._rasa.send(conv, self._for_rasa(text), metadata)
+        sent = [await self._conversations.append(conv, Role.BOT, m.text, buttons=m.buttons)
+                for m in bot_messages if m.text or m.buttons]
+        mode = Mode.HANDOFF if await self._handoff.open_ticket(conv) is not None else Mode.BOT
+        return Reply(messages=[_out(t) for t in sent], mode=mode)
+
+    async def messages_after(self, channel: str, chat: str, after: str | None) -> list[OutMessage]:
+        """Bot, agent and system messages sent to the shopper after the message id ``after``."""
+        turns = await self._conversations.sent_to_shopper(conversation_id(channel, chat), after)
+        return [_out(t) for t in turns]
+
+    def _validate(self, text: str) -> str:
+        stripped = text.strip()
+        if not stripped:
+            raise InvalidMessage("text must not be empty", field="text")
+        if len(stripped) > self._max_chars:
+            raise InvalidMessage(f"text is longer than {self._max_chars} characters", field="text")
+        return stripped
+
+    def _for_rasa(self, text: str) -> str:
+        return text if text.startswith("/") else self._normalize(text)
+
+    async def _rate(self, conv: str, score: int) -> Reply:
+        await self._conversations.append(conv, Role.SHOPPER, f"/rate {score}")
+        await self._handoff.rate(conv, score)
+        thanks = await self._conversations.append(conv, Role.SYSTEM, "感谢您的评价！Thanks for your rating!")
+        return Reply(messages=[_out(thanks)], mode=Mode.BOT)
+
+
+def _rating(text: str) -> int | None:
+    match = _RATE_PAYLOAD.match(text)
+    if match is None:
+        return None
+    try:
+        score = int(json.loads(match.group(1))["score"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidMessage("rating payload must be /rate{\"score\": 1..5}", field="text") from exc
+    if not 1 <= score <= 5:
+        raise InvalidMessage("rating score must be between 1 and 5", field="text")
+    return score
+
+
+def _out(turn: Turn) -> OutMessage:
+    return OutMessage(id=turn.id, text=turn.text, buttons=turn.buttons)

