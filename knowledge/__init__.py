@@ -1,0 +1,1 @@
+"""Knowledge: FAQ entries, validation, published versions, retrieval and the answer decision."""

@@ -1,0 +1,85 @@
+"""Errors of the knowledge package.
+
+Every error the package raises on purpose derives from one base::
+
+    KnowledgeError
+    ├── ValidationFailed       a knowledge-base or questions file has problems (``.problems``)
+    ├── VersionNotFound        no published version with that id (``.version_id``)
+    ├── NoLiveVersion          nothing has been published yet
+    └── ModelNotPreparedError  an encoder's files are missing (run ``make model``)
+
+HTTP mapping lives in the app (``bot/app.py``); the CLI prints problems one per line and exits 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class KnowledgeError(Exception):
+    """Base of every error the knowledge package raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, precise enough to fix it without guessing.
+
+    Attributes:
+        file: the file name (or ``<upload>``) the problem is in.
+        location: where in the file: ``row 3`` (CSV/XLSX, header is row 1), ``entries[2] (id=x)``
+            (YAML), ``line 7`` (JSONL) or ``file`` for the whole file.
+        field: the column/key concerned, or ``None`` when the problem is the whole record.
+        message: what is wrong and, when useful, what would be right.
+    """
+
+    file: str
+    location: str
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.location}"
+        if self.field:
+            where += f": {self.field}"
+        return f"{where}: {self.message}"
+
+
+class ValidationFailed(KnowledgeError):
+    """An input file has one or more problems; none of it was used.
+
+    Attributes:
+        problems: every problem found, in file order.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: list[Problem] = list(problems)
+        count = len(self.problems)
+        first = str(self.problems[0]) if self.problems else "no details"
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(f"{count} problem(s): {first}{more}")
+
+
+class VersionNotFound(KnowledgeError):
+    """No published knowledge-base version has that id.
+
+    Attributes:
+        version_id: the id that was asked for.
+    """
+
+    def __init__(self, version_id: str) -> None:
+        self.version_id = version_id
+        super().__init__(f"no knowledge-base version {version_id!r}")
+
+
+class NoLiveVersion(KnowledgeError):
+    """No knowledge-base version has been published yet."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no knowledge-base version is live; publish one with `kefu kb publish FILE`"
+        )
+
+
+class ModelNotPreparedError(KnowledgeError):
+    """An encoder's model files are missing or incomplete (run ``make model``)."""
