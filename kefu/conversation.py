@@ -16,10 +16,18 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
-from kefu.keys import conv_profile_key, conv_state_key, conv_transcript_key, conv_turns_key
+from kefu.keys import (
+    conv_outbound_key,
+    conv_profile_key,
+    conv_state_key,
+    conv_transcript_key,
+    conv_turns_key,
+)
 
 TRANSCRIPT_TTL_SECONDS = 7 * 24 * 3600
 TRANSCRIPT_MAX_TURNS = 2000
+OUTBOUND_MAX_LEN = 100_000
+_PUSHED_ROLES = frozenset({"agent", "system"})
 
 
 class Role(StrEnum):
@@ -97,7 +105,12 @@ class ConversationStore:
         meta: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> Turn:
-        """Add a turn and return it with its id."""
+        """Add a turn and return it with its id.
+
+        Agent and system turns happen outside a shopper's request, so they are also announced on
+        the outbound stream for channels that push (Telegram). Bot replies travel back in the
+        response of the request that caused them.
+        """
         turn = Turn(role=role, text=text, at=at or utcnow(), buttons=buttons or [], meta=meta or {})
         key = conv_transcript_key(conversation)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -106,6 +119,9 @@ class ConversationStore:
             pipe.expire(key, self._ttl)
             stream_id, _ = await pipe.execute()
         turn.id = str(stream_id)
+        if role.value in _PUSHED_ROLES:
+            await self._redis.xadd(conv_outbound_key(), {"conversation": conversation, "turn": turn.id},
+                                   maxlen=OUTBOUND_MAX_LEN, approximate=True)
         return turn
 
     async def transcript(self, conversation: str, after: str | None = None,

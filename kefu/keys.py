@@ -89,6 +89,15 @@ def conv_turns_key(conversation_id: str) -> str:
     return _key("conv", "turns", conversation_id)
 
 
+def conv_outbound_key() -> str:
+    """Stream of (conversation, turn id) for every agent/system message pushed outside a request.
+
+    Channels that deliver asynchronously (Telegram) read it with a consumer group per channel
+    and acknowledge after delivery: at-least-once, de-duplicated by turn id. Capped by length.
+    """
+    return _key("conv", "outbound")
+
+
 def conv_state_key(conversation_id: str) -> str:
     """Hash of small counters and slots (failed turns in a row, order number…) (TTL 7 days)."""
     return _key("conv", "state", conversation_id)
@@ -135,3 +144,38 @@ def session_key(token_sha: str) -> str:
 def handoff_events_channel() -> str:
     """Pub/sub channel of ticket events for live consoles and channel delivery."""
     return _key("handoff", "events")
+
+
+def agents_key() -> str:
+    """Set of every agent username (no TTL)."""
+    return _key("handoff", "agents")
+
+
+def online_key(group: str) -> str:
+    """Sorted set of a group's online agents scored by last-seen epoch seconds (stale = gone)."""
+    return _key("handoff", "online", group)
+
+
+def claimed_key() -> str:
+    """Sorted set of claimed ticket ids scored by claim time; the sweeper's work list (no TTL)."""
+    return _key("handoff", "claimed")
+
+
+def closed_key() -> str:
+    """Sorted set of closed ticket ids scored by close time, capped to the newest few thousand."""
+    return _key("handoff", "closed")
+
+
+def last_ticket_key(conversation_id: str) -> str:
+    """String: the last closed ticket id of a conversation, for its rating (TTL 30 days)."""
+    return _key("handoff", "last", conversation_id)
+
+
+def ticket_seq_key() -> str:
+    """Counter giving each ticket its first-come order within a priority (no TTL)."""
+    return _key("handoff", "seq")
+
+
+def handling_times_key(group: str) -> str:
+    """List of recent claim-to-resolve seconds of one group, newest first (capped, no TTL)."""
+    return _key("handoff", "handling", group)
