@@ -1,4 +1,6 @@
-"""The conversation record every part of kefu shares: transcript, bot-turn analyses, profile, counters.
+"""The conversation record every part of kefu shares.
+
+Transcript, bot-turn analyses, profile, counters and captured slots.
 
 A conversation is identified by ``"{channel}:{chat}"`` (e.g. ``web:alice``, ``telegram:12345``).
 The gateway appends shopper and bot turns, actions record what the bot understood for each turn,
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
@@ -28,6 +30,17 @@ TRANSCRIPT_TTL_SECONDS = 7 * 24 * 3600
 TRANSCRIPT_MAX_TURNS = 2000
 OUTBOUND_MAX_LEN = 100_000
 _PUSHED_ROLES = frozenset({"agent", "system"})
+
+# Append a turn to the transcript and, for pushed roles, announce it on the outbound stream,
+# atomically (the outbound entry needs the transcript's stream id).
+_APPEND_LUA = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'turn', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if ARGV[6] == '1' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'conversation', ARGV[5], 'turn', id)
+end
+return id
+"""
 
 
 class Role(StrEnum):
@@ -112,23 +125,20 @@ class ConversationStore:
         response of the request that caused them.
         """
         turn = Turn(role=role, text=text, at=at or utcnow(), buttons=buttons or [], meta=meta or {})
-        key = conv_transcript_key(conversation)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(key, {"turn": turn.model_dump_json(exclude={"id"})},
-                      maxlen=TRANSCRIPT_MAX_TURNS, approximate=True)
-            pipe.expire(key, self._ttl)
-            stream_id, _ = await pipe.execute()
+        stream_id = await self._redis.eval(
+            _APPEND_LUA, 2, conv_transcript_key(conversation), conv_outbound_key(),
+            turn.model_dump_json(exclude={"id"}), self._ttl, TRANSCRIPT_MAX_TURNS,
+            OUTBOUND_MAX_LEN, conversation, "1" if role.value in _PUSHED_ROLES else "0",
+        )
         turn.id = str(stream_id)
-        if role.value in _PUSHED_ROLES:
-            await self._redis.xadd(conv_outbound_key(), {"conversation": conversation, "turn": turn.id},
-                                   maxlen=OUTBOUND_MAX_LEN, approximate=True)
         return turn
 
     async def transcript(self, conversation: str, after: str | None = None,
                          limit: int = TRANSCRIPT_MAX_TURNS) -> list[Turn]:
         """Turns in order; only those after the stream id ``after`` when given."""
         start = f"({after}" if after else "-"
-        rows = await self._redis.xrange(conv_transcript_key(conversation), min=start, count=limit)
+        rows = cast(list[tuple[str, dict[str, str]]], await self._redis.xrange(
+            conv_transcript_key(conversation), min=start, count=limit))
         return [_turn_from_row(stream_id, fields) for stream_id, fields in rows]
 
     async def sent_to_shopper(self, conversation: str, after: str | None = None) -> list[Turn]:
@@ -154,14 +164,13 @@ class ConversationStore:
         """Remember channel facts about the shopper (display name, language, chat id)."""
         key = conv_profile_key(conversation)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=fields)
+            pipe.hset(key, mapping=cast(dict[Any, Any], fields))
             pipe.expire(key, 30 * 24 * 3600)
             await pipe.execute()
 
     async def profile(self, conversation: str) -> dict[str, str]:
         """What :meth:`set_profile` stored."""
-        result: dict[str, str] = await self._redis.hgetall(conv_profile_key(conversation))
-        return result
+        return cast(dict[str, str], await self._redis.hgetall(conv_profile_key(conversation)))
 
     async def incr_counter(self, conversation: str, name: str) -> int:
         """Increase a per-conversation counter (e.g. failed turns in a row) and return it."""
@@ -186,7 +195,7 @@ class ConversationStore:
 
     async def slots(self, conversation: str) -> dict[str, str]:
         """Captured slots by name."""
-        state: dict[str, str] = await self._redis.hgetall(conv_state_key(conversation))
+        state = cast(dict[str, str], await self._redis.hgetall(conv_state_key(conversation)))
         return {k.removeprefix("slot:"): v for k, v in state.items() if k.startswith("slot:")}
 
 

@@ -58,8 +58,8 @@ def running(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            list(args), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-            cwd=cwd,
+            list(args), stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, cwd=cwd,
         )
         try:
             yield proc
@@ -81,7 +81,9 @@ def redis_server_binary() -> str:
 
 
 @contextlib.contextmanager
-def redis_server(data_dir: Path, port: int | None = None) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def redis_server(
+    data_dir: Path, port: int | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """A real redis-server with AOF persistence in ``data_dir`` on a free port."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)

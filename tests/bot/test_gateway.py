@@ -1,0 +1,107 @@
+"""Gateway routing against a real Redis and the real handoff service; Rasa faked at its HTTP edge."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bot.errors import InvalidMessage, UpstreamUnavailable
+from bot.gateway import Gateway, Mode
+from bot.rasa_client import RasaClient
+from handoff.models import HandoffReason
+from handoff.service import HandoffService
+from kefu.conversation import ConversationStore, Role
+from kefu.redis import async_client
+
+pytestmark = pytest.mark.redis
+
+
+class FakeRasa:
+    """A Rasa REST channel stand-in that records what reached it."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, object]] = []
+        self.down = False
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        body = json.loads(request.content)
+        self.received.append(body)
+        text = body["message"]
+        return httpx.Response(200, json=[{"recipient_id": body["sender"], "text": f"echo:{text}",
+                                          "buttons": [{"title": "有帮助", "payload": "/feedback_helpful"}]}])
+
+
+@pytest.fixture
+def fake_rasa() -> FakeRasa:
+    return FakeRasa()
+
+
+@pytest.fixture
+async def parts(redis_url: str, fake_rasa: FakeRasa) -> AsyncIterator[tuple[Gateway, HandoffService, ConversationStore]]:
+    redis = async_client(redis_url)
+    conversations = ConversationStore(redis)
+    handoff = HandoffService(redis, conversations)
+    rasa = RasaClient("http://rasa", "token", transport=httpx.MockTransport(fake_rasa.handler))
+    yield Gateway(rasa, conversations, handoff, normalize=lambda t: t.lower()), handoff, conversations
+    await rasa.aclose()
+    await redis.aclose()
+
+
+async def test_bot_mode_goes_through_rasa_and_keeps_the_transcript(parts, fake_rasa) -> None:
+    gateway, _, conversations = parts
+    reply = await gateway.handle("web", "alice", "  Hello  ")
+    assert reply.mode is Mode.BOT
+    assert [m.text for m in reply.messages] == ["echo:hello"]
+    assert reply.messages[0].buttons[0].payload == "/feedback_helpful"
+    assert fake_rasa.received[0]["sender"] == "web:alice"
+    assert fake_rasa.received[0]["metadata"]["original_text"] == "Hello"
+    turns = await conversations.transcript("web:alice")
+    assert [(t.role, t.text) for t in turns] == [(Role.SHOPPER, "Hello"), (Role.BOT, "echo:hello")]
+
+
+async def test_payloads_reach_rasa_unnormalised(parts, fake_rasa) -> None:
+    gateway, _, _ = parts
+    await gateway.handle("web", "bob", '/choose_option{"entry_id":"Deposit-Refund"}')
+    assert fake_rasa.received[0]["message"] == '/choose_option{"entry_id":"Deposit-Refund"}'
+
+
+async def test_open_ticket_keeps_messages_away_from_rasa(parts, fake_rasa) -> None:
+    gateway, handoff, conversations = parts
+    await gateway.handle("web", "carol", "我要退货")
+    await handoff.request_handoff("web:carol", reason=HandoffReason.EXPLICIT_REQUEST, channel="web")
+    reply = await gateway.handle("web", "carol", "订单号 123456789012345678")
+    assert reply.mode is Mode.HANDOFF
+    assert reply.messages == []
+    assert len(fake_rasa.received) == 1
+    turns = await conversations.transcript("web:carol")
+    assert turns[-1].role is Role.SHOPPER and turns[-1].text == "订单号 123456789012345678"
+
+
+async def test_messages_after_returns_only_what_the_shopper_was_sent(parts) -> None:
+    gateway, _, _ = parts
+    first = await gateway.handle("web", "dan", "hi")
+    await gateway.handle("web", "dan", "again")
+    newer = await gateway.messages_after("web", "dan", first.messages[0].id)
+    assert [m.text for m in newer] == ["echo:again"]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 2001])
+async def test_bad_text_is_rejected_with_the_field(parts, text: str) -> None:
+    gateway, _, _ = parts
+    with pytest.raises(InvalidMessage) as info:
+        await gateway.handle("web", "erin", text)
+    assert info.value.field == "text"
+
+
+async def test_rasa_down_is_a_clear_503_and_the_message_is_kept(parts, fake_rasa) -> None:
+    gateway, _, conversations = parts
+    fake_rasa.down = True
+    with pytest.raises(UpstreamUnavailable) as info:
+        await gateway.handle("web", "frank", "在吗")
+    assert info.value.service == "rasa"
+    assert [t.text for t in await conversations.transcript("web:frank")] == ["在吗"]
