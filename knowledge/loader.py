@@ -116,6 +116,7 @@ def parse_datetime(value: str | datetime, *, default_tz: tzinfo | None = None) -
 class _Record:
     location: str
     values: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)  # found while reading this record
 
 
 @dataclass
@@ -250,11 +251,12 @@ def _table_source(rows: Sequence[Sequence[Any]], filename: str) -> _Source:
         if not any(cells):
             continue
         values = {name: cells[i] if i < len(cells) else "" for i, name in columns.items()}
+        record = _Record(f"row {number}", values)
         for i, cell in enumerate(cells):
             if cell != "" and (i >= len(header) or not header[i]):
-                source.problems.append(Problem(filename, f"row {number}", f"column {i + 1}",
+                record.problems.append(Problem(filename, record.location, f"column {i + 1}",
                                                "value in a column without a header"))
-        source.entries.append(_Record(f"row {number}", values))
+        source.entries.append(record)
     return source
 
 
@@ -303,6 +305,7 @@ class _Validator:
 
     def _entry(self, record: _Record, absent: set[str]) -> Entry | None:
         before = len(self.problems)
+        self.problems.extend(record.problems)
         values, where = record.values, record.location
         for name in values:
             if name not in FIELDS:
@@ -324,7 +327,7 @@ class _Validator:
         if valid_from and valid_until and valid_until < valid_from:
             self.problem(where, "valid_until", f"{valid_until.isoformat()} is before valid_from "
                          f"{valid_from.isoformat()}")
-        if len(self.problems) > before:
+        if len(self.problems) > before or absent & set(REQUIRED_FIELDS):
             return None
         try:
             return Entry(id=entry_id or "", question=question or "", variants=variants,
