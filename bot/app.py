@@ -54,7 +54,7 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
         redis_ok = True
         try:
             await redis.ping()
-        except Exception:  # noqa: BLE001 - any failure means "not ready"
+        except Exception:
             redis_ok = False
         return {"redis": redis_ok, "rasa": await rasa.ready(), "knowledge": knowledge.ready}
 

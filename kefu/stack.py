@@ -97,10 +97,9 @@ def _wait(name: str, proc: subprocess.Popen[bytes], log: Path, ready: str | int,
             if port_open(ready):
                 return
         else:
-            with contextlib.suppress(OSError):
-                with urlopen(ready, timeout=2) as response:  # noqa: S310 - localhost only
-                    if response.status < 400:
-                        return
+            with contextlib.suppress(OSError), urlopen(ready, timeout=2) as response:
+                if response.status < 400:
+                    return
         time.sleep(0.3)
     raise StackError(f"{name} not ready after {timeout:.0f}s; see {log}")
 
@@ -160,10 +159,9 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
 def _wait_ready(url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            with urlopen(url, timeout=5) as response:  # noqa: S310 - localhost only
-                if response.status == 200:
-                    return
+        with contextlib.suppress(OSError), urlopen(url, timeout=5) as response:
+            if response.status == 200:
+                return
         time.sleep(0.5)
     raise StackError(f"gateway not ready after {timeout:.0f}s: {url}")
 
