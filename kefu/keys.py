@@ -75,6 +75,16 @@ def kb_escalations_key() -> str:
     return _key("kb", "escalations")
 
 
+def kb_escalations_resolved_key() -> str:
+    """Sorted set of escalation ids a published draft answered, scored by publish time (no TTL)."""
+    return _key("kb", "escalations-resolved")
+
+
+def kb_draft_key(draft_id: str) -> str:
+    """JSON of an uploaded or drafted knowledge base awaiting review and publish (TTL 7 days)."""
+    return _key("kb", "draft", draft_id)
+
+
 # --- conv -------------------------------------------------------------------------------------
 
 
