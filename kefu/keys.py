@@ -189,3 +189,21 @@ def ticket_seq_key() -> str:
 def handling_times_key(group: str) -> str:
     """List of recent claim-to-resolve seconds of one group, newest first (capped, no TTL)."""
     return _key("handoff", "handling", group)
+
+
+# --- gw ---------------------------------------------------------------------------------------
+
+
+def gw_callback_key(token: str) -> str:
+    """String: a button payload too long for Telegram callback_data, by token (TTL 30 days)."""
+    return _key("gw", "callback", token)
+
+
+def gw_delivered_key(channel: str, turn_id: str) -> str:
+    """String: ``sending`` (TTL 2 min) or ``sent`` (TTL 2 days): a turn's delivery on a channel."""
+    return _key("gw", "delivered", f"{channel}:{turn_id}")
+
+
+def gw_client_ids_key(conversation_id: str) -> str:
+    """Hash: web client message id → transcript turn id, to drop resent messages (TTL 1 day)."""
+    return _key("gw", "cids", conversation_id)
