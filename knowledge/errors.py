@@ -6,7 +6,11 @@ Every error the package raises on purpose derives from one base::
     ├── ValidationFailed       a knowledge-base or questions file has problems (``.problems``)
     ├── VersionNotFound        no published version with that id (``.version_id``)
     ├── NoLiveVersion          nothing has been published yet
-    └── ModelNotPreparedError  an encoder's files are missing (run ``make model``)
+    ├── ModelNotPreparedError  an encoder's files are missing (run ``make model``)
+    ├── DraftNotFound          no draft with that id, or it expired (``.draft_id``)
+    ├── TopicNotFound          no escalation topic with that id now (``.topic_id``)
+    └── GateRefused            the version answers its test questions worse than the live one
+                               (``.report``); publish with an override reason instead
 
 HTTP mapping lives in the app (``bot/app.py``); the CLI prints problems one per line and exits 2.
 """
@@ -83,3 +87,45 @@ class NoLiveVersion(KnowledgeError):
 
 class ModelNotPreparedError(KnowledgeError):
     """An encoder's model files are missing or incomplete (run ``make model``)."""
+
+
+class DraftNotFound(KnowledgeError):
+    """No knowledge-base draft has that id (drafts expire a week after upload).
+
+    Attributes:
+        draft_id: the id that was asked for.
+    """
+
+    status_code = 404
+
+    def __init__(self, draft_id: str) -> None:
+        self.draft_id = draft_id
+        super().__init__(f"no draft {draft_id!r}; upload the file again")
+
+
+class TopicNotFound(KnowledgeError):
+    """No current escalation topic has that id (it was resolved, or escalations moved on).
+
+    Attributes:
+        topic_id: the id that was asked for.
+    """
+
+    status_code = 404
+
+    def __init__(self, topic_id: str) -> None:
+        self.topic_id = topic_id
+        super().__init__(f"no escalation topic {topic_id!r}; list them again")
+
+
+class GateRefused(KnowledgeError):
+    """Publishing was refused: the version answers its test questions worse than the live one.
+
+    Attributes:
+        report: the gate report (a ``knowledge.review.GateReport``) with every question's outcome.
+    """
+
+    status_code = 409
+
+    def __init__(self, report: object, summary: str) -> None:
+        self.report = report
+        super().__init__(f"{summary}; publish with an override reason to go ahead anyway")
