@@ -1,0 +1,1 @@
+"""Human handoff: tickets, context packets, the queue, agents and the console."""

@@ -1,0 +1,192 @@
+"""Agents of the console: accounts (bcrypt), sessions that expire, presence and skill groups.
+
+Passwords are pre-hashed with SHA-256 before bcrypt so long passphrases are not cut at bcrypt's
+72 bytes. Session tokens are random; Redis keeps only their SHA-256 (``session_key``) with an idle
+TTL renewed on every use. Presence is a field of the agent hash plus, while online, a last-seen
+score in each group's ``online_key`` sorted set, so "is anyone of this group online" is one ZCOUNT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import cast
+
+import bcrypt
+import redis.asyncio as aioredis
+
+from handoff.errors import AgentExists, AgentNotFound, InvalidInput, NotAuthenticated
+from handoff.models import Agent, AgentRole, Presence
+from handoff.settings import HandoffSettings
+from kefu.keys import agent_key, agents_key, online_key, session_key
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DUMMY_HASH = bcrypt.hashpw(b"kefu-timing-equaliser", bcrypt.gensalt(4))
+
+
+def _prehash(password: str) -> bytes:
+    return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())
+
+
+def hash_password(password: str, rounds: int = 12) -> str:
+    """A bcrypt hash of ``password`` (SHA-256 pre-hashed)."""
+    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def check_password(password: str, hashed: str) -> bool:
+    """True when ``password`` matches a :func:`hash_password` hash."""
+    return bcrypt.checkpw(_prehash(password), hashed.encode("ascii"))
+
+
+def _token_sha(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class AgentDirectory:
+    """Creates agents, checks passwords, issues and checks session tokens, tracks presence."""
+
+    def __init__(self, redis: aioredis.Redis, settings: HandoffSettings) -> None:
+        self._redis = redis
+        self._settings = settings
+
+    # --- accounts ------------------------------------------------------------------------------
+
+    async def add(self, username: str, password: str, groups: list[str], *,
+                  role: AgentRole = AgentRole.AGENT, display_name: str | None = None) -> Agent:
+        """Create an agent; fails with :class:`AgentExists` if the username is taken."""
+        if not _USERNAME.match(username):
+            raise InvalidInput("username: letters, digits, _ . - (max 64)", field="username")
+        if len(password) < 8:
+            raise InvalidInput("password must have at least 8 characters", field="password")
+        groups = self.check_groups(groups)
+        hashed = await asyncio.to_thread(hash_password, password, self._settings.bcrypt_rounds)
+        agent = Agent(username=username, display_name=display_name or username, groups=groups,
+                      role=role, created_at=datetime.now(UTC))
+        key = agent_key(username)
+        if not await self._redis.hsetnx(key, "username", username):
+            raise AgentExists(f"agent {username!r} already exists", username=username)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={
+                "password_hash": hashed, "display_name": agent.display_name,
+                "groups": ",".join(groups), "role": role.value,
+                "presence": Presence.OFFLINE.value, "created_at": agent.created_at.isoformat(),
+            })
+            pipe.sadd(agents_key(), username)
+            await pipe.execute()
+        return agent
+
+    def check_groups(self, groups: list[str]) -> list[str]:
+        """``groups`` without blanks and duplicates; fails on a group that is not configured."""
+        cleaned = list(dict.fromkeys(g.strip() for g in groups if g.strip()))
+        unknown = [g for g in cleaned if g not in self._settings.groups]
+        if unknown or not cleaned:
+            raise InvalidInput(f"groups must be among {self._settings.groups}", field="groups")
+        return cleaned
+
+    async def get(self, username: str) -> Agent:
+        """The agent, with presence downgraded to offline when it went stale."""
+        fields = cast(dict[str, str], await self._redis.hgetall(agent_key(username)))
+        if "password_hash" not in fields:
+            raise AgentNotFound(f"no agent {username!r}", username=username)
+        return self._agent(username, fields)
+
+    async def all(self) -> list[Agent]:
+        """Every agent, sorted by username."""
+        names = sorted(cast(set[str], await self._redis.smembers(agents_key())))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(agent_key(name))
+            rows: list[dict[str, str]] = await pipe.execute()
+        return [self._agent(n, f) for n, f in zip(names, rows, strict=True) if "password_hash" in f]
+
+    def _agent(self, username: str, fields: dict[str, str]) -> Agent:
+        presence = Presence(fields.get("presence", Presence.OFFLINE.value))
+        seen = float(fields.get("last_seen", "0"))
+        stale = time.time() - seen > self._settings.presence_ttl_seconds
+        if presence is not Presence.OFFLINE and stale:
+            presence = Presence.OFFLINE
+        return Agent(
+            username=username, display_name=fields.get("display_name") or username,
+            groups=[g for g in fields.get("groups", "").split(",") if g],
+            role=AgentRole(fields.get("role", AgentRole.AGENT.value)), presence=presence,
+            created_at=datetime.fromisoformat(fields["created_at"]),
+        )
+
+    # --- sessions ------------------------------------------------------------------------------
+
+    async def login(self, username: str, password: str) -> tuple[str, Agent]:
+        """Check the password and open a session; the agent comes online."""
+        stored = cast(str | None, await self._redis.hget(agent_key(username), "password_hash"))
+        ok = await asyncio.to_thread(check_password, password, stored or _DUMMY_HASH.decode())
+        if stored is None or not ok:
+            raise NotAuthenticated("wrong username or password")
+        token = secrets.token_urlsafe(32)
+        await self._redis.set(session_key(_token_sha(token)), username,
+                              ex=self._settings.session_ttl_seconds)
+        await self.set_presence(username, Presence.ONLINE)
+        return token, await self.get(username)
+
+    async def authenticate(self, token: str) -> Agent:
+        """The agent of a live session token (renewing its idle TTL); else NotAuthenticated."""
+        if not token:
+            raise NotAuthenticated("missing session token")
+        username = cast(str | None, await self._redis.getex(
+            session_key(_token_sha(token)), ex=self._settings.session_ttl_seconds))
+        if username is None:
+            raise NotAuthenticated("session expired or unknown; log in again")
+        try:
+            return await self.get(username)
+        except AgentNotFound as exc:
+            raise NotAuthenticated("agent no longer exists") from exc
+
+    async def logout(self, token: str, username: str) -> None:
+        """End the session and take the agent offline."""
+        await self._redis.delete(session_key(_token_sha(token)))
+        await self.set_presence(username, Presence.OFFLINE)
+
+    # --- presence ------------------------------------------------------------------------------
+
+    async def set_presence(self, username: str, presence: Presence) -> Agent:
+        """Go online (taking new tickets), away or offline."""
+        agent = await self.get(username)
+        now = time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(agent_key(username),
+                      mapping={"presence": presence.value, "last_seen": str(now)})
+            for group in agent.groups:
+                if presence is Presence.ONLINE:
+                    pipe.zadd(online_key(group), {username: now})
+                else:
+                    pipe.zrem(online_key(group), username)
+            await pipe.execute()
+        return agent.model_copy(update={"presence": presence})
+
+    async def touch(self, username: str) -> None:
+        """The agent's console is alive: keep their stored presence fresh.
+
+        An online agent whose console slept comes back online.
+        """
+        key = agent_key(username)
+        row = await self._redis.hmget(key, ["presence", "groups"])
+        stored, groups = cast(list[str | None], row)
+        if stored is None:
+            return
+        now = time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "last_seen", str(now))
+            if stored == Presence.ONLINE.value:
+                for group in (groups or "").split(","):
+                    if group:
+                        pipe.zadd(online_key(group), {username: now})
+            await pipe.execute()
+
+    async def online_count(self, group: str) -> int:
+        """How many agents of ``group`` are online and were seen recently."""
+        since = time.time() - self._settings.presence_ttl_seconds
+        count: int = await self._redis.zcount(online_key(group), since, "+inf")
+        return count

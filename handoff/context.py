@@ -1,0 +1,77 @@
+"""Building the context packet: everything the bot knew, read from the conversation record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from handoff.models import ContextPacket, HandoffReason, Priority
+from kefu.conversation import BotAnalysis, ConversationStore, Role, Turn
+
+CATEGORY_GROUPS = {
+    "presale": "presale", "product": "presale", "account": "presale",
+    "aftersale": "aftersale", "payment": "aftersale",
+    "logistics": "logistics",
+}
+"""Knowledge categories (``knowledge.models.Category``) to the skill group that answers them."""
+
+REASON_LABELS = {
+    HandoffReason.EXPLICIT_REQUEST: "要求人工",
+    HandoffReason.LOW_CONFIDENCE: "机器人无法回答",
+    HandoffReason.REPEATED_FAILURE: "多次未解决",
+    HandoffReason.COMPLAINT: "投诉",
+    HandoffReason.OFFLINE_MESSAGE: "留言",
+}
+
+SUMMARY_MAX_CHARS = 120
+
+
+def default_priority(reason: HandoffReason) -> Priority:
+    """Complaints jump ahead; everything else waits its turn."""
+    return Priority.HIGH if reason is HandoffReason.COMPLAINT else Priority.NORMAL
+
+
+def infer_group(analyses: Sequence[BotAnalysis], groups: Sequence[str], default: str) -> str:
+    """The skill group of the latest knowledge category the bot saw, else ``default``."""
+    for analysis in reversed(analyses):
+        group = CATEGORY_GROUPS.get(analysis.category or "")
+        if group is not None and group in groups:
+            return group
+    return default
+
+
+def summarise(reason: HandoffReason, transcript: Sequence[Turn], slots: Mapping[str, str]) -> str:
+    """One line for the queue: why, what the shopper last said, the order number if known."""
+    said = [t.text for t in transcript if t.role is Role.SHOPPER]
+    words = [t for t in said if not t.startswith("/")] or said
+    parts = [REASON_LABELS[reason]]
+    if words:
+        parts.append(" ".join(words[-1].split()))
+    order = slots.get("order_number") or slots.get("order_id")
+    if order:
+        parts.append(f"订单 {order}")
+    line = " · ".join(parts)
+    return line if len(line) <= SUMMARY_MAX_CHARS else line[: SUMMARY_MAX_CHARS - 1] + "…"
+
+
+async def build_packet(
+    conversations: ConversationStore, *, ticket_id: str, conversation_id: str, channel: str,
+    reason: HandoffReason, priority: Priority, group: str | None, groups: Sequence[str],
+    default_group: str, summary: str | None, slots: Mapping[str, str] | None,
+    display_name: str | None, now: datetime,
+) -> ContextPacket:
+    """Read transcript, analyses, slots and profile and freeze them into a packet."""
+    transcript, analyses, stored_slots, profile = await asyncio.gather(
+        conversations.transcript(conversation_id), conversations.analyses(conversation_id),
+        conversations.slots(conversation_id), conversations.profile(conversation_id))
+    merged = {**stored_slots, **(slots or {})}
+    return ContextPacket(
+        ticket_id=ticket_id, conversation_id=conversation_id, channel=channel,
+        display_name=display_name or profile.get("display_name") or None,
+        language=profile.get("language") or None, reason=reason, priority=priority,
+        group=group or infer_group(analyses, groups, default_group),
+        summary=summary or summarise(reason, transcript, merged),
+        transcript=transcript, analyses=analyses, slots=merged,
+        handoff_turn_id=transcript[-1].id if transcript else None, created_at=now,
+    )

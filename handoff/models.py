@@ -1,0 +1,276 @@
+"""Shapes of the handoff package: context packet, tickets, agents, events, console API bodies.
+
+The :class:`ContextPacket` is the versioned contract between the bot side (what it knew when it gave
+up) and the agent console; :class:`Ticket` is what Redis stores under ``ticket_key``. Change them
+deliberately and bump :data:`CONTEXT_SCHEMA_VERSION` when the packet changes shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kefu.conversation import BotAnalysis, Turn
+
+CONTEXT_SCHEMA_VERSION = 1
+QUEUE_RANK_SPAN = 1e12  # queue score = priority rank * span + arrival sequence
+
+
+class HandoffReason(StrEnum):
+    """Why the bot handed the conversation to a person."""
+
+    EXPLICIT_REQUEST = "explicit_request"  # the shopper asked for a human (words, /human, button)
+    LOW_CONFIDENCE = "low_confidence"  # the knowledge decision was "handoff"
+    REPEATED_FAILURE = "repeated_failure"  # two clarifications or two "not helpful" in a row
+    COMPLAINT = "complaint"  # anger or a complaint (投诉, 差评, 12315, refund still missing)
+    OFFLINE_MESSAGE = "offline_message"  # the shopper leaves a message for when agents are back
+
+
+class Priority(StrEnum):
+    """How urgently a ticket should be served; higher priorities jump ahead in the queue."""
+
+    NORMAL = "normal"  # questions the bot could not answer
+    HIGH = "high"  # complaints, angry shoppers
+    URGENT = "urgent"  # set by agents/managers, or by callers for escalations
+
+    @property
+    def rank(self) -> int:
+        """Queue rank: lower is served first."""
+        return {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}[self]
+
+
+class TicketStatus(StrEnum):
+    """Where a ticket is in its life."""
+
+    WAITING = "waiting"  # in its group's queue; no agent owns it (the bot is silent)
+    CLAIMED = "claimed"  # an agent owns it under a lease the console keeps alive
+    RESOLVED = "resolved"  # closed by an agent; the conversation is free again
+    RETURNED = "returned"  # closed by an agent and handed back to the bot with the human part
+    CANCELLED = "cancelled"  # the shopper went back to the bot before an agent took it
+
+    @property
+    def is_open(self) -> bool:
+        """True while a human owns (or is about to own) the conversation."""
+        return self in (TicketStatus.WAITING, TicketStatus.CLAIMED)
+
+
+class AgentRole(StrEnum):
+    """What an agent may do."""
+
+    AGENT = "agent"  # serves tickets of their skill groups
+    MANAGER = "manager"  # serves and reassigns tickets of every group
+
+
+class Presence(StrEnum):
+    """Whether an agent takes new tickets."""
+
+    ONLINE = "online"  # at the console, counted for queue estimates and offline detection
+    AWAY = "away"  # logged in but not taking new tickets
+    OFFLINE = "offline"  # logged out or gone
+
+
+class ContextPacket(BaseModel):
+    """Everything the bot knew when it handed off, so the shopper never repeats themselves."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = 1  # CONTEXT_SCHEMA_VERSION
+    ticket_id: str
+    conversation_id: str
+    channel: str
+    display_name: str | None = None
+    language: str | None = None
+    reason: HandoffReason
+    priority: Priority
+    group: str  # skill group: presale | aftersale | logistics (configurable)
+    summary: str  # one line for the queue
+    transcript: list[Turn]  # every turn up to the handoff, with timestamps
+    analyses: list[BotAnalysis]  # per bot turn: intent, confidence, candidates, decision
+    slots: dict[str, str] = Field(default_factory=dict)  # captured slots (order number…)
+    handoff_turn_id: str | None = None  # last transcript id at handoff; the human part follows it
+    created_at: datetime
+
+    @property
+    def order_number(self) -> str | None:
+        """The order number the bot captured, if any."""
+        for name in ("order_number", "order_id", "order"):
+            if self.slots.get(name):
+                return self.slots[name]
+        return None
+
+
+class Transfer(BaseModel):
+    """One move of a ticket to another group or agent."""
+
+    at: datetime
+    by: str
+    from_group: str
+    to_group: str
+    from_agent: str | None = None
+    to_agent: str | None = None
+    note: str = ""
+
+
+class Ticket(BaseModel):
+    """A handoff ticket as stored in Redis (``kefu.keys.ticket_key``)."""
+
+    id: str
+    conversation_id: str
+    channel: str
+    status: TicketStatus
+    group: str
+    priority: Priority
+    reason: HandoffReason
+    seq: int  # first-come order among all tickets; keeps the queue position across requeues
+    offline: bool = False  # opened when no agent was online or outside service hours
+    agent: str | None = None  # owner while claimed; last owner once closed
+    created_at: datetime  # the moment of handoff: the SLA timer starts here
+    updated_at: datetime
+    claimed_at: datetime | None = None
+    first_response_at: datetime | None = None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    resolution_note: str | None = None
+    rating: int | None = None  # 1–5 satisfaction, asked after resolve
+    rated_at: datetime | None = None
+    transfers: list[Transfer] = Field(default_factory=list)
+    context: ContextPacket
+
+    @property
+    def queue_score(self) -> float:
+        """Sorted-set score in its group's queue: priority first, then first-come."""
+        return self.priority.rank * QUEUE_RANK_SPAN + self.seq
+
+
+class Agent(BaseModel):
+    """A console user (no secrets: the password hash stays in Redis)."""
+
+    username: str
+    display_name: str
+    groups: list[str]
+    role: AgentRole = AgentRole.AGENT
+    presence: Presence = Presence.OFFLINE
+    created_at: datetime
+
+    def serves(self, group: str) -> bool:
+        """True when the agent may see and take tickets of ``group``."""
+        return self.role is AgentRole.MANAGER or group in self.groups
+
+
+class EventType(StrEnum):
+    """What happened, as pushed to live consoles and channels."""
+
+    TICKET_WAITING = "ticket.waiting"  # a ticket entered a queue (new, requeued, transferred)
+    TICKET_CLAIMED = "ticket.claimed"  # an agent took a ticket (or was given one)
+    TICKET_CLOSED = "ticket.closed"  # resolved, returned to the bot or cancelled
+    TICKET_RATED = "ticket.rated"  # the shopper rated a closed ticket
+    TURN = "turn"  # a message in a handed-off conversation (shopper, agent or system)
+
+
+class HandoffEvent(BaseModel):
+    """One event on ``kefu.keys.handoff_events_channel``."""
+
+    type: EventType
+    ticket_id: str
+    conversation_id: str
+    group: str
+    status: TicketStatus
+    priority: Priority
+    agent: str | None = None
+    previous_agent: str | None = None
+    turn: Turn | None = None
+    at: datetime
+
+    def visible_to(self, agent: Agent) -> bool:
+        """Whether ``agent``'s console should get this event."""
+        if agent.username in (self.agent, self.previous_agent):
+            return True
+        return agent.serves(self.group)
+
+
+# --- console API bodies -----------------------------------------------------------------------
+
+
+class LoginRequest(BaseModel):
+    """Body of ``POST /api/v1/agent/login``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class LoginResponse(BaseModel):
+    """A console session token (send as ``Authorization: Bearer <token>``)."""
+
+    token: str
+    expires_in: int  # idle seconds before the session lapses
+    agent: Agent
+
+
+class ConsoleConfig(BaseModel):
+    """Timings and groups the console needs."""
+
+    groups: list[str]
+    lease_seconds: float
+    heartbeat_seconds: float
+    sla_seconds: int
+
+
+class MeResponse(BaseModel):
+    """Body of ``GET /api/v1/agent/me``."""
+
+    agent: Agent
+    config: ConsoleConfig
+
+
+class PresenceRequest(BaseModel):
+    """Body of ``POST /api/v1/agent/presence``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Presence
+
+
+class MessageRequest(BaseModel):
+    """Body of ``POST /api/v1/tickets/{id}/messages``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class TransferRequest(BaseModel):
+    """Body of ``POST /api/v1/tickets/{id}/transfer``: exactly one of ``group`` or ``agent``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str | None = None
+    agent: str | None = None
+    note: str = Field(default="", max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransferRequest:
+        if (self.group is None) == (self.agent is None):
+            raise ValueError("give exactly one of group or agent")
+        return self
+
+
+class ResolveRequest(BaseModel):
+    """Body of ``POST /api/v1/tickets/{id}/resolve``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(default="", max_length=4000)
+    return_to_bot: bool = True
+
+
+class LeaseResponse(BaseModel):
+    """Answer of a heartbeat: the lease is held for another ``lease_seconds``."""
+
+    ticket_id: str
+    agent: str
+    lease_seconds: float

@@ -1,0 +1,561 @@
+"""The handoff service: tickets from the bot's handoff to the agent's resolve and back to the bot.
+
+All state lives in Redis (see :mod:`handoff.store`), so any number of kefu processes can run it
+and a restart mid-handoff loses nothing. Messages to the shopper are appended to the conversation
+transcript (the outbox every channel reads) and announced on the handoff events channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from handoff import messages
+from handoff.agents import AgentDirectory
+from handoff.context import build_packet, default_priority
+from handoff.errors import (
+    AgentUnavailable,
+    AlreadyClaimed,
+    InvalidInput,
+    LeaseExpired,
+    NotAuthorized,
+    RatingNotAllowed,
+    TicketNotFound,
+    TicketStateError,
+)
+from handoff.events import EventBus
+from handoff.models import (
+    Agent,
+    AgentRole,
+    EventType,
+    HandoffEvent,
+    HandoffReason,
+    Presence,
+    Priority,
+    Ticket,
+    TicketStatus,
+    Transfer,
+)
+from handoff.settings import HandoffSettings, get_settings
+from handoff.store import Change, TicketStore
+from kefu.conversation import Button, ConversationStore, Role, Turn, utcnow
+from kefu.redis import async_client
+
+logger = logging.getLogger(__name__)
+
+OnReturn = Callable[[Ticket, list[Turn]], Awaitable[None]]
+"""Hook called when a ticket is resolved with ``return_to_bot``: the gateway appends the human
+part (shopper and agent turns since the handoff) to the Rasa tracker."""
+
+_BACK_TO_BOT = {messages.BACK_TO_BOT_PAYLOAD, "/bot", "/cancel_handoff"}
+
+
+class HandoffService:
+    """Tickets from handoff to return-to-bot; the one entry point for gateway, actions and API."""
+
+    def __init__(self, redis: aioredis.Redis, conversations: ConversationStore,
+                 settings: HandoffSettings | None = None, *, on_return: OnReturn | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings or get_settings()
+        self.agents = AgentDirectory(redis, self.settings)
+        self.events = EventBus(redis)
+        self.conversations = conversations
+        self._tickets = TicketStore(redis, self.settings)
+        self._on_return = on_return
+        self._clock = clock
+
+    # --- bot side -----------------------------------------------------------------------------
+
+    async def request_handoff(
+        self, conversation_id: str, *, reason: HandoffReason, channel: str,
+        group: str | None = None, priority: Priority | None = None, summary: str | None = None,
+        slots: Mapping[str, str] | None = None, display_name: str | None = None,
+    ) -> Ticket:
+        """Open a ticket for the conversation, or return the one already open (idempotent)."""
+        if group is not None:
+            self._check_group(group)
+        priority = priority or default_priority(reason)
+        existing = await self._tickets.open_for(conversation_id)
+        if existing is not None:
+            return await self._escalate(existing, priority)
+        now = self._clock()
+        ticket_id = uuid.uuid4().hex[:16]
+        packet = await build_packet(
+            self.conversations, ticket_id=ticket_id, conversation_id=conversation_id,
+            channel=channel, reason=reason, priority=priority, group=group,
+            groups=self.settings.groups, default_group=self.settings.default_group,
+            summary=summary, slots=slots, display_name=display_name, now=now)
+        offline = await self._offline(packet.group, now) or reason is HandoffReason.OFFLINE_MESSAGE
+        ticket = Ticket(
+            id=ticket_id, conversation_id=conversation_id, channel=channel,
+            status=TicketStatus.WAITING, group=packet.group, priority=priority, reason=reason,
+            seq=await self._tickets.next_seq(), offline=offline, created_at=now, updated_at=now,
+            context=packet)
+        open_id = await self._tickets.create(ticket)
+        if open_id != ticket_id:
+            current = await self._tickets.find(open_id)
+            if current is None:  # pointer to a vanished ticket: clear it and try once more
+                await self._tickets.drop_dangling_pointer(conversation_id, open_id)
+                return await self.request_handoff(
+                    conversation_id, reason=reason, channel=channel, group=group,
+                    priority=priority, summary=summary, slots=slots, display_name=display_name)
+            return await self._escalate(current, priority)
+        logger.info("ticket %s opened for %s (%s, %s, group %s)", ticket_id, conversation_id,
+                    reason, priority, ticket.group)
+        lang = packet.language
+        if offline:
+            in_hours = self.settings.in_service_hours(now)
+            await self._announce_waiting(ticket, lambda _p, _w: messages.offline(lang, in_hours))
+        else:
+            await self._announce_waiting(ticket, partial(messages.queued, lang))
+        return ticket
+
+    async def open_ticket(self, conversation_id: str) -> Ticket | None:
+        """The open ticket (waiting or claimed) of a conversation: two Redis GETs."""
+        return await self._tickets.open_for(conversation_id)
+
+    async def add_shopper_message(self, conversation_id: str, text: str, *,
+                                  meta: Mapping[str, Any] | None = None) -> Turn:
+        """Put a shopper message into the open ticket (never to Rasa) and push it to consoles.
+
+        While the ticket still waits, the payload ``/back_to_bot`` leaves the queue.
+        """
+        ticket = await self._tickets.open_for(conversation_id)
+        if ticket is None:
+            raise TicketNotFound(f"no open ticket for {conversation_id}",
+                                 conversation_id=conversation_id)
+        turn = await self.conversations.append(
+            conversation_id, Role.SHOPPER, text, meta={**(meta or {}), "ticket_id": ticket.id})
+        await self._publish(EventType.TURN, ticket, turn=turn)
+        if text.strip() in _BACK_TO_BOT and ticket.status is TicketStatus.WAITING:
+            await self.cancel(conversation_id)
+        return turn
+
+    async def cancel(self, conversation_id: str) -> Ticket | None:
+        """The shopper leaves the queue; a ticket an agent already owns stays open."""
+        ticket = await self._tickets.open_for(conversation_id)
+        if ticket is None:
+            return None
+
+        def leave(t: Ticket, _holder: str | None) -> Ticket:
+            if t.status is not TicketStatus.WAITING:
+                raise TicketStateError("an agent owns this ticket", ticket_id=t.id, status=t.status)
+            return self._closed(t, TicketStatus.CANCELLED, by="shopper", note="")
+
+        try:
+            change = await self._tickets.change(ticket.id, leave)
+        except TicketStateError:
+            return None
+        await self._tell(change.after, messages.cancelled(change.after.context.language))
+        await self._publish(EventType.TICKET_CLOSED, change.after)
+        await self._announce_moves(change)
+        return change.after
+
+    async def rate(self, conversation_id: str, score: int) -> Ticket:
+        """Store the shopper's 1–5 rating on the conversation's last closed ticket."""
+        if not 1 <= score <= 5:
+            raise InvalidInput("rating must be between 1 and 5", field="score")
+        ticket_id = await self._tickets.last_closed_id(conversation_id)
+        if ticket_id is None:
+            raise RatingNotAllowed(f"nothing to rate for {conversation_id}", ticket_id="",
+                                   status="none")
+
+        def rated(t: Ticket, _holder: str | None) -> Ticket:
+            if t.status not in (TicketStatus.RESOLVED, TicketStatus.RETURNED):
+                raise RatingNotAllowed("only resolved tickets are rated", ticket_id=t.id,
+                                       status=t.status)
+            return t.model_copy(update={"rating": score, "rated_at": self._clock()})
+
+        change = await self._tickets.change(ticket_id, rated)
+        await self._publish(EventType.TICKET_RATED, change.after)
+        return change.after
+
+    # --- agent side ---------------------------------------------------------------------------
+
+    async def get(self, ticket_id: str, agent: Agent | None = None) -> Ticket:
+        """A ticket; with ``agent``, only if that agent may see it."""
+        ticket = await self._tickets.get(ticket_id)
+        if agent is not None and not self._visible(ticket, agent):
+            raise NotAuthorized("ticket of another group", agent=agent.username, action="view")
+        return ticket
+
+    async def transcript(self, ticket_id: str, agent: Agent | None = None,
+                         after: str | None = None) -> list[Turn]:
+        """The live transcript of the ticket's conversation (after the turn id ``after``)."""
+        ticket = await self.get(ticket_id, agent)
+        return await self.conversations.transcript(ticket.conversation_id, after=after)
+
+    async def claim(self, ticket_id: str, agent: Agent) -> Ticket:
+        """Take a ticket under a lease; of two agents claiming at once exactly one wins."""
+
+        def take(t: Ticket, holder: str | None) -> Ticket:
+            if t.status is TicketStatus.CLAIMED and t.agent == agent.username:
+                return t
+            if t.status is TicketStatus.CLAIMED:
+                raise AlreadyClaimed(f"ticket {t.id} is taken by {t.agent}", ticket_id=t.id,
+                                     status=t.status, agent=t.agent)
+            if not t.status.is_open:
+                raise TicketStateError(f"ticket {t.id} is {t.status}", ticket_id=t.id,
+                                       status=t.status)
+            if not agent.serves(t.group):
+                raise NotAuthorized(f"{agent.username} does not serve {t.group}",
+                                    agent=agent.username, action="claim")
+            return self._claimed(t, agent.username)
+
+        change = await self._tickets.change(ticket_id, take)
+        if change.before.status is TicketStatus.WAITING:
+            await self._tell(change.after, messages.joined(change.after.context.language,
+                                                           agent.display_name))
+            await self._publish(EventType.TICKET_CLAIMED, change.after)
+            await self._announce_moves(change)
+        return change.after
+
+    async def claim_next(self, agent: Agent, group: str | None = None) -> Ticket | None:
+        """Claim the best waiting ticket of ``group`` (or of all the agent's groups)."""
+        groups = [group] if group else self._groups_of(agent)
+        for _ in range(20):
+            heads = [await self._tickets.waiting_ids(g, 0, 0) for g in groups]
+            tickets = await self._tickets.many([h[0] for h in heads if h])
+            if not tickets:
+                return None
+            best = min(tickets, key=lambda t: t.queue_score)
+            try:
+                return await self.claim(best.id, agent)
+            except (AlreadyClaimed, TicketStateError, TicketNotFound):
+                continue
+        return None
+
+    async def heartbeat(self, ticket_id: str, agent: Agent) -> float:
+        """Keep the agent's lease alive; returns the lease length in seconds."""
+        if not await self._tickets.extend_lease(ticket_id, agent.username):
+            await self._tickets.change(ticket_id, self._still_mine(agent))
+        await self.agents.touch(agent.username)
+        return self.settings.lease_seconds
+
+    async def release(self, ticket_id: str, agent: Agent) -> Ticket:
+        """Give a claimed ticket back to its queue at its old position."""
+
+        def back(t: Ticket, holder: str | None) -> Ticket:
+            self._still_mine(agent)(t, holder)
+            return self._waiting(t)
+
+        change = await self._tickets.change(ticket_id, back)
+        await self._announce_waiting(change.after,
+                                     partial(messages.requeued, change.after.context.language),
+                                     previous_agent=agent.username)
+        return change.after
+
+    async def reply(self, ticket_id: str, agent: Agent, text: str) -> Turn:
+        """Send an agent message to the shopper."""
+        if not text.strip():
+            raise InvalidInput("message must not be empty", field="text")
+        mine = self._still_mine(agent)
+
+        def answered(t: Ticket, holder: str | None) -> Ticket:
+            t = mine(t, holder)
+            return t if t.first_response_at else t.model_copy(
+                update={"first_response_at": self._clock()})
+
+        ticket = await self._tickets.get(ticket_id)
+        if ticket.first_response_at is None or not await self._tickets.extend_lease(
+                ticket_id, agent.username):
+            ticket = (await self._tickets.change(ticket_id, answered)).after
+        turn = await self.conversations.append(
+            ticket.conversation_id, Role.AGENT, text,
+            meta={"ticket_id": ticket.id, "agent": agent.username,
+                  "agent_name": agent.display_name})
+        await self._publish(EventType.TURN, ticket, turn=turn)
+        return turn
+
+    async def transfer(self, ticket_id: str, agent: Agent, *, group: str | None = None,
+                       to_agent: str | None = None, note: str = "") -> Ticket:
+        """Move a ticket to another skill group's queue, or straight to another agent."""
+        if (group is None) == (to_agent is None):
+            raise InvalidInput("give exactly one of group or agent", field="group")
+        target: Agent | None = None
+        if to_agent is not None:
+            target = await self.agents.get(to_agent)
+            if target.presence is not Presence.ONLINE:
+                raise AgentUnavailable(f"{to_agent} is not online", username=to_agent)
+        else:
+            self._check_group(group or "")
+        now = self._clock()
+
+        def move(t: Ticket, holder: str | None) -> Ticket:
+            self._check_may_manage(t, agent, "transfer")
+            to_group = group or self._home_group(t.group, target)
+            record = Transfer(at=now, by=agent.username, from_group=t.group, to_group=to_group,
+                              from_agent=t.agent, to_agent=target.username if target else None,
+                              note=note)
+            t = t.model_copy(update={"group": to_group, "transfers": [*t.transfers, record]})
+            return self._claimed(t, target.username) if target else self._waiting(t)
+
+        change = await self._tickets.change(ticket_id, move)
+        after, lang = change.after, change.after.context.language
+        if target is not None:
+            await self._tell(after, messages.transferred_agent(lang, target.display_name))
+            await self._publish(EventType.TICKET_CLAIMED, after, previous_agent=change.before.agent)
+        else:
+            await self._announce_waiting(
+                after, lambda p, w: messages.transferred_group(lang, after.group, p, w),
+                previous_agent=change.before.agent)
+        await self._announce_moves(change)
+        return after
+
+    async def resolve(self, ticket_id: str, agent: Agent, *, note: str = "",
+                      return_to_bot: bool = True) -> Ticket:
+        """Close the ticket with a note, hand the chat back to the bot and ask for a rating."""
+        status = TicketStatus.RETURNED if return_to_bot else TicketStatus.RESOLVED
+
+        def close(t: Ticket, _holder: str | None) -> Ticket:
+            self._check_may_manage(t, agent, "resolve")
+            return self._closed(t, status, by=agent.username, note=note)
+
+        change = await self._tickets.change(ticket_id, close)
+        after = change.after
+        if change.before.claimed_at is not None and after.closed_at is not None:
+            seconds = (after.closed_at - change.before.claimed_at).total_seconds()
+            await self._tickets.record_handling(change.before.group, max(0.0, seconds))
+        if return_to_bot and self._on_return is not None:
+            await self._call_on_return(after)
+        await self._tell(after, messages.closed(after.context.language, return_to_bot),
+                         buttons=messages.rating_buttons())
+        await self._publish(EventType.TICKET_CLOSED, after)
+        await self._announce_moves(change)
+        logger.info("ticket %s %s by %s", after.id, status, agent.username)
+        return after
+
+    async def human_turns(self, ticket: Ticket) -> list[Turn]:
+        """Shopper and agent turns since the handoff: the part Rasa did not see."""
+        turns = await self.conversations.transcript(ticket.conversation_id,
+                                                    after=ticket.context.handoff_turn_id)
+        return [t for t in turns if t.role in (Role.SHOPPER, Role.AGENT)]
+
+    async def list_tickets(self, status: TicketStatus | None = None, *,
+                           agent: Agent | None = None, group: str | None = None,
+                           limit: int = 200) -> list[Ticket]:
+        """Tickets by status (``None``: every open one), queue order first.
+
+        ``resolved`` lists tickets closed by an agent (resolved or returned to the bot), newest
+        first. With ``agent``, only tickets of groups they serve or that they own.
+        """
+        tickets: list[Ticket] = []
+        if status is None or status.is_open:
+            await self.requeue_expired()
+        if status in (None, TicketStatus.WAITING):
+            groups = [group] if group else (self._groups_of(agent) if agent else
+                                            self.settings.groups)
+            for g in groups:
+                ids = await self._tickets.waiting_ids(g, 0, limit - 1)
+                tickets += await self._tickets.many(ids)
+        if status in (None, TicketStatus.CLAIMED):
+            tickets += await self._tickets.many(await self._tickets.claimed_ids())
+        if status is not None and not status.is_open:
+            wanted = {status}
+            if status is TicketStatus.RESOLVED:
+                wanted.add(TicketStatus.RETURNED)
+            closed = await self._tickets.many(await self._tickets.closed_ids(
+                self.settings.closed_index_max))
+            tickets += [t for t in closed if t.status in wanted]
+        return [t for t in tickets
+                if (group is None or t.group == group)
+                and (agent is None or self._visible(t, agent))][:limit]
+
+    async def requeue_expired(self) -> int:
+        """Put tickets whose agent vanished (lease gone) back in their queue at the old position."""
+        count = 0
+        for ticket_id in await self._tickets.lapsed(await self._tickets.claimed_ids()):
+            try:
+                change = await self._tickets.change(ticket_id, _requeue_if_lapsed)
+            except (TicketStateError, TicketNotFound):
+                continue
+            count += 1
+            after = change.after
+            logger.info("lease of %s on ticket %s lapsed; back in queue %s",
+                        change.before.agent, ticket_id, after.group)
+            await self._announce_waiting(after, partial(messages.requeued, after.context.language),
+                                         previous_agent=change.before.agent)
+        return count
+
+    # --- queue --------------------------------------------------------------------------------
+
+    async def queue_position(self, ticket: Ticket | str) -> int | None:
+        """1-based position of a waiting ticket in its group's queue (``None`` if not waiting)."""
+        if isinstance(ticket, str):
+            ticket = await self._tickets.get(ticket)
+        if ticket.status is not TicketStatus.WAITING:
+            return None
+        rank = await self._tickets.rank(ticket)
+        return None if rank is None else rank + 1
+
+    async def estimated_wait(self, ticket: Ticket | str) -> int | None:
+        """Seconds a waiting ticket will likely wait (recent handling times, agents online)."""
+        if isinstance(ticket, str):
+            ticket = await self._tickets.get(ticket)
+        position = await self.queue_position(ticket)
+        return None if position is None else await self._estimate(ticket.group, position)
+
+    async def _estimate(self, group: str, position: int) -> int:
+        samples = await self._tickets.handling_times(group)
+        average = sum(samples) / len(samples) if samples else self.settings.default_handle_seconds
+        agents = max(1, await self.agents.online_count(group))
+        return math.ceil(average * position / agents)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _claimed(self, t: Ticket, username: str) -> Ticket:
+        now = self._clock()
+        return t.model_copy(update={"status": TicketStatus.CLAIMED, "agent": username,
+                                    "claimed_at": now, "updated_at": now})
+
+    def _waiting(self, t: Ticket) -> Ticket:
+        return t.model_copy(update={"status": TicketStatus.WAITING, "agent": None,
+                                    "updated_at": self._clock()})
+
+    def _closed(self, t: Ticket, status: TicketStatus, *, by: str, note: str) -> Ticket:
+        now = self._clock()
+        return t.model_copy(update={"status": status, "closed_at": now, "closed_by": by,
+                                    "resolution_note": note or None, "updated_at": now})
+
+    def _still_mine(self, agent: Agent) -> Callable[[Ticket, str | None], Ticket]:
+        def check(t: Ticket, holder: str | None) -> Ticket:
+            if t.status is not TicketStatus.CLAIMED or t.agent != agent.username or \
+                    holder not in (None, agent.username):
+                raise LeaseExpired(f"{agent.username} no longer holds ticket {t.id}",
+                                   ticket_id=t.id, status=t.status, agent=agent.username)
+            return t  # persisting a claimed ticket renews its lease
+        return check
+
+    def _check_may_manage(self, t: Ticket, agent: Agent, action: str) -> None:
+        if not t.status.is_open:
+            raise TicketStateError(f"ticket {t.id} is {t.status}", ticket_id=t.id, status=t.status)
+        if agent.role is AgentRole.MANAGER:
+            return
+        if t.status is TicketStatus.CLAIMED and t.agent != agent.username:
+            raise NotAuthorized(f"ticket {t.id} belongs to {t.agent}", agent=agent.username,
+                                action=action)
+        if t.status is TicketStatus.WAITING and not agent.serves(t.group):
+            raise NotAuthorized(f"{agent.username} does not serve {t.group}",
+                                agent=agent.username, action=action)
+
+    def _home_group(self, current: str, target: Agent | None) -> str:
+        if target is None or target.serves(current) or not target.groups:
+            return current
+        return target.groups[0]
+
+    def _check_group(self, group: str) -> None:
+        if group not in self.settings.groups:
+            raise InvalidInput(f"group must be one of {self.settings.groups}", field="group")
+
+    def _groups_of(self, agent: Agent | None) -> list[str]:
+        if agent is None or agent.role is AgentRole.MANAGER:
+            return list(self.settings.groups)
+        return [g for g in agent.groups if g in self.settings.groups]
+
+    def _visible(self, ticket: Ticket, agent: Agent) -> bool:
+        return agent.serves(ticket.group) or ticket.agent == agent.username
+
+    async def _offline(self, group: str, now: datetime) -> bool:
+        if not self.settings.in_service_hours(now):
+            return True
+        return await self.agents.online_count(group) == 0
+
+    async def _escalate(self, ticket: Ticket, priority: Priority) -> Ticket:
+        """A repeated request with a higher priority (an angry shopper) moves the ticket up."""
+        if priority.rank >= ticket.priority.rank or not ticket.status.is_open:
+            return ticket
+
+        def raise_priority(t: Ticket, _holder: str | None) -> Ticket:
+            if priority.rank >= t.priority.rank:
+                return t
+            return t.model_copy(update={"priority": priority, "updated_at": self._clock()})
+
+        change = await self._tickets.change(ticket.id, raise_priority)
+        if change.after.priority is not change.before.priority:
+            await self._publish(EventType.TICKET_WAITING if change.after.status is
+                                TicketStatus.WAITING else EventType.TICKET_CLAIMED, change.after)
+        return change.after
+
+    async def _call_on_return(self, ticket: Ticket) -> None:
+        assert self._on_return is not None
+        turns = await self.human_turns(ticket)
+        try:
+            await self._on_return(ticket, turns)
+        except Exception:  # the ticket is closed either way; the bot just lacks the human part
+            logger.exception("on_return hook failed for ticket %s", ticket.id)
+
+    async def _announce_waiting(self, ticket: Ticket, compose: Callable[[int, int], str], *,
+                                previous_agent: str | None = None) -> None:
+        """Tell the shopper their position and wait, and push the ticket to consoles."""
+        position = await self.queue_position(ticket) or 1
+        wait = await self._estimate(ticket.group, position)
+        lang = ticket.context.language
+        await self._tell(ticket, compose(position, wait),
+                         buttons=[messages.back_to_bot_button(lang)])
+        await self._publish(EventType.TICKET_WAITING, ticket, previous_agent=previous_agent)
+
+    async def _announce_moves(self, change: Change) -> None:
+        """A ticket left a queue: the first few behind it are told their new position."""
+        rank, before, after = change.queue_rank, change.before, change.after
+        if rank is None or (after.status is TicketStatus.WAITING and after.group == before.group):
+            return
+        limit = self.settings.position_updates
+        if rank >= limit:
+            return
+        behind = await self._tickets.many(await self._tickets.waiting_ids(before.group, rank,
+                                                                          limit - 1))
+        for offset, ticket in enumerate(behind):
+            if ticket.offline:
+                continue
+            position = rank + offset + 1
+            wait = await self._estimate(ticket.group, position)
+            await self._tell(ticket, messages.queued(ticket.context.language, position, wait))
+
+    async def _tell(self, ticket: Ticket, text: str, *, buttons: list[Button] | None = None
+                    ) -> Turn:
+        turn = await self.conversations.append(ticket.conversation_id, Role.SYSTEM, text,
+                                               buttons=buttons, meta={"ticket_id": ticket.id})
+        await self._publish(EventType.TURN, ticket, turn=turn)
+        return turn
+
+    async def _publish(self, kind: EventType, ticket: Ticket, *, turn: Turn | None = None,
+                       previous_agent: str | None = None) -> None:
+        await self.events.publish(HandoffEvent(
+            type=kind, ticket_id=ticket.id, conversation_id=ticket.conversation_id,
+            group=ticket.group, status=ticket.status, priority=ticket.priority, agent=ticket.agent,
+            previous_agent=previous_agent, turn=turn, at=self._clock()))
+
+    list = list_tickets  # the contract's name; defined last so it shadows no annotation
+
+
+def _requeue_if_lapsed(t: Ticket, holder: str | None) -> Ticket:
+    if t.status is not TicketStatus.CLAIMED or holder is not None:
+        raise TicketStateError("lease still held", ticket_id=t.id, status=t.status)
+    return t.model_copy(update={"status": TicketStatus.WAITING, "agent": None,
+                                "updated_at": utcnow()})
+
+
+def create_handoff_service(redis_url: str, *, on_return: OnReturn | None = None) -> HandoffService:
+    """A service on its own Redis client (for scripts, the CLI and the action server)."""
+    redis = async_client(redis_url)
+    return HandoffService(redis, ConversationStore(redis), on_return=on_return)
+
+
+async def run_sweeper(service: HandoffService, interval: float = 5.0) -> None:
+    """Requeue tickets whose agent vanished, every ``interval`` seconds, until cancelled."""
+    while True:
+        try:
+            count = await service.requeue_expired()
+            if count:
+                logger.info("sweeper requeued %d ticket(s)", count)
+        except Exception:  # keep sweeping through Redis hiccups
+            logger.exception("handoff sweeper failed; retrying in %.1fs", interval)
+        await asyncio.sleep(interval)
