@@ -80,6 +80,14 @@ class AgentDirectory:
             await pipe.execute()
         return agent
 
+    async def set_password(self, username: str, password: str) -> None:
+        """Replace an agent's password."""
+        await self.get(username)
+        if len(password) < 8:
+            raise InvalidInput("password must have at least 8 characters", field="password")
+        hashed = await asyncio.to_thread(hash_password, password, self._settings.bcrypt_rounds)
+        await self._redis.hset(agent_key(username), "password_hash", hashed)
+
     def check_groups(self, groups: list[str]) -> list[str]:
         """``groups`` without blanks and duplicates; fails on a group that is not configured."""
         cleaned = list(dict.fromkeys(g.strip() for g in groups if g.strip()))

@@ -1,7 +1,8 @@
 """The handoff service: tickets from the bot's handoff to the agent's resolve and back to the bot.
 
 All state lives in Redis (see :mod:`handoff.store`), so any number of kefu processes can run it
-and a restart mid-handoff loses nothing. Messages to the shopper are appended to the conversation
+and a restart mid-handoff loses nothing. The rules of each step are in :mod:`handoff.transitions`;
+this module sequences them and talks to the shopper: messages are appended to the conversation
 transcript (the outbox every channel reads) and announced on the handoff events channel.
 """
 
@@ -18,14 +19,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from handoff import messages
+from handoff import messages, transitions
 from handoff.agents import AgentDirectory
 from handoff.context import build_packet, default_priority
 from handoff.errors import (
     AgentUnavailable,
     AlreadyClaimed,
     InvalidInput,
-    LeaseExpired,
     NotAuthorized,
     RatingNotAllowed,
     TicketNotFound,
@@ -42,7 +42,6 @@ from handoff.models import (
     Priority,
     Ticket,
     TicketStatus,
-    Transfer,
 )
 from handoff.settings import HandoffSettings, get_settings
 from handoff.store import Change, TicketStore
@@ -72,28 +71,30 @@ class HandoffService:
         self._on_return = on_return
         self._clock = clock
 
-    # --- bot side -----------------------------------------------------------------------------
+    # --- bot and gateway side -----------------------------------------------------------------
 
     async def request_handoff(
         self, conversation_id: str, *, reason: HandoffReason, channel: str,
         group: str | None = None, priority: Priority | None = None, summary: str | None = None,
         slots: Mapping[str, str] | None = None, display_name: str | None = None,
     ) -> Ticket:
-        """Open a ticket for the conversation, or return the one already open (idempotent)."""
+        """Open a ticket for the conversation, or return the one already open (idempotent).
+
+        A repeated request with a higher priority (an angry shopper) raises the open ticket's.
+        """
         if group is not None:
             self._check_group(group)
         priority = priority or default_priority(reason)
         existing = await self._tickets.open_for(conversation_id)
         if existing is not None:
             return await self._escalate(existing, priority)
-        now = self._clock()
-        ticket_id = uuid.uuid4().hex[:16]
+        now, ticket_id = self._clock(), uuid.uuid4().hex[:16]
         packet = await build_packet(
             self.conversations, ticket_id=ticket_id, conversation_id=conversation_id,
             channel=channel, reason=reason, priority=priority, group=group,
             groups=self.settings.groups, default_group=self.settings.default_group,
             summary=summary, slots=slots, display_name=display_name, now=now)
-        offline = await self._offline(packet.group, now) or reason is HandoffReason.OFFLINE_MESSAGE
+        offline = reason is HandoffReason.OFFLINE_MESSAGE or await self._offline(packet.group, now)
         ticket = Ticket(
             id=ticket_id, conversation_id=conversation_id, channel=channel,
             status=TicketStatus.WAITING, group=packet.group, priority=priority, reason=reason,
@@ -102,20 +103,20 @@ class HandoffService:
         open_id = await self._tickets.create(ticket)
         if open_id != ticket_id:
             current = await self._tickets.find(open_id)
-            if current is None:  # pointer to a vanished ticket: clear it and try once more
+            if current is None:  # a pointer to a vanished ticket: clear it and try again
                 await self._tickets.drop_dangling_pointer(conversation_id, open_id)
                 return await self.request_handoff(
                     conversation_id, reason=reason, channel=channel, group=group,
                     priority=priority, summary=summary, slots=slots, display_name=display_name)
             return await self._escalate(current, priority)
-        logger.info("ticket %s opened for %s (%s, %s, group %s)", ticket_id, conversation_id,
-                    reason, priority, ticket.group)
-        lang = packet.language
+        logger.info("ticket %s opened for %s (%s, %s, group %s, offline %s)", ticket_id,
+                    conversation_id, reason, priority, ticket.group, offline)
         if offline:
             in_hours = self.settings.in_service_hours(now)
-            await self._announce_waiting(ticket, lambda _p, _w: messages.offline(lang, in_hours))
+            await self._announce_waiting(
+                ticket, lambda _p, _w: messages.offline(packet.language, in_hours))
         else:
-            await self._announce_waiting(ticket, partial(messages.queued, lang))
+            await self._announce_waiting(ticket, partial(messages.queued, packet.language))
         return ticket
 
     async def open_ticket(self, conversation_id: str) -> Ticket | None:
@@ -140,18 +141,12 @@ class HandoffService:
         return turn
 
     async def cancel(self, conversation_id: str) -> Ticket | None:
-        """The shopper leaves the queue; a ticket an agent already owns stays open."""
+        """The shopper leaves the queue; a ticket an agent already owns stays open (``None``)."""
         ticket = await self._tickets.open_for(conversation_id)
         if ticket is None:
             return None
-
-        def leave(t: Ticket, _holder: str | None) -> Ticket:
-            if t.status is not TicketStatus.WAITING:
-                raise TicketStateError("an agent owns this ticket", ticket_id=t.id, status=t.status)
-            return self._closed(t, TicketStatus.CANCELLED, by="shopper", note="")
-
         try:
-            change = await self._tickets.change(ticket.id, leave)
+            change = await self._tickets.change(ticket.id, transitions.cancel(self._clock()))
         except TicketStateError:
             return None
         await self._tell(change.after, messages.cancelled(change.after.context.language))
@@ -160,21 +155,14 @@ class HandoffService:
         return change.after
 
     async def rate(self, conversation_id: str, score: int) -> Ticket:
-        """Store the shopper's 1–5 rating on the conversation's last closed ticket."""
+        """Store the shopper's 1–5 rating on the conversation's last resolved ticket."""
         if not 1 <= score <= 5:
             raise InvalidInput("rating must be between 1 and 5", field="score")
         ticket_id = await self._tickets.last_closed_id(conversation_id)
         if ticket_id is None:
             raise RatingNotAllowed(f"nothing to rate for {conversation_id}", ticket_id="",
                                    status="none")
-
-        def rated(t: Ticket, _holder: str | None) -> Ticket:
-            if t.status not in (TicketStatus.RESOLVED, TicketStatus.RETURNED):
-                raise RatingNotAllowed("only resolved tickets are rated", ticket_id=t.id,
-                                       status=t.status)
-            return t.model_copy(update={"rating": score, "rated_at": self._clock()})
-
-        change = await self._tickets.change(ticket_id, rated)
+        change = await self._tickets.change(ticket_id, transitions.rate(score, self._clock()))
         await self._publish(EventType.TICKET_RATED, change.after)
         return change.after
 
@@ -183,7 +171,7 @@ class HandoffService:
     async def get(self, ticket_id: str, agent: Agent | None = None) -> Ticket:
         """A ticket; with ``agent``, only if that agent may see it."""
         ticket = await self._tickets.get(ticket_id)
-        if agent is not None and not self._visible(ticket, agent):
+        if agent is not None and not transitions.visible(ticket, agent):
             raise NotAuthorized("ticket of another group", agent=agent.username, action="view")
         return ticket
 
@@ -195,22 +183,7 @@ class HandoffService:
 
     async def claim(self, ticket_id: str, agent: Agent) -> Ticket:
         """Take a ticket under a lease; of two agents claiming at once exactly one wins."""
-
-        def take(t: Ticket, holder: str | None) -> Ticket:
-            if t.status is TicketStatus.CLAIMED and t.agent == agent.username:
-                return t
-            if t.status is TicketStatus.CLAIMED:
-                raise AlreadyClaimed(f"ticket {t.id} is taken by {t.agent}", ticket_id=t.id,
-                                     status=t.status, agent=t.agent)
-            if not t.status.is_open:
-                raise TicketStateError(f"ticket {t.id} is {t.status}", ticket_id=t.id,
-                                       status=t.status)
-            if not agent.serves(t.group):
-                raise NotAuthorized(f"{agent.username} does not serve {t.group}",
-                                    agent=agent.username, action="claim")
-            return self._claimed(t, agent.username)
-
-        change = await self._tickets.change(ticket_id, take)
+        change = await self._tickets.change(ticket_id, transitions.claim(agent, self._clock()))
         if change.before.status is TicketStatus.WAITING:
             await self._tell(change.after, messages.joined(change.after.context.language,
                                                            agent.display_name))
@@ -230,44 +203,34 @@ class HandoffService:
             try:
                 return await self.claim(best.id, agent)
             except (AlreadyClaimed, TicketStateError, TicketNotFound):
-                continue
+                continue  # someone else was faster: try the next head
         return None
 
     async def heartbeat(self, ticket_id: str, agent: Agent) -> float:
         """Keep the agent's lease alive; returns the lease length in seconds."""
         if not await self._tickets.extend_lease(ticket_id, agent.username):
-            await self._tickets.change(ticket_id, self._still_mine(agent))
+            await self._tickets.change(ticket_id, transitions.still_mine(agent))
         await self.agents.touch(agent.username)
         return self.settings.lease_seconds
 
     async def release(self, ticket_id: str, agent: Agent) -> Ticket:
         """Give a claimed ticket back to its queue at its old position."""
-
-        def back(t: Ticket, holder: str | None) -> Ticket:
-            self._still_mine(agent)(t, holder)
-            return self._waiting(t)
-
-        change = await self._tickets.change(ticket_id, back)
-        await self._announce_waiting(change.after,
-                                     partial(messages.requeued, change.after.context.language),
-                                     previous_agent=agent.username)
+        change = await self._tickets.change(ticket_id, transitions.release(agent, self._clock()))
+        await self._announce_waiting(
+            change.after, partial(messages.requeued, change.after.context.language),
+            previous_agent=agent.username)
         return change.after
 
     async def reply(self, ticket_id: str, agent: Agent, text: str) -> Turn:
-        """Send an agent message to the shopper."""
+        """Send an agent message to the shopper (renews the agent's lease)."""
         if not text.strip():
             raise InvalidInput("message must not be empty", field="text")
-        mine = self._still_mine(agent)
-
-        def answered(t: Ticket, holder: str | None) -> Ticket:
-            t = mine(t, holder)
-            return t if t.first_response_at else t.model_copy(
-                update={"first_response_at": self._clock()})
-
         ticket = await self._tickets.get(ticket_id)
         if ticket.first_response_at is None or not await self._tickets.extend_lease(
                 ticket_id, agent.username):
-            ticket = (await self._tickets.change(ticket_id, answered)).after
+            change = await self._tickets.change(ticket_id,
+                                                transitions.answered(agent, self._clock()))
+            ticket = change.after
         turn = await self.conversations.append(
             ticket.conversation_id, Role.AGENT, text,
             meta={"ticket_id": ticket.id, "agent": agent.username,
@@ -277,7 +240,7 @@ class HandoffService:
 
     async def transfer(self, ticket_id: str, agent: Agent, *, group: str | None = None,
                        to_agent: str | None = None, note: str = "") -> Ticket:
-        """Move a ticket to another skill group's queue, or straight to another agent."""
+        """Move a ticket to another skill group's queue, or straight to another (online) agent."""
         if (group is None) == (to_agent is None):
             raise InvalidInput("give exactly one of group or agent", field="group")
         target: Agent | None = None
@@ -287,17 +250,7 @@ class HandoffService:
                 raise AgentUnavailable(f"{to_agent} is not online", username=to_agent)
         else:
             self._check_group(group or "")
-        now = self._clock()
-
-        def move(t: Ticket, holder: str | None) -> Ticket:
-            self._check_may_manage(t, agent, "transfer")
-            to_group = group or self._home_group(t.group, target)
-            record = Transfer(at=now, by=agent.username, from_group=t.group, to_group=to_group,
-                              from_agent=t.agent, to_agent=target.username if target else None,
-                              note=note)
-            t = t.model_copy(update={"group": to_group, "transfers": [*t.transfers, record]})
-            return self._claimed(t, target.username) if target else self._waiting(t)
-
+        move = transitions.transfer(agent, self._clock(), group=group, target=target, note=note)
         change = await self._tickets.change(ticket_id, move)
         after, lang = change.after, change.after.context.language
         if target is not None:
@@ -305,7 +258,7 @@ class HandoffService:
             await self._publish(EventType.TICKET_CLAIMED, after, previous_agent=change.before.agent)
         else:
             await self._announce_waiting(
-                after, lambda p, w: messages.transferred_group(lang, after.group, p, w),
+                after, partial(messages.transferred_group, lang, after.group),
                 previous_agent=change.before.agent)
         await self._announce_moves(change)
         return after
@@ -313,12 +266,7 @@ class HandoffService:
     async def resolve(self, ticket_id: str, agent: Agent, *, note: str = "",
                       return_to_bot: bool = True) -> Ticket:
         """Close the ticket with a note, hand the chat back to the bot and ask for a rating."""
-        status = TicketStatus.RETURNED if return_to_bot else TicketStatus.RESOLVED
-
-        def close(t: Ticket, _holder: str | None) -> Ticket:
-            self._check_may_manage(t, agent, "resolve")
-            return self._closed(t, status, by=agent.username, note=note)
-
+        close = transitions.resolve(agent, self._clock(), note=note, return_to_bot=return_to_bot)
         change = await self._tickets.change(ticket_id, close)
         after = change.after
         if change.before.claimed_at is not None and after.closed_at is not None:
@@ -328,9 +276,9 @@ class HandoffService:
             await self._call_on_return(after)
         await self._tell(after, messages.closed(after.context.language, return_to_bot),
                          buttons=messages.rating_buttons())
-        await self._publish(EventType.TICKET_CLOSED, after)
+        await self._publish(EventType.TICKET_CLOSED, after, previous_agent=change.before.agent)
         await self._announce_moves(change)
-        logger.info("ticket %s %s by %s", after.id, status, agent.username)
+        logger.info("ticket %s %s by %s", after.id, after.status, agent.username)
         return after
 
     async def human_turns(self, ticket: Ticket) -> list[Turn]:
@@ -338,6 +286,8 @@ class HandoffService:
         turns = await self.conversations.transcript(ticket.conversation_id,
                                                     after=ticket.context.handoff_turn_id)
         return [t for t in turns if t.role in (Role.SHOPPER, Role.AGENT)]
+
+    # --- queue --------------------------------------------------------------------------------
 
     async def list_tickets(self, status: TicketStatus | None = None, *,
                            agent: Agent | None = None, group: str | None = None,
@@ -351,41 +301,18 @@ class HandoffService:
         if status is None or status.is_open:
             await self.requeue_expired()
         if status in (None, TicketStatus.WAITING):
-            groups = [group] if group else (self._groups_of(agent) if agent else
-                                            self.settings.groups)
-            for g in groups:
-                ids = await self._tickets.waiting_ids(g, 0, limit - 1)
-                tickets += await self._tickets.many(ids)
+            for g in [group] if group else self._groups_of(agent):
+                tickets += await self._tickets.many(
+                    await self._tickets.waiting_ids(g, 0, limit - 1))
         if status in (None, TicketStatus.CLAIMED):
             tickets += await self._tickets.many(await self._tickets.claimed_ids())
         if status is not None and not status.is_open:
-            wanted = {status}
-            if status is TicketStatus.RESOLVED:
-                wanted.add(TicketStatus.RETURNED)
-            closed = await self._tickets.many(await self._tickets.closed_ids(
-                self.settings.closed_index_max))
-            tickets += [t for t in closed if t.status in wanted]
-        return [t for t in tickets
-                if (group is None or t.group == group)
-                and (agent is None or self._visible(t, agent))][:limit]
-
-    async def requeue_expired(self) -> int:
-        """Put tickets whose agent vanished (lease gone) back in their queue at the old position."""
-        count = 0
-        for ticket_id in await self._tickets.lapsed(await self._tickets.claimed_ids()):
-            try:
-                change = await self._tickets.change(ticket_id, _requeue_if_lapsed)
-            except (TicketStateError, TicketNotFound):
-                continue
-            count += 1
-            after = change.after
-            logger.info("lease of %s on ticket %s lapsed; back in queue %s",
-                        change.before.agent, ticket_id, after.group)
-            await self._announce_waiting(after, partial(messages.requeued, after.context.language),
-                                         previous_agent=change.before.agent)
-        return count
-
-    # --- queue --------------------------------------------------------------------------------
+            wanted = {status, TicketStatus.RETURNED} if status is TicketStatus.RESOLVED \
+                else {status}
+            closed_ids = await self._tickets.closed_ids(self.settings.closed_index_max)
+            tickets += [t for t in await self._tickets.many(closed_ids) if t.status in wanted]
+        return [t for t in tickets if (group is None or t.group == group)
+                and (agent is None or transitions.visible(t, agent))][:limit]
 
     async def queue_position(self, ticket: Ticket | str) -> int | None:
         """1-based position of a waiting ticket in its group's queue (``None`` if not waiting)."""
@@ -403,53 +330,30 @@ class HandoffService:
         position = await self.queue_position(ticket)
         return None if position is None else await self._estimate(ticket.group, position)
 
+    async def requeue_expired(self) -> int:
+        """Put tickets whose agent vanished (lease gone) back in their queue at the old position."""
+        count = 0
+        for ticket_id in await self._tickets.lapsed(await self._tickets.claimed_ids()):
+            try:
+                change = await self._tickets.change(ticket_id,
+                                                    transitions.requeue_if_lapsed(self._clock()))
+            except (TicketStateError, TicketNotFound):
+                continue  # renewed or handled by another process meanwhile
+            count += 1
+            after = change.after
+            logger.info("lease of %s on ticket %s lapsed; back in queue %s",
+                        change.before.agent, ticket_id, after.group)
+            await self._announce_waiting(after, partial(messages.requeued, after.context.language),
+                                         previous_agent=change.before.agent)
+        return count
+
+    # --- helpers ------------------------------------------------------------------------------
+
     async def _estimate(self, group: str, position: int) -> int:
         samples = await self._tickets.handling_times(group)
         average = sum(samples) / len(samples) if samples else self.settings.default_handle_seconds
         agents = max(1, await self.agents.online_count(group))
         return math.ceil(average * position / agents)
-
-    # --- helpers ------------------------------------------------------------------------------
-
-    def _claimed(self, t: Ticket, username: str) -> Ticket:
-        now = self._clock()
-        return t.model_copy(update={"status": TicketStatus.CLAIMED, "agent": username,
-                                    "claimed_at": now, "updated_at": now})
-
-    def _waiting(self, t: Ticket) -> Ticket:
-        return t.model_copy(update={"status": TicketStatus.WAITING, "agent": None,
-                                    "updated_at": self._clock()})
-
-    def _closed(self, t: Ticket, status: TicketStatus, *, by: str, note: str) -> Ticket:
-        now = self._clock()
-        return t.model_copy(update={"status": status, "closed_at": now, "closed_by": by,
-                                    "resolution_note": note or None, "updated_at": now})
-
-    def _still_mine(self, agent: Agent) -> Callable[[Ticket, str | None], Ticket]:
-        def check(t: Ticket, holder: str | None) -> Ticket:
-            if t.status is not TicketStatus.CLAIMED or t.agent != agent.username or \
-                    holder not in (None, agent.username):
-                raise LeaseExpired(f"{agent.username} no longer holds ticket {t.id}",
-                                   ticket_id=t.id, status=t.status, agent=agent.username)
-            return t  # persisting a claimed ticket renews its lease
-        return check
-
-    def _check_may_manage(self, t: Ticket, agent: Agent, action: str) -> None:
-        if not t.status.is_open:
-            raise TicketStateError(f"ticket {t.id} is {t.status}", ticket_id=t.id, status=t.status)
-        if agent.role is AgentRole.MANAGER:
-            return
-        if t.status is TicketStatus.CLAIMED and t.agent != agent.username:
-            raise NotAuthorized(f"ticket {t.id} belongs to {t.agent}", agent=agent.username,
-                                action=action)
-        if t.status is TicketStatus.WAITING and not agent.serves(t.group):
-            raise NotAuthorized(f"{agent.username} does not serve {t.group}",
-                                agent=agent.username, action=action)
-
-    def _home_group(self, current: str, target: Agent | None) -> str:
-        if target is None or target.serves(current) or not target.groups:
-            return current
-        return target.groups[0]
 
     def _check_group(self, group: str) -> None:
         if group not in self.settings.groups:
@@ -460,28 +364,20 @@ class HandoffService:
             return list(self.settings.groups)
         return [g for g in agent.groups if g in self.settings.groups]
 
-    def _visible(self, ticket: Ticket, agent: Agent) -> bool:
-        return agent.serves(ticket.group) or ticket.agent == agent.username
-
     async def _offline(self, group: str, now: datetime) -> bool:
         if not self.settings.in_service_hours(now):
             return True
         return await self.agents.online_count(group) == 0
 
     async def _escalate(self, ticket: Ticket, priority: Priority) -> Ticket:
-        """A repeated request with a higher priority (an angry shopper) moves the ticket up."""
         if priority.rank >= ticket.priority.rank or not ticket.status.is_open:
             return ticket
-
-        def raise_priority(t: Ticket, _holder: str | None) -> Ticket:
-            if priority.rank >= t.priority.rank:
-                return t
-            return t.model_copy(update={"priority": priority, "updated_at": self._clock()})
-
-        change = await self._tickets.change(ticket.id, raise_priority)
+        change = await self._tickets.change(ticket.id,
+                                            transitions.escalate(priority, self._clock()))
         if change.after.priority is not change.before.priority:
-            await self._publish(EventType.TICKET_WAITING if change.after.status is
-                                TicketStatus.WAITING else EventType.TICKET_CLAIMED, change.after)
+            kind = EventType.TICKET_WAITING if change.after.status is TicketStatus.WAITING \
+                else EventType.TICKET_CLAIMED
+            await self._publish(kind, change.after)
         return change.after
 
     async def _call_on_return(self, ticket: Ticket) -> None:
@@ -497,9 +393,8 @@ class HandoffService:
         """Tell the shopper their position and wait, and push the ticket to consoles."""
         position = await self.queue_position(ticket) or 1
         wait = await self._estimate(ticket.group, position)
-        lang = ticket.context.language
         await self._tell(ticket, compose(position, wait),
-                         buttons=[messages.back_to_bot_button(lang)])
+                         buttons=[messages.back_to_bot_button(ticket.context.language)])
         await self._publish(EventType.TICKET_WAITING, ticket, previous_agent=previous_agent)
 
     async def _announce_moves(self, change: Change) -> None:
@@ -510,17 +405,15 @@ class HandoffService:
         limit = self.settings.position_updates
         if rank >= limit:
             return
-        behind = await self._tickets.many(await self._tickets.waiting_ids(before.group, rank,
-                                                                          limit - 1))
-        for offset, ticket in enumerate(behind):
-            if ticket.offline:
-                continue
-            position = rank + offset + 1
-            wait = await self._estimate(ticket.group, position)
-            await self._tell(ticket, messages.queued(ticket.context.language, position, wait))
+        ids = await self._tickets.waiting_ids(before.group, rank, limit - 1)
+        for offset, ticket in enumerate(await self._tickets.many(ids)):
+            if not ticket.offline:
+                position = rank + offset + 1
+                wait = await self._estimate(ticket.group, position)
+                await self._tell(ticket, messages.queued(ticket.context.language, position, wait))
 
-    async def _tell(self, ticket: Ticket, text: str, *, buttons: list[Button] | None = None
-                    ) -> Turn:
+    async def _tell(self, ticket: Ticket, text: str, *,
+                    buttons: list[Button] | None = None) -> Turn:
         turn = await self.conversations.append(ticket.conversation_id, Role.SYSTEM, text,
                                                buttons=buttons, meta={"ticket_id": ticket.id})
         await self._publish(EventType.TURN, ticket, turn=turn)
@@ -533,14 +426,7 @@ class HandoffService:
             group=ticket.group, status=ticket.status, priority=ticket.priority, agent=ticket.agent,
             previous_agent=previous_agent, turn=turn, at=self._clock()))
 
-    list = list_tickets  # the contract's name; defined last so it shadows no annotation
-
-
-def _requeue_if_lapsed(t: Ticket, holder: str | None) -> Ticket:
-    if t.status is not TicketStatus.CLAIMED or holder is not None:
-        raise TicketStateError("lease still held", ticket_id=t.id, status=t.status)
-    return t.model_copy(update={"status": TicketStatus.WAITING, "agent": None,
-                                "updated_at": utcnow()})
+    list = list_tickets  # the contract's name, bound last so it shadows no annotation above
 
 
 def create_handoff_service(redis_url: str, *, on_return: OnReturn | None = None) -> HandoffService:

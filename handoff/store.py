@@ -10,7 +10,7 @@ and of two agents claiming at once exactly one EXEC succeeds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -21,6 +21,7 @@ from redis.exceptions import WatchError
 from handoff.errors import TicketNotFound
 from handoff.models import Ticket, TicketStatus
 from handoff.settings import HandoffSettings
+from handoff.transitions import Transition
 from kefu.keys import (
     claimed_key,
     closed_key,
@@ -54,9 +55,6 @@ end
 return 0
 """
 
-Transition = Callable[[Ticket, str | None], Ticket]
-"""Decides the new ticket from a copy of the current one and the current lease holder; raises a
-``HandoffError`` to refuse."""
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.asyncio import Redis
 
 from handoff.errors import AlreadyClaimed, LeaseExpired, NotAuthorized, TicketNotFound
 from handoff.models import CONTEXT_SCHEMA_VERSION, HandoffReason, Priority, TicketStatus
 from handoff.service import HandoffService
 from kefu.conversation import Role
-from tests.handoff.conftest import AgentFactory, open_ticket, seed_conversation
+from tests.handoff.conftest import AgentFactory, make_settings, open_ticket, seed_conversation
 
 pytestmark = pytest.mark.redis
 
@@ -132,10 +133,9 @@ async def test_shopper_can_leave_the_queue(service: HandoffService) -> None:
     assert (await service.get(ticket.id)).status is TicketStatus.CANCELLED
 
 
-async def test_lease_expiry_requeues_at_the_old_position(redis_url: str, make_agent: AgentFactory,
+async def test_lease_expiry_requeues_at_the_old_position(redis: Redis, make_agent: AgentFactory,
                                                          service: HandoffService) -> None:
-    fast = HandoffService(service.agents._redis, service.conversations,  # noqa: SLF001
-                          service.settings.model_copy(update={"lease_seconds": 0.3}))
+    fast = HandoffService(redis, service.conversations, make_settings(lease_seconds=0.3))
     agent = await make_agent("gone", ["presale"])
     tickets = [await open_ticket(fast, f"web:l{i}", group="presale") for i in range(3)]
     await fast.claim(tickets[0].id, agent)
@@ -152,9 +152,9 @@ async def test_lease_expiry_requeues_at_the_old_position(redis_url: str, make_ag
     assert "重新转接" in told[-1].text
 
 
-async def test_heartbeat_keeps_the_lease(service: HandoffService, make_agent: AgentFactory) -> None:
-    fast = HandoffService(service.agents._redis, service.conversations,  # noqa: SLF001
-                          service.settings.model_copy(update={"lease_seconds": 0.4}))
+async def test_heartbeat_keeps_the_lease(redis: Redis, service: HandoffService,
+                                         make_agent: AgentFactory) -> None:
+    fast = HandoffService(redis, service.conversations, make_settings(lease_seconds=0.4))
     agent = await make_agent("hb", ["presale"])
     ticket = await open_ticket(fast, "web:hb", group="presale")
     await fast.claim(ticket.id, agent)

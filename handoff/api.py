@@ -1,0 +1,259 @@
+"""The agent console's HTTP API and the console's static files.
+
+Routes only translate: they authenticate the agent (``Authorization: Bearer <token>`` from
+``POST /api/v1/agent/login``), call :class:`~handoff.service.HandoffService` and return its
+models. Handoff errors become JSON errors in one place, :func:`error_response`, used both by the
+router's own route class (so the mapping holds wherever the router is mounted) and by
+:func:`install_error_handlers` for handoff errors raised elsewhere in an app.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the route annotations at runtime and
+# they refer to the per-router ``auth`` dependency, a closure variable.
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from handoff.errors import HandoffError, NotAuthenticated
+from handoff.models import (
+    Agent,
+    ConsoleConfig,
+    LeaseResponse,
+    LoginRequest,
+    LoginResponse,
+    MeResponse,
+    MessageRequest,
+    PresenceRequest,
+    ResolveRequest,
+    Ticket,
+    TicketStatus,
+    TransferRequest,
+)
+from handoff.service import HandoffService
+from kefu.conversation import Turn
+from knowledge.models import Candidate
+
+logger = logging.getLogger(__name__)
+
+CONSOLE_DIR = Path(__file__).parent / "console"
+CONSOLE_FILES = {"index.html": "text/html", "console.js": "text/javascript",
+                 "console.css": "text/css"}
+PING_SECONDS = 15.0
+
+KnowledgeSearch = Callable[[str], Awaitable[list[Candidate]]]
+
+
+def error_response(exc: HandoffError) -> JSONResponse:
+    """The JSON error for a handoff error: its status, message, code and structured fields."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
+    body = {"detail": exc.message, "code": exc.code, **exc.fields()}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map handoff errors raised outside this router (e.g. by the gateway) the same way."""
+
+    async def handle(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HandoffError)
+        return error_response(exc)
+
+    app.add_exception_handler(HandoffError, handle)
+
+
+class _HandoffRoute(APIRoute):
+    """Turns handoff errors of these routes (and their dependencies) into JSON errors."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HandoffError as exc:
+                return error_response(exc)
+
+        return guarded
+
+
+def create_router(service: HandoffService,
+                  knowledge_search: KnowledgeSearch | None = None) -> APIRouter:
+    """The console API under ``/api/v1`` and the console itself under ``/console/``."""
+    router = APIRouter(route_class=_HandoffRoute)
+    bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/agent/login")
+
+    async def current_agent(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Agent:
+        if credentials is None:
+            raise NotAuthenticated("missing bearer token")
+        return await service.agents.authenticate(credentials.credentials)
+
+    auth = Depends(current_agent)
+    _agent_routes(router, service, auth, bearer)
+    _ticket_routes(router, service, auth)
+    if knowledge_search is not None:
+        _canned_route(router, knowledge_search, auth)
+    _console_routes(router)
+    return router
+
+
+def _agent_routes(router: APIRouter, service: HandoffService, auth: Any,
+                  bearer: HTTPBearer) -> None:
+    tags: list[str | Any] = ["agent console"]
+
+    @router.post("/api/v1/agent/login", tags=tags, responses={401: {"description": "bad login"}})
+    async def login(body: LoginRequest) -> LoginResponse:
+        """Log in with a username and password (agents are created with `kefu agent add`)."""
+        token, agent = await service.agents.login(body.username, body.password)
+        return LoginResponse(token=token, expires_in=service.settings.session_ttl_seconds,
+                             agent=agent)
+
+    @router.post("/api/v1/agent/logout", tags=tags, status_code=204)
+    async def logout(agent: Annotated[Agent, auth],
+                     credentials: Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
+                     ) -> Response:
+        """End the session; the agent goes offline."""
+        await service.agents.logout(credentials.credentials, agent.username)
+        return Response(status_code=204)
+
+    @router.get("/api/v1/agent/me", tags=tags)
+    async def me(agent: Annotated[Agent, auth]) -> MeResponse:
+        """The logged-in agent and the console's timings."""
+        settings = service.settings
+        return MeResponse(agent=agent, config=ConsoleConfig(
+            groups=settings.groups, lease_seconds=settings.lease_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds, sla_seconds=settings.sla_seconds))
+
+    @router.post("/api/v1/agent/presence", tags=tags)
+    async def presence(body: PresenceRequest, agent: Annotated[Agent, auth]) -> Agent:
+        """Go online (taking tickets), away or offline."""
+        return await service.agents.set_presence(agent.username, body.status)
+
+    @router.get("/api/v1/agents", tags=tags)
+    async def agents(_agent: Annotated[Agent, auth]) -> list[Agent]:
+        """Every agent with presence and groups (to pick a transfer target)."""
+        return await service.agents.all()
+
+    @router.get("/api/v1/agent/events", tags=tags, response_class=StreamingResponse,
+                responses={200: {"content": {"text/event-stream": {}},
+                                 "description": "server-sent handoff events"}})
+    async def events(agent: Annotated[Agent, auth]) -> StreamingResponse:
+        """Server-sent events for the agent's groups and tickets (keeps presence fresh)."""
+        return StreamingResponse(_event_stream(service, agent), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _event_stream(service: HandoffService, agent: Agent) -> AsyncIterator[str]:
+    async with service.events.subscribe() as feed:
+        yield "retry: 3000\nevent: ready\ndata: {}\n\n"
+        while True:
+            event = await feed.get(timeout=PING_SECONDS)
+            if event is None:
+                await service.agents.touch(agent.username)
+                yield ": ping\n\n"
+            elif event.visible_to(agent):
+                yield f"event: {event.type.value}\ndata: {event.model_dump_json()}\n\n"
+
+
+def _ticket_routes(router: APIRouter, service: HandoffService, auth: Any) -> None:
+    tags: list[str | Any] = ["tickets"]
+
+    @router.get("/api/v1/tickets", tags=tags)
+    async def tickets(agent: Annotated[Agent, auth],
+                      status: TicketStatus | None = None, group: str | None = None,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[Ticket]:
+        """Tickets of the agent's groups with their context packets, queue order first.
+
+        No status: every open ticket. `resolved`: closed by an agent, newest first.
+        """
+        return await service.list_tickets(status, agent=agent, group=group, limit=limit)
+
+    @router.post("/api/v1/tickets/next", tags=tags)
+    async def claim_next(agent: Annotated[Agent, auth],
+                         group: str | None = None) -> Ticket | None:
+        """Claim the best waiting ticket of the agent's groups (null when none waits)."""
+        return await service.claim_next(agent, group)
+
+    @router.get("/api/v1/tickets/{ticket_id}", tags=tags)
+    async def ticket(ticket_id: str, agent: Annotated[Agent, auth]) -> Ticket:
+        """One ticket with its context packet."""
+        return await service.get(ticket_id, agent)
+
+    @router.get("/api/v1/tickets/{ticket_id}/transcript", tags=tags)
+    async def transcript(ticket_id: str, agent: Annotated[Agent, auth],
+                         after: str | None = None) -> list[Turn]:
+        """The live transcript, after the turn id `after` when given."""
+        return await service.transcript(ticket_id, agent, after=after)
+
+    @router.post("/api/v1/tickets/{ticket_id}/claim", tags=tags,
+                 responses={409: {"description": "already claimed"}})
+    async def claim(ticket_id: str, agent: Annotated[Agent, auth]) -> Ticket:
+        """Take the ticket; keep it with heartbeats. Of two agents at once, one gets 409."""
+        return await service.claim(ticket_id, agent)
+
+    @router.post("/api/v1/tickets/{ticket_id}/release", tags=tags)
+    async def release(ticket_id: str, agent: Annotated[Agent, auth]) -> Ticket:
+        """Put the ticket back in its queue at its old position."""
+        return await service.release(ticket_id, agent)
+
+    @router.post("/api/v1/tickets/{ticket_id}/heartbeat", tags=tags,
+                 responses={409: {"description": "lease expired"}})
+    async def heartbeat(ticket_id: str, agent: Annotated[Agent, auth]) -> LeaseResponse:
+        """Renew the agent's lease on the ticket."""
+        seconds = await service.heartbeat(ticket_id, agent)
+        return LeaseResponse(ticket_id=ticket_id, agent=agent.username, lease_seconds=seconds)
+
+    @router.post("/api/v1/tickets/{ticket_id}/messages", tags=tags, status_code=201)
+    async def message(ticket_id: str, body: MessageRequest,
+                      agent: Annotated[Agent, auth]) -> Turn:
+        """Send a message to the shopper."""
+        return await service.reply(ticket_id, agent, body.text)
+
+    @router.post("/api/v1/tickets/{ticket_id}/transfer", tags=tags)
+    async def transfer(ticket_id: str, body: TransferRequest,
+                       agent: Annotated[Agent, auth]) -> Ticket:
+        """Move the ticket to another group's queue or to another online agent."""
+        return await service.transfer(ticket_id, agent, group=body.group, to_agent=body.agent,
+                                      note=body.note)
+
+    @router.post("/api/v1/tickets/{ticket_id}/resolve", tags=tags)
+    async def resolve(ticket_id: str, body: ResolveRequest,
+                      agent: Annotated[Agent, auth]) -> Ticket:
+        """Close with a note; with `return_to_bot` the bot answers again, history included."""
+        return await service.resolve(ticket_id, agent, note=body.note,
+                                     return_to_bot=body.return_to_bot)
+
+
+def _canned_route(router: APIRouter, search: KnowledgeSearch, auth: Any) -> None:
+    @router.get("/api/v1/knowledge/canned", tags=["agent console"])
+    async def canned(_agent: Annotated[Agent, auth],
+                     q: Annotated[str, Query(min_length=1, max_length=500)]) -> list[Candidate]:
+        """Knowledge answers matching `q`, to insert into a reply."""
+        return await search(q)
+
+
+def _console_routes(router: APIRouter) -> None:
+    @router.get("/console", include_in_schema=False)
+    async def console_root() -> RedirectResponse:
+        return RedirectResponse("/console/")
+
+    @router.get("/console/", include_in_schema=False)
+    async def console_index() -> FileResponse:
+        return _console_file("index.html")
+
+    @router.get("/console/{name}", include_in_schema=False)
+    async def console_asset(name: str) -> Response:
+        if name not in CONSOLE_FILES:
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        return _console_file(name)
+
+
+def _console_file(name: str) -> FileResponse:
+    return FileResponse(CONSOLE_DIR / name, media_type=CONSOLE_FILES[name],
+                        headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,95 @@
+"""``kefu agent add|list|passwd``: manage console agents from the shell.
+
+Passwords come from a hidden prompt on a terminal, or from the first line of standard input
+otherwise (``echo "$PW" | kefu agent add li --groups presale``); never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from handoff.errors import HandoffError
+from handoff.models import Agent, AgentRole
+from handoff.service import HandoffService
+from handoff.settings import get_settings
+from kefu.conversation import ConversationStore
+from kefu.redis import async_client
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``agent`` command and its sub-commands to the ``kefu`` parser."""
+    agent = subparsers.add_parser("agent", help="manage agent-console accounts")
+    agent.add_argument("--redis-url", default=None, help="default: KEFU_REDIS_URL")
+    commands = agent.add_subparsers(dest="agent_command", required=True)
+
+    add = commands.add_parser("add", help="create an agent (password from prompt or stdin)")
+    add.add_argument("username")
+    add.add_argument("--groups", required=True, help="comma-separated: presale,aftersale,logistics")
+    add.add_argument("--role", choices=[r.value for r in AgentRole], default=AgentRole.AGENT.value)
+    add.add_argument("--display-name", default=None, help="name shown to shoppers")
+    add.set_defaults(func=_add)
+
+    listing = commands.add_parser("list", help="list agents with groups and presence")
+    listing.set_defaults(func=_list)
+
+    passwd = commands.add_parser("passwd", help="set a new password (prompt or stdin)")
+    passwd.add_argument("username")
+    passwd.set_defaults(func=_passwd)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise SystemExit("passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _run(args: argparse.Namespace, action: str) -> int:
+    async def go() -> int:
+        redis = async_client(args.redis_url or get_settings().redis_url)
+        try:
+            return await _act(HandoffService(redis, ConversationStore(redis)), args, action)
+        except HandoffError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+async def _act(service: HandoffService, args: argparse.Namespace, action: str) -> int:
+    if action == "add":
+        agent = await service.agents.add(
+            args.username, _read_password(), args.groups.split(","), role=AgentRole(args.role),
+            display_name=args.display_name)
+        print(f"added {_line(agent)}")
+    elif action == "passwd":
+        await service.agents.set_password(args.username, _read_password())
+        print(f"password of {args.username} changed")
+    else:
+        for agent in await service.agents.all():
+            print(_line(agent))
+    return 0
+
+
+def _line(agent: Agent) -> str:
+    return (f"{agent.username}\t{agent.display_name}\t{','.join(agent.groups)}\t"
+            f"{agent.role.value}\t{agent.presence.value}")
+
+
+def _add(args: argparse.Namespace) -> int:
+    return _run(args, "add")
+
+
+def _list(args: argparse.Namespace) -> int:
+    return _run(args, "list")
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    return _run(args, "passwd")
