@@ -197,6 +197,10 @@ class KnowledgeService:
         index = self._index
         return index.info if index is not None else None
 
+    def pinned(self) -> KnowledgeService:
+        """A service fixed to the current index, for answers that read it more than once."""
+        return KnowledgeService(self._index, settings=self._settings)
+
     def swap(self, index: KnowledgeIndex) -> KnowledgeIndex | None:
         """Make ``index`` answer from now on (one reference assignment); returns the old one."""
         previous, self._index = self._index, index
