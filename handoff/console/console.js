@@ -1,0 +1,592 @@
+// kefu agent console: plain JS, no build step.
+// Everything a shopper typed is put on the page as text (textContent / text nodes), never as HTML.
+"use strict";
+
+(() => {
+  const GROUPS = { presale: "售前 Pre-sales", aftersale: "售后 After-sales", logistics: "物流 Logistics" };
+  const PRIORITIES = { normal: "普通 Normal", high: "高 High", urgent: "紧急 Urgent" };
+  const REASONS = {
+    explicit_request: "要求人工 Asked for a human",
+    low_confidence: "机器人无法回答 Bot unsure",
+    repeated_failure: "多次未解决 Repeated failure",
+    complaint: "投诉 Complaint",
+    offline_message: "留言 Message",
+  };
+  const ROLES = { shopper: "顾客 Shopper", bot: "机器人 Bot", agent: "客服 Agent", system: "系统 System" };
+  const STATUSES = {
+    waiting: "排队中 Waiting", claimed: "服务中 Claimed", resolved: "已解决 Resolved",
+    returned: "已转回机器人 Returned", cancelled: "已取消 Cancelled",
+  };
+
+  const state = {
+    token: sessionStorage.getItem("kefu.token"),
+    me: null, config: null, agents: [],
+    tickets: new Map(), knownWaiting: null, unread: new Set(),
+    current: null, currentTicket: null, turnIds: new Set(), lastTurnId: null,
+    stream: null, timers: [], refreshTimer: null,
+  };
+  const $ = (id) => document.getElementById(id);
+
+  // --- DOM helpers (text only) -----------------------------------------------------------------
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "testid") node.setAttribute("data-testid", value);
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  function toast(text, kind) {
+    const box = $("toast");
+    box.textContent = text;
+    box.className = kind || "";
+    box.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { box.hidden = true; }, 4000);
+  }
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    const mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(r).padStart(2, "0");
+  }
+
+  // Redis stream ids "ms-seq": compare numerically, part by part.
+  function laterId(a, b) {
+    const [am, as] = a.split("-").map(Number), [bm, bs] = b.split("-").map(Number);
+    return am !== bm ? am > bm : as > bs;
+  }
+
+  function since(iso) {
+    return (Date.now() - new Date(iso).getTime()) / 1000;
+  }
+
+  // --- HTTP ----------------------------------------------------------------------------------
+
+  async function api(method, path, body) {
+    const headers = { Authorization: "Bearer " + state.token };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (res.status === 401) {
+      showLogin("会话已过期，请重新登录 Session expired, log in again");
+      throw new Error("not authenticated");
+    }
+    const data = res.status === 204 ? null : await res.json().catch(() => null);
+    if (!res.ok) {
+      const error = new Error((data && data.detail) || res.statusText);
+      error.status = res.status;
+      error.data = data;
+      throw error;
+    }
+    return data;
+  }
+
+  // --- login ---------------------------------------------------------------------------------
+
+  function showLogin(message) {
+    stopAll();
+    state.token = null;
+    sessionStorage.removeItem("kefu.token");
+    $("app-view").hidden = true;
+    $("login-view").hidden = false;
+    $("login-error").textContent = message || "";
+  }
+
+  async function login(event) {
+    event.preventDefault();
+    $("login-error").textContent = "";
+    const res = await fetch("/api/v1/agent/login", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: $("login-username").value, password: $("login-password").value }),
+    });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      $("login-error").textContent = "用户名或密码错误 Wrong username or password";
+      return;
+    }
+    state.token = data.token;
+    sessionStorage.setItem("kefu.token", data.token);
+    $("login-password").value = "";
+    await start();
+  }
+
+  async function logout() {
+    try { await api("POST", "/api/v1/agent/logout"); } catch (e) { /* already gone */ }
+    showLogin("");
+  }
+
+  function stopAll() {
+    if (state.stream) state.stream.abort();
+    state.stream = null;
+    state.timers.forEach(clearInterval);
+    state.timers = [];
+  }
+
+  async function start() {
+    const me = await api("GET", "/api/v1/agent/me");
+    state.me = me.agent;
+    state.config = me.config;
+    state.knownWaiting = null;
+    $("login-view").hidden = true;
+    $("app-view").hidden = false;
+    $("me").textContent = `${me.agent.display_name} (${me.agent.username}) · ${me.agent.groups.map((g) => GROUPS[g] || g).join(" / ")}`;
+    $("presence").value = me.agent.presence === "away" ? "away" : "online";
+    if (me.agent.presence !== "online" && me.agent.presence !== "away") await setPresence("online");
+    await refreshQueue();
+    connectStream();
+    state.timers.push(setInterval(heartbeat, state.config.heartbeat_seconds * 1000));
+    state.timers.push(setInterval(tick, 1000));
+  }
+
+  async function setPresence(status) {
+    const agent = await api("POST", "/api/v1/agent/presence", { status });
+    state.me = agent;
+    $("presence").value = status;
+  }
+
+  // --- queue ---------------------------------------------------------------------------------
+
+  function myGroups() {
+    return state.me.role === "manager" ? state.config.groups : state.me.groups;
+  }
+
+  function scheduleRefresh() {
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = setTimeout(refreshQueue, 150);
+  }
+
+  async function refreshQueue() {
+    const tickets = await api("GET", "/api/v1/tickets");
+    state.tickets = new Map(tickets.map((t) => [t.id, t]));
+    const waiting = tickets.filter((t) => t.status === "waiting" && myGroups().includes(t.group));
+    if (state.knownWaiting !== null) {
+      const fresh = waiting.filter((t) => !state.knownWaiting.has(t.id));
+      if (fresh.length) alertNew(fresh);
+    }
+    state.knownWaiting = new Set(waiting.map((t) => t.id));
+    renderQueue(tickets, waiting);
+    if (state.current && state.tickets.has(state.current)) {
+      state.currentTicket = state.tickets.get(state.current);
+      renderHead();
+      renderContext();
+    }
+  }
+
+  function renderQueue(tickets, waiting) {
+    const groupsBox = $("queue-groups");
+    clear(groupsBox);
+    for (const group of myGroups()) {
+      const items = waiting.filter((t) => t.group === group);
+      groupsBox.append(el("section", { class: "queue-group", testid: "queue-group", dataset: { group } },
+        el("h3", {}, GROUPS[group] || group, el("span", { class: "count" }, String(items.length))),
+        el("ul", { class: "ticket-list" }, items.map((t, i) => ticketItem(t, "queue-item", i + 1)))));
+    }
+    const mine = tickets.filter((t) => t.status === "claimed" && t.agent === state.me.username);
+    const others = tickets.filter((t) => t.status === "claimed" && t.agent !== state.me.username);
+    clear($("my-tickets"));
+    $("my-tickets").append(...mine.map((t) => ticketItem(t, "my-ticket")));
+    clear($("other-tickets"));
+    $("other-tickets").append(...others.map((t) => ticketItem(t, "other-ticket")));
+    $("others-head").hidden = others.length === 0;
+    const badge = $("badge");
+    badge.textContent = String(waiting.length);
+    badge.hidden = waiting.length === 0;
+    document.title = (waiting.length ? `(${waiting.length}) ` : "") + "客服工作台 · Agent console";
+  }
+
+  function ticketItem(t, testid, position) {
+    const ctx = t.context;
+    const classes = ["ticket", "prio-" + t.priority];
+    if (t.id === state.current) classes.push("active");
+    if (state.unread.has(t.id)) classes.push("unread");
+    if (t.offline) classes.push("offline");
+    return el("li", { class: classes.join(" "), testid, dataset: { ticketId: t.id }, tabindex: 0,
+                      onclick: () => openTicket(t.id), onkeydown: (e) => { if (e.key === "Enter") openTicket(t.id); } },
+      el("div", { class: "line" },
+        position ? el("span", { class: "pos" }, "#" + position) : null,
+        el("span", { class: "tag prio" }, PRIORITIES[t.priority] || t.priority),
+        el("span", { class: "who" }, ctx.display_name || t.conversation_id),
+        t.offline ? el("span", { class: "tag" }, "留言 Message") : null,
+        el("span", { class: "timer", dataset: { since: t.created_at, sla: "1" } }, duration(since(t.created_at)))),
+      el("div", { class: "summary" }, ctx.summary),
+      t.agent && testid !== "my-ticket" ? el("div", { class: "owner" }, "客服 " + t.agent) : null);
+  }
+
+  function alertNew(fresh) {
+    beep();
+    const first = fresh[0];
+    toast(`新会话 New chat: ${first.context.summary}`, "alert");
+    if ("Notification" in window && Notification.permission === "granted") {
+      try {
+        new Notification("新的排队会话 New chat", { body: first.context.summary, tag: first.id });
+      } catch (e) { /* some browsers only allow notifications from a service worker */ }
+    }
+  }
+
+  function beep() {
+    try {
+      const ctx = beep.ctx || (beep.ctx = new (window.AudioContext || window.webkitAudioContext)());
+      const osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, ctx.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.4);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start();
+      osc.stop(ctx.currentTime + 0.4);
+    } catch (e) { /* no audio: the badge and title still show it */ }
+  }
+
+  async function claimNext() {
+    const ticket = await api("POST", "/api/v1/tickets/next");
+    if (!ticket) { toast("没有排队的会话 Nobody is waiting"); return; }
+    await refreshQueue();
+    await openTicket(ticket.id);
+  }
+
+  // --- conversation --------------------------------------------------------------------------
+
+  async function openTicket(id) {
+    state.current = id;
+    state.unread.delete(id);
+    state.turnIds = new Set();
+    state.lastTurnId = null;
+    clear($("transcript"));
+    clear($("canned-results"));
+    $("empty-state").hidden = true;
+    $("conversation-body").hidden = false;
+    state.currentTicket = await api("GET", `/api/v1/tickets/${encodeURIComponent(id)}`);
+    renderHead();
+    renderContext();
+    await loadTurns();
+    await loadTransferTargets();
+    for (const item of document.querySelectorAll(".ticket")) {
+      item.classList.toggle("active", item.dataset.ticketId === id);
+      if (item.dataset.ticketId === id) item.classList.remove("unread");
+    }
+  }
+
+  async function loadTurns() {
+    if (!state.current) return;
+    const id = state.current;
+    const query = state.lastTurnId ? `?after=${encodeURIComponent(state.lastTurnId)}` : "";
+    const turns = await api("GET", `/api/v1/tickets/${encodeURIComponent(id)}/transcript${query}`);
+    if (state.current === id) turns.forEach(appendTurn);
+  }
+
+  function appendTurn(turn) {
+    if (state.turnIds.has(turn.id)) return;
+    state.turnIds.add(turn.id);
+    if (!state.lastTurnId || laterId(turn.id, state.lastTurnId)) state.lastTurnId = turn.id;
+    const box = $("transcript");
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    const who = turn.role === "agent" && turn.meta && turn.meta.agent_name ? turn.meta.agent_name : ROLES[turn.role];
+    box.append(el("li", { class: "msg role-" + turn.role, testid: "turn", dataset: { role: turn.role, turnId: turn.id } },
+      el("div", { class: "meta" }, who, " · ", new Date(turn.at).toLocaleTimeString("zh-CN")),
+      el("div", { class: "text", testid: "turn-text" }, turn.text),
+      turn.buttons && turn.buttons.length
+        ? el("div", { class: "buttons" }, turn.buttons.map((b) => el("span", { class: "chip" }, b.title)))
+        : null));
+    if (atBottom || turn.role !== "shopper") box.scrollTop = box.scrollHeight;
+  }
+
+  function mine(t) {
+    return t && t.status === "claimed" && t.agent === state.me.username;
+  }
+
+  function renderHead() {
+    const t = state.currentTicket;
+    if (!t) return;
+    $("conv-title").textContent = `${t.context.display_name || t.conversation_id} · ${t.conversation_id}`;
+    $("conv-status").textContent = STATUSES[t.status] + (t.agent ? ` · ${t.agent}` : "");
+    $("conv-status").dataset.status = t.status;
+    const open = t.status === "waiting" || t.status === "claimed";
+    const manager = state.me.role === "manager";
+    $("claim-button").hidden = t.status !== "waiting";
+    $("release-button").hidden = !mine(t);
+    $("reply-input").disabled = !mine(t);
+    $("reply-send").disabled = !mine(t);
+    const canManage = open && (mine(t) || manager || t.status === "waiting");
+    for (const id of ["transfer-button", "resolve-button", "transfer-target", "transfer-note", "resolve-note"]) {
+      $(id).disabled = !canManage;
+    }
+  }
+
+  function renderContext() {
+    const t = state.currentTicket;
+    const facts = $("context-facts");
+    clear(facts);
+    clear($("context-analyses"));
+    if (!t) return;
+    const ctx = t.context;
+    const order = ctx.slots.order_number || ctx.slots.order_id || "—";
+    const rows = [
+      ["原因 Reason", REASONS[ctx.reason] || ctx.reason, "context-reason"],
+      ["优先级 Priority", PRIORITIES[t.priority] || t.priority, "context-priority"],
+      ["技能组 Group", GROUPS[t.group] || t.group, "context-group"],
+      ["渠道 Channel", ctx.channel, "context-channel"],
+      ["顾客 Shopper", ctx.display_name || "—", "context-shopper"],
+      ["订单号 Order", order, "context-order"],
+      ["摘要 Summary", ctx.summary, "context-summary"],
+    ];
+    for (const [k, v, testid] of rows) facts.append(el("dt", {}, k), el("dd", { testid }, v));
+    for (const [name, value] of Object.entries(ctx.slots)) {
+      if (name !== "order_number" && name !== "order_id") facts.append(el("dt", {}, name), el("dd", {}, value));
+    }
+    facts.append(el("dt", {}, "SLA"), t.first_response_at
+      ? el("dd", { testid: "sla-timer" }, "首次响应 First reply " + duration((new Date(t.first_response_at) - new Date(t.created_at)) / 1000))
+      : el("dd", { testid: "sla-timer", class: "timer", dataset: { since: t.created_at, sla: "1" } }, duration(since(t.created_at))));
+    for (const tr of t.transfers) {
+      facts.append(el("dt", {}, "转接 Transfer"), el("dd", {}, `${tr.from_agent || tr.from_group} → ${tr.to_agent || tr.to_group} ${tr.note}`));
+    }
+    for (const a of ctx.analyses.slice(-5).reverse()) {
+      const confidence = a.intent_confidence === null ? "—" : Math.round(a.intent_confidence * 100) + "%";
+      $("context-analyses").append(el("li", { class: "analysis", testid: "analysis" },
+        el("div", { class: "said" }, a.text),
+        el("div", { class: "facts" },
+          el("span", { class: "tag" }, "意图 " + (a.intent || "—")),
+          el("span", { class: "tag", testid: "analysis-confidence" }, "置信度 " + confidence),
+          el("span", { class: "tag" }, "决策 " + (a.decision || "—"))),
+        el("ol", { class: "candidates" }, a.candidates.map((c) => el("li", { testid: "candidate" },
+          el("span", { class: "score" }, c.score.toFixed(2)), " ", c.question, " ",
+          el("button", { type: "button", testid: "insert-answer", onclick: () => insertCandidate(c) }, "插入 Insert"))))));
+    }
+  }
+
+  async function insertCandidate(candidate) {
+    try {
+      const found = await api("GET", `/api/v1/knowledge/canned?q=${encodeURIComponent(candidate.question)}`);
+      const match = found.find((f) => f.entry_id === candidate.entry_id) || found[0];
+      if (match) insertText(match.answer);
+      else toast("知识库中没有找到 Not found in the knowledge base");
+    } catch (e) {
+      toast("知识库不可用 Knowledge search unavailable", "error");
+    }
+  }
+
+  function insertText(text) {
+    const box = $("reply-input");
+    box.value = box.value ? box.value + "\n" + text : text;
+    box.focus();
+  }
+
+  async function searchCanned(event) {
+    event.preventDefault();
+    const q = $("canned-search").value.trim();
+    const list = $("canned-results");
+    clear(list);
+    if (!q) return;
+    try {
+      const found = await api("GET", `/api/v1/knowledge/canned?q=${encodeURIComponent(q)}`);
+      if (!found.length) list.append(el("li", {}, "无结果 No results"));
+      for (const c of found) {
+        list.append(el("li", { testid: "canned-result" },
+          el("div", { class: "q" }, c.question, " ", el("span", { class: "score" }, c.score.toFixed(2))),
+          el("div", { class: "a" }, c.answer),
+          el("button", { type: "button", testid: "canned-insert", onclick: () => insertText(c.answer) }, "插入 Insert")));
+      }
+    } catch (e) {
+      list.append(el("li", { class: "error" }, "知识库不可用 Knowledge search unavailable"));
+    }
+  }
+
+  async function loadTransferTargets() {
+    try { state.agents = await api("GET", "/api/v1/agents"); } catch (e) { state.agents = []; }
+    const select = $("transfer-target");
+    clear(select);
+    const t = state.currentTicket;
+    for (const g of state.config.groups) {
+      if (!t || g !== t.group) select.append(el("option", { value: "group:" + g }, "组 Group: " + (GROUPS[g] || g)));
+    }
+    for (const a of state.agents) {
+      if (a.username !== state.me.username && a.presence === "online") {
+        select.append(el("option", { value: "agent:" + a.username }, `客服 Agent: ${a.display_name} (${a.groups.join(",")})`));
+      }
+    }
+  }
+
+  async function act(action) {
+    const id = state.current;
+    if (!id) return;
+    try {
+      await action(id);
+    } catch (e) {
+      if (e.status === 409 && e.data && e.data.code === "already_claimed") toast(`已被 ${e.data.agent} 接入 Already claimed`, "error");
+      else toast(e.message, "error");
+    }
+    await refreshQueue();
+    if (state.current === id) {
+      try {
+        state.currentTicket = await api("GET", `/api/v1/tickets/${encodeURIComponent(id)}`);
+        renderHead();
+        renderContext();
+      } catch (e) { closeView(); }
+    }
+  }
+
+  function closeView() {
+    state.current = null;
+    state.currentTicket = null;
+    $("conversation-body").hidden = true;
+    $("empty-state").hidden = false;
+    clear($("context-facts"));
+    clear($("context-analyses"));
+  }
+
+  async function sendReply(event) {
+    event.preventDefault();
+    const input = $("reply-input");
+    const text = input.value.trim();
+    if (!text || !state.current) return;
+    try {
+      const turn = await api("POST", `/api/v1/tickets/${encodeURIComponent(state.current)}/messages`, { text });
+      input.value = "";
+      appendTurn(turn);
+    } catch (e) {
+      toast(e.status === 409 ? "会话已不在你名下 This chat is no longer yours" : e.message, "error");
+      scheduleRefresh();
+    }
+  }
+
+  // --- live ----------------------------------------------------------------------------------
+
+  async function connectStream() {
+    if (state.stream) state.stream.abort();
+    const ctrl = new AbortController();
+    state.stream = ctrl;
+    try {
+      const res = await fetch("/api/v1/agent/events", { headers: { Authorization: "Bearer " + state.token }, signal: ctrl.signal });
+      if (res.status === 401) { showLogin("会话已过期，请重新登录 Session expired, log in again"); return; }
+      if (!res.ok || !res.body) throw new Error("event stream " + res.status);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          handleFrame(buffer.slice(0, cut));
+          buffer = buffer.slice(cut + 2);
+        }
+      }
+    } catch (e) {
+      if (ctrl.signal.aborted) return;
+    }
+    setLive(false);
+    if (state.stream === ctrl && state.token) setTimeout(connectStream, 3000);
+  }
+
+  function setLive(on) {
+    $("live").classList.toggle("off", !on);
+    $("live").dataset.live = on ? "on" : "off";
+  }
+
+  function handleFrame(frame) {
+    let type = "message", data = "";
+    for (const line of frame.split("\n")) {
+      if (line.startsWith("event:")) type = line.slice(6).trim();
+      else if (line.startsWith("data:")) data += line.slice(5).trim();
+    }
+    if (type === "ready") {
+      setLive(true);
+      scheduleRefresh();
+      loadTurns().catch(() => {});
+      return;
+    }
+    if (!data || type === "message") return;
+    onEvent(type, JSON.parse(data));
+  }
+
+  function onEvent(type, event) {
+    if (type === "turn" && event.turn) {
+      if (event.ticket_id === state.current) appendTurn(event.turn);
+      else if (event.turn.role === "shopper" && event.agent === state.me.username) {
+        state.unread.add(event.ticket_id);
+        const item = document.querySelector(`.ticket[data-ticket-id="${CSS.escape(event.ticket_id)}"]`);
+        if (item) item.classList.add("unread");
+        beep();
+      }
+      return;
+    }
+    if (type === "ticket.claimed" && event.agent === state.me.username && event.previous_agent && event.previous_agent !== state.me.username) {
+      toast("有会话转接给你 A chat was transferred to you", "alert");
+      beep();
+    }
+    scheduleRefresh();
+  }
+
+  async function heartbeat() {
+    for (const t of state.tickets.values()) {
+      if (!mine(t)) continue;
+      try {
+        await api("POST", `/api/v1/tickets/${encodeURIComponent(t.id)}/heartbeat`);
+      } catch (e) {
+        if (e.status === 409) {
+          toast("会话超时已回到队列 Lease expired: the chat went back to the queue", "error");
+          scheduleRefresh();
+        }
+      }
+    }
+  }
+
+  function tick() {
+    const sla = state.config ? state.config.sla_seconds : 60;
+    for (const node of document.querySelectorAll("[data-since]")) {
+      const elapsed = since(node.dataset.since);
+      node.textContent = duration(elapsed);
+      if (node.dataset.sla) node.classList.toggle("breach", elapsed > sla);
+    }
+  }
+
+  // --- wiring --------------------------------------------------------------------------------
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("login-form").addEventListener("submit", login);
+    $("logout").addEventListener("click", logout);
+    $("presence").addEventListener("change", (e) => setPresence(e.target.value).catch((err) => toast(err.message, "error")));
+    $("notify-enable").addEventListener("click", () => {
+      if ("Notification" in window) Notification.requestPermission().then((p) => toast("提醒 Alerts: " + p));
+      beep();
+    });
+    $("claim-next").addEventListener("click", () => claimNext().catch((e) => toast(e.message, "error")));
+    $("claim-button").addEventListener("click", () => act((id) => api("POST", `/api/v1/tickets/${encodeURIComponent(id)}/claim`)));
+    $("release-button").addEventListener("click", () => act((id) => api("POST", `/api/v1/tickets/${encodeURIComponent(id)}/release`)));
+    $("transfer-button").addEventListener("click", () => act(async (id) => {
+      const [kind, target] = $("transfer-target").value.split(":");
+      if (!target) return;
+      const body = { note: $("transfer-note").value };
+      body[kind === "agent" ? "agent" : "group"] = target;
+      await api("POST", `/api/v1/tickets/${encodeURIComponent(id)}/transfer`, body);
+      $("transfer-note").value = "";
+      toast("已转接 Transferred");
+    }));
+    $("resolve-button").addEventListener("click", () => act(async (id) => {
+      await api("POST", `/api/v1/tickets/${encodeURIComponent(id)}/resolve`, {
+        note: $("resolve-note").value, return_to_bot: $("return-to-bot").checked,
+      });
+      $("resolve-note").value = "";
+      toast("会话已结束 Resolved");
+    }));
+    $("reply-form").addEventListener("submit", sendReply);
+    $("reply-input").addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("reply-form").requestSubmit(); }
+    });
+    $("canned-form").addEventListener("submit", searchCanned);
+    if (state.token) start().catch(() => showLogin(""));
+  });
+})();
