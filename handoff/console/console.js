@@ -456,6 +456,10 @@
       const turn = await api("POST", `/api/v1/tickets/${encodeURIComponent(state.current)}/messages`, { text });
       input.value = "";
       appendTurn(turn);
+      if (state.currentTicket && !state.currentTicket.first_response_at) {
+        state.currentTicket = await api("GET", `/api/v1/tickets/${encodeURIComponent(state.current)}`);
+        renderContext();
+      }
     } catch (e) {
       toast(e.status === 409 ? "会话已不在你名下 This chat is no longer yours" : e.message, "error");
       scheduleRefresh();

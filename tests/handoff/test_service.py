@@ -1,13 +1,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from redis.asyncio import Redis
 
 from handoff.errors import AlreadyClaimed, LeaseExpired, NotAuthorized, TicketNotFound
-from handoff.models import CONTEXT_SCHEMA_VERSION, HandoffReason, Priority, TicketStatus
-from handoff.service import HandoffService
+from handoff.models import (
+    CONTEXT_SCHEMA_VERSION,
+    EventType,
+    HandoffReason,
+    Priority,
+    TicketStatus,
+)
+from handoff.service import HandoffService, run_sweeper
 from kefu.conversation import Role
 from tests.handoff.conftest import AgentFactory, make_settings, open_ticket, seed_conversation
 
@@ -163,3 +170,24 @@ async def test_heartbeat_keeps_the_lease(redis: Redis, service: HandoffService,
         assert await fast.heartbeat(ticket.id, agent) == pytest.approx(0.4)
     assert await fast.requeue_expired() == 0
     assert (await fast.get(ticket.id)).status is TicketStatus.CLAIMED
+
+
+async def test_the_sweeper_requeues_without_anyone_asking(redis: Redis, service: HandoffService,
+                                                          make_agent: AgentFactory) -> None:
+    fast = HandoffService(redis, service.conversations, make_settings(lease_seconds=0.2))
+    agent = await make_agent("swept", ["presale"])
+    ticket = await open_ticket(fast, "web:sweep", group="presale")
+    await fast.claim(ticket.id, agent)
+    sweeper = asyncio.create_task(run_sweeper(fast, interval=0.05))
+    try:
+        async with fast.events.subscribe() as feed:
+            event = None
+            while event is None or event.type is not EventType.TICKET_WAITING:
+                event = await feed.get(timeout=3)
+                assert event is not None, "no requeue event within 3 s"
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+    assert event.ticket_id == ticket.id and event.previous_agent == "swept"
+    assert (await fast.get(ticket.id)).status is TicketStatus.WAITING

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from handoff.agents import AgentDirectory, check_password, hash_password
+from handoff.errors import AgentExists, AgentNotFound, InvalidInput, NotAuthenticated
+from handoff.models import AgentRole, Presence
+from handoff.service import HandoffService
+from tests.handoff.conftest import PASSWORD, make_settings
+
+pytestmark = pytest.mark.redis
+
+
+def test_passwords_are_bcrypt_hashed_and_long_ones_are_not_cut() -> None:
+    long_a, long_b = "x" * 80 + "a", "x" * 80 + "b"
+    hashed = hash_password(long_a, rounds=4)
+    assert hashed.startswith("$2b$04$") and long_a not in hashed
+    assert check_password(long_a, hashed)
+    assert not check_password(long_b, hashed)  # plain bcrypt would cut both at 72 bytes
+
+
+async def test_add_get_list(service: HandoffService) -> None:
+    agents = service.agents
+    added = await agents.add("li", PASSWORD, ["presale", " aftersale", "presale"],
+                             role=AgentRole.MANAGER, display_name="小李")
+    assert added.groups == ["presale", "aftersale"] and added.role is AgentRole.MANAGER
+    with pytest.raises(AgentExists):
+        await agents.add("li", PASSWORD, ["presale"])
+    with pytest.raises(InvalidInput):
+        await agents.add("wang", PASSWORD, ["kitchen"])
+    with pytest.raises(InvalidInput):
+        await agents.add("wang", "short", ["presale"])
+    with pytest.raises(InvalidInput):
+        await agents.add("bad name!", PASSWORD, ["presale"])
+    with pytest.raises(AgentNotFound):
+        await agents.get("nobody")
+    await agents.add("an", PASSWORD, ["logistics"])
+    assert [a.username for a in await agents.all()] == ["an", "li"]
+    assert (await agents.get("li")).display_name == "小李"
+
+
+async def test_sessions_expire_and_logout(redis: Redis) -> None:
+    short = AgentDirectory(redis, make_settings(session_ttl_seconds=1))
+    await short.add("s", PASSWORD, ["presale"])
+    with pytest.raises(NotAuthenticated):
+        await short.login("s", "wrong-password")
+    token, agent = await short.login("s", PASSWORD)
+    assert agent.presence is Presence.ONLINE
+    assert (await short.authenticate(token)).username == "s"
+    await asyncio.sleep(1.2)
+    with pytest.raises(NotAuthenticated):
+        await short.authenticate(token)
+    token, _ = await short.login("s", PASSWORD)
+    await short.logout(token, "s")
+    with pytest.raises(NotAuthenticated):
+        await short.authenticate(token)
+    assert (await short.get("s")).presence is Presence.OFFLINE
+    with pytest.raises(NotAuthenticated):
+        await short.authenticate("")
+
+
+async def test_password_change(service: HandoffService) -> None:
+    await service.agents.add("p", PASSWORD, ["presale"])
+    await service.agents.set_password("p", "another-密码-123")
+    with pytest.raises(NotAuthenticated):
+        await service.agents.login("p", PASSWORD)
+    token, _ = await service.agents.login("p", "another-密码-123")
+    assert token
+
+
+async def test_presence_counts_only_fresh_online_agents(redis: Redis) -> None:
+    stale = AgentDirectory(redis, make_settings(presence_ttl_seconds=0.5))
+    await stale.add("a", PASSWORD, ["presale", "logistics"])
+    await stale.add("b", PASSWORD, ["presale"])
+    assert await stale.online_count("presale") == 0
+    await stale.set_presence("a", Presence.ONLINE)
+    await stale.set_presence("b", Presence.ONLINE)
+    assert await stale.online_count("presale") == 2
+    assert await stale.online_count("logistics") == 1
+    await stale.set_presence("b", Presence.AWAY)
+    assert await stale.online_count("presale") == 1
+    assert (await stale.get("b")).presence is Presence.AWAY
+    await asyncio.sleep(0.7)  # a's console went quiet
+    assert await stale.online_count("presale") == 0
+    assert (await stale.get("a")).presence is Presence.OFFLINE
+    await stale.touch("a")  # and came back
+    assert await stale.online_count("presale") == 1
+    assert (await stale.get("a")).presence is Presence.ONLINE

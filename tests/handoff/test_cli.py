@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from handoff.errors import NotAuthenticated
+from handoff.service import HandoffService
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+def kefu(repo_root: Path, redis_url: str, *args: str,
+         stdin: str = "") -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "kefu.cli", "agent", "--redis-url", redis_url, *args]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, cwd=repo_root,
+                          timeout=60, check=False)
+
+
+def test_agent_add_and_list(repo_root: Path, redis_url: str) -> None:
+    added = kefu(repo_root, redis_url, "add", "li", "--groups", "presale,aftersale",
+                 "--display-name", "小李", stdin="correct horse 电池\n")
+    assert added.returncode == 0, added.stderr
+    assert "li\t小李\tpresale,aftersale\tagent\toffline" in added.stdout
+    manager = kefu(repo_root, redis_url, "add", "boss", "--groups", "logistics", "--role", "manager",
+                   stdin="another-password\n")
+    assert manager.returncode == 0, manager.stderr
+    listed = kefu(repo_root, redis_url, "list")
+    assert listed.stdout.splitlines() == ["boss\tboss\tlogistics\tmanager\toffline",
+                                          "li\t小李\tpresale,aftersale\tagent\toffline"]
+    again = kefu(repo_root, redis_url, "add", "li", "--groups", "presale", stdin="whatever-pw\n")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    unknown = kefu(repo_root, redis_url, "add", "x", "--groups", "kitchen", stdin="whatever-pw\n")
+    assert unknown.returncode == 2 and "groups" in unknown.stderr
+    changed = kefu(repo_root, redis_url, "passwd", "li", stdin="a-new-password\n")
+    assert changed.returncode == 0 and "changed" in changed.stdout
+
+
+async def test_the_piped_password_logs_in(repo_root: Path, redis_url: str,
+                                          service: HandoffService) -> None:
+    assert kefu(repo_root, redis_url, "add", "wu", "--groups", "presale",
+                stdin="piped-password-1\n").returncode == 0
+    token, agent = await service.agents.login("wu", "piped-password-1")
+    assert token and agent.groups == ["presale"]
+    with pytest.raises(NotAuthenticated):
+        await service.agents.login("wu", "piped-password-1\n")
