@@ -350,10 +350,14 @@ class HandoffService:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _estimate(self, group: str, position: int) -> int:
+        return (await self._estimator(group))(position)
+
+    async def _estimator(self, group: str) -> Callable[[int], int]:
+        """Seconds to wait at a position: recent average handling time over agents online."""
         samples = await self._tickets.handling_times(group)
         average = sum(samples) / len(samples) if samples else self.settings.default_handle_seconds
         agents = max(1, await self.agents.online_count(group))
-        return math.ceil(average * position / agents)
+        return lambda position: math.ceil(average * position / agents)
 
     def _check_group(self, group: str) -> None:
         if group not in self.settings.groups:
@@ -406,11 +410,12 @@ class HandoffService:
         if rank >= limit:
             return
         ids = await self._tickets.waiting_ids(before.group, rank, limit - 1)
+        estimate = await self._estimator(before.group)
         for offset, ticket in enumerate(await self._tickets.many(ids)):
             if not ticket.offline:
                 position = rank + offset + 1
-                wait = await self._estimate(ticket.group, position)
-                await self._tell(ticket, messages.queued(ticket.context.language, position, wait))
+                await self._tell(ticket, messages.queued(ticket.context.language, position,
+                                                         estimate(position)))
 
     async def _tell(self, ticket: Ticket, text: str, *,
                     buttons: list[Button] | None = None) -> Turn:
