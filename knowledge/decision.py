@@ -300,16 +300,39 @@ def calibrate(
     """
     oos = list(oos_questions) if oos_questions is not None else load_generic_oos()
     queries = collect(retriever, kb, oos)
-    n_in = sum(1 for q in queries if q.expected is not None)
     usable = [s for s in signals if s != "second" or retriever.has_second]
-    scorer = fit_scorer(queries, usable) if fit and n_in else retriever.scorer
+    return calibrate_queries(
+        queries,
+        usable if fit else None,
+        n_entries=len(kb.entries),
+        n_oos=len(oos),
+        scorer=retriever.scorer,
+        wrong_answer_cost=wrong_answer_cost,
+        clarify_value=clarify_value,
+    )
+
+
+def calibrate_queries(
+    queries: Sequence[CalibrationQuery],
+    signals: Sequence[str] | None,
+    *,
+    n_entries: int,
+    n_oos: int,
+    scorer: Scorer = DEFAULT_SCORER,
+    wrong_answer_cost: float = 1.0,
+    clarify_value: float = 0.5,
+) -> Thresholds:
+    """`calibrate` on already collected queries (``signals=None``: keep ``scorer``, no fit)."""
+    n_in = sum(1 for q in queries if q.expected is not None)
+    if signals is not None and n_in:
+        scorer = fit_scorer(queries, signals)
     outcomes = _outcomes(queries, scorer)
     if n_in:
         answer, clarify, margin, rates = _search(outcomes, wrong_answer_cost, clarify_value)
-        how = f"leave-one-out over {n_in} texts of {len(kb.entries)} entries + {len(oos)} OOS"
+        how = f"leave-one-out over {n_in} texts of {n_entries} entries + {n_oos} OOS"
     else:
         answer, clarify, margin, rates = _oos_only(outcomes)
-        how = f"no entry has variants: cut above the {len(oos)} OOS questions' scores"
+        how = f"no entry has variants: cut above the {n_oos} OOS questions' scores"
     logger.info("calibrated %s: answer %.3f clarify %.3f margin %.3f", how, answer, clarify, margin)
     return Thresholds(
         answer=answer,
@@ -318,16 +341,19 @@ def calibrate(
         scorer=scorer,
         method=how,
         in_scope_queries=n_in,
-        oos_queries=len(oos),
+        oos_queries=n_oos,
         expected={k: round(v, 4) for k, v in rates.items()},
         wrong_answer_cost=wrong_answer_cost,
         clarify_value=clarify_value,
     )
 
 
-def _grid(values: np.ndarray, size: int = 60) -> np.ndarray:
+def _grid(values: np.ndarray, size: int = 50) -> np.ndarray:
+    """Quantiles of ``values`` and the midpoints between them, so a gap between two clusters of
+    scores is searched too (its middle is a candidate threshold)."""
     qs = np.quantile(values, np.linspace(0.0, 1.0, size)) if len(values) else np.zeros(0)
-    return np.unique(np.clip(np.concatenate([qs, [0.0, 1.0]]), 0.0, 1.0))
+    points = np.unique(np.clip(np.concatenate([qs, [0.0, 1.0]]), 0.0, 1.0))
+    return np.unique(np.concatenate([points, (points[1:] + points[:-1]) / 2]))
 
 
 def _search(
@@ -335,17 +361,28 @@ def _search(
 ) -> tuple[float, float, float, dict[str, float]]:
     grid = _grid(np.concatenate([o.s1, o.s_true[o.in_scope]]))
     results: list[tuple[float, float, float, float]] = []
+    ins, oos = o.in_scope, ~o.in_scope
     for margin in _MARGINS:
         for a in grid:
-            for c in grid[grid <= a]:
-                u, _ = utility(o, a, c, margin, wrong_answer_cost, clarify_value)
-                results.append((u, float(a), float(c), margin))
+            # `utility` for every clarify threshold at once (rows: clarify values).
+            cs = grid[grid <= a][:, None]
+            answered = (o.s1 >= a) & (o.s1 - o.s2 >= margin)
+            right = answered & (o.rank == 0)
+            base = np.where(right, 1.0, np.where(answered, -wrong_answer_cost, 0.0))
+            clarified = ~answered & (o.s1 >= cs)
+            in_options = (o.rank <= 1) | ((o.rank == 2) & (o.s_true >= cs))
+            value = base + np.where(clarified & in_options, clarify_value, 0.0)
+            oos_value = np.where(answered, -wrong_answer_cost, np.where(clarified, 0.0, 1.0))
+            u_in = value[:, ins].mean(axis=1) if ins.any() else np.zeros(len(cs))
+            u_oos = oos_value[:, oos].mean(axis=1) if oos.any() else np.zeros(len(cs))
+            for c, u in zip(cs[:, 0], (u_in + u_oos) / 2.0, strict=True):
+                results.append((float(u), float(a), float(c), margin))
     best = max(r[0] for r in results)
     ties = [r for r in results if r[0] >= best - 1e-9]
     margin = min(r[3] for r in ties)
     ties = [r for r in ties if r[3] == margin]
-    answer = float(np.median([r[1] for r in ties]))
-    clarify = float(np.median([r[2] for r in ties if r[1] == _nearest(ties, answer)]))
+    answer = _nearest(ties, float(np.median(sorted({r[1] for r in ties}))))
+    clarify = float(np.median(sorted({r[2] for r in ties if r[1] == answer})))
     clarify = min(clarify, answer)
     _, rates = utility(o, answer, clarify, margin, wrong_answer_cost, clarify_value)
     return answer, clarify, margin, rates

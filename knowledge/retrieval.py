@@ -15,12 +15,18 @@ A `Scorer` (a logistic model over the signals, fitted per knowledge base by
 `knowledge.decision.calibrate`) turns them into ``Candidate.score`` in [0, 1]: the estimated
 probability that the entry is the right answer. Thresholds live in `knowledge.decision`.
 
-Time: only entries active at ``at`` are considered. Campaign precedence: while a campaign entry is
-active, it *shadows* every evergreen (``campaign is None``) entry on the same topic, and a shadowed
-entry is dropped from the candidates, the campaign entry taking its place and at least its score.
-Two entries are on the same topic when (a) some text of one and some text of the other are
-near-duplicates (primary-encoder cosine ≥ ``topic_similarity``; computed once at build time), or
-(b) for this very query, the campaign entry scores within ``campaign_margin`` of the evergreen one.
+Time: only entries active at ``at`` are considered. Campaign precedence: inside its window a
+campaign entry *shadows* the evergreen (``campaign is None``) entries on the same topic: a shadowed
+entry is dropped from the candidates and the campaign entry takes its place with at least its score
+(no clarification between two versions of one answer). A campaign entry C and an evergreen entry E
+are on the same topic when
+
+(a) they are twins: same category and some text of C and some text of E are near-duplicates
+    (primary-encoder cosine ≥ ``topic_similarity``, 0.93: on the demo store this pairs
+    ``d11-price-protection``/``price-protection``, ``cny-shipping``/``dispatch-time``,
+    ``cny-returns``/``return-7day``… and no unrelated pair of one category); or
+(b) for this very question E ranks above C but C matches it almost as well: the gap between their
+    ``dense`` signals is at most ``campaign_margin`` (0.03 in cosine).
 """
 
 from __future__ import annotations
@@ -186,6 +192,7 @@ class Retriever:
         self.campaign_margin = campaign_margin
         self.new_vectors = new_vectors
         self._starts = np.searchsorted(row_entry, np.arange(len(self.entries) + 1))
+        self._index_of = {e.id: i for i, e in enumerate(self.entries)}
         self._shadows = self._find_shadows()
 
     @classmethod
@@ -197,8 +204,8 @@ class Retriever:
         *,
         vectors: Mapping[str, Mapping[str, np.ndarray]] | None = None,
         scorer: Scorer | None = None,
-        topic_similarity: float = 0.95,
-        campaign_margin: float = 0.05,
+        topic_similarity: float = 0.93,
+        campaign_margin: float = 0.03,
     ) -> Retriever:
         """Index ``entries`` with ``encoder`` (and ``second``).
 
@@ -426,15 +433,17 @@ class Retriever:
         return Scored(entry, self._row_originals[best_row], signals, self.scorer.score(signals))
 
     def _find_shadows(self) -> dict[int, frozenset[int]]:
-        """Campaign entry index → evergreen entry indexes whose texts it near-duplicates."""
-        campaigns = [i for i, e in enumerate(self.entries) if e.campaign is not None]
-        evergreen = [i for i, e in enumerate(self.entries) if e.campaign is None]
+        """Campaign entry index → its twins: evergreen entries of its category it near-duplicates."""
         shadows: dict[int, frozenset[int]] = {}
         matrix = self._primary.matrix
-        for c in campaigns:
+        for c, campaign in enumerate(self.entries):
+            if campaign.campaign is None:
+                continue
             c_rows = matrix[self._starts[c] : self._starts[c + 1]]
             hits = set()
-            for e in evergreen:
+            for e, evergreen in enumerate(self.entries):
+                if evergreen.campaign is not None or evergreen.category != campaign.category:
+                    continue
                 e_rows = matrix[self._starts[e] : self._starts[e + 1]]
                 near = len(c_rows) and len(e_rows) and float((c_rows @ e_rows.T).max())
                 if near and near >= self.topic_similarity:
@@ -442,22 +451,24 @@ class Retriever:
             shadows[c] = frozenset(hits)
         return shadows
 
+    def _shadowed(self, campaign: Scored, evergreen: Scored) -> bool:
+        """Whether the active ``campaign`` entry takes the place of ``evergreen`` for this query."""
+        index_of = self._index_of
+        if index_of[evergreen.entry.id] in self._shadows.get(index_of[campaign.entry.id], ()):
+            return True
+        gap = evergreen.signals["dense"] - campaign.signals["dense"]
+        return evergreen.score >= campaign.score and gap <= self.campaign_margin
+
     def _apply_campaigns(self, scored: list[Scored]) -> list[Scored]:
-        index_of = {e.id: i for i, e in enumerate(self.entries)}
         dropped: set[str] = set()
         promoted: dict[str, float] = {}
-        for s in scored:
-            if s.entry.campaign is None:
+        for c in scored:
+            if c.entry.campaign is None or c.entry.id in dropped:
                 continue
-            shadowed = self._shadows.get(index_of[s.entry.id], frozenset())
-            for other in scored:
-                if other.entry.campaign is not None or other.entry.id in dropped:
-                    continue
-                near = abs(other.score - s.score) <= self.campaign_margin
-                if index_of[other.entry.id] in shadowed or near:
-                    if other.score > s.score:
-                        promoted[s.entry.id] = max(promoted.get(s.entry.id, 0.0), other.score)
-                    dropped.add(other.entry.id)
+            for e in scored:
+                if e.entry.campaign is None and e.entry.id not in dropped and self._shadowed(c, e):
+                    promoted[c.entry.id] = max(promoted.get(c.entry.id, c.score), e.score)
+                    dropped.add(e.entry.id)
         if not dropped:
             return scored
         out = [

@@ -54,6 +54,14 @@ ZH_STOPWORDS = _wordset(
     "有 和 与 或 就 都 也 还 要 想 请 请问 一下 一个 这个 那个 这 那 怎么 怎样 "
     "如何 什么 可以 能 能不能 可不可以 啥 呗 哈 嗯 好 谢谢"
 )
+# Sentence particles: a bigram containing one ("货吗") says nothing about the topic.
+_PARTICLES = frozenset("的了吗呢吧啊呀哦嘛么")
+# Shop words jieba's general dictionary splits wrongly (``退|货运费``); added to it once.
+SHOP_WORDS = _wordset(
+    "退货 退款 换货 退换 运费 包邮 到账 发票 开票 专票 普票 优惠券 满减 定金 订金 尾款 价保 "
+    "保价 花呗 分期 免息 尺码 码数 偏码 鞋码 售后 质保 保修 物流 快递 单号 签收 拒收 拒签 "
+    "补货 到货 预售 现货 赠品 积分 会员 客服 人工 转人工"
+)
 EN_STOPWORDS = frozenset(
     (
         "a", "an", "the", "i", "me", "my", "we", "our", "you", "your", "he", "she", "it", "its",
@@ -79,6 +87,8 @@ def _jieba() -> Any:
     import jieba
 
     jieba.initialize()
+    for word in SHOP_WORDS:
+        jieba.add_word(word, freq=100_000)
     return jieba
 
 
@@ -125,7 +135,8 @@ def _chinese_tokens(run: str) -> list[str]:
         return [] if run in ZH_STOPWORDS else [run]
     words = [w for w in _jieba().lcut(run) if w not in ZH_STOPWORDS]
     bigrams = [run[i : i + 2] for i in range(len(run) - 1)]
-    return words + [f"#{b}" for b in bigrams if b not in ZH_STOPWORDS]
+    keep = [b for b in bigrams if b not in ZH_STOPWORDS and not _PARTICLES.intersection(b)]
+    return words + [f"#{b}" for b in keep]
 
 
 @lru_cache(maxsize=8192)

