@@ -84,7 +84,8 @@ class HandoffService:
         """
         if group is not None:
             self._check_group(group)
-        priority = priority or default_priority(reason)
+        reason = HandoffReason(reason)  # callers over HTTP or from Rasa may pass plain strings
+        priority = Priority(priority) if priority else default_priority(reason)
         existing = await self._tickets.open_for(conversation_id)
         if existing is not None:
             return await self._escalate(existing, priority)

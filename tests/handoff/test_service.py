@@ -67,6 +67,15 @@ async def test_queue_orders_by_priority_then_first_come_per_group(service: Hando
     assert [await service.queue_position(t) for t in logistics] == [1]
 
 
+async def test_plain_strings_are_accepted(service: HandoffService) -> None:
+    ticket = await service.request_handoff("web:str", reason="complaint",  # type: ignore[arg-type]
+                                           channel="web", priority=None)
+    assert ticket.reason is HandoffReason.COMPLAINT and ticket.priority is Priority.HIGH
+    urgent = await service.request_handoff("web:str2", reason="offline_message",  # type: ignore[arg-type]
+                                           channel="web", priority="urgent")  # type: ignore[arg-type]
+    assert urgent.offline and urgent.priority is Priority.URGENT
+
+
 async def test_complaint_defaults_to_high_priority_and_escalates_an_open_ticket(
         service: HandoffService) -> None:
     first = await open_ticket(service, "web:c1", reason=HandoffReason.LOW_CONFIDENCE)
