@@ -349,8 +349,7 @@ def calibrate_queries(
 
 
 def _grid(values: np.ndarray, size: int = 50) -> np.ndarray:
-    """Quantiles of ``values`` and the midpoints between them, so a gap between two clusters of
-    scores is searched too (its middle is a candidate threshold)."""
+    """Quantiles of ``values`` and the midpoints between them (a gap's middle is a candidate)."""
     qs = np.quantile(values, np.linspace(0.0, 1.0, size)) if len(values) else np.zeros(0)
     points = np.unique(np.clip(np.concatenate([qs, [0.0, 1.0]]), 0.0, 1.0))
     return np.unique(np.concatenate([points, (points[1:] + points[:-1]) / 2]))

@@ -433,7 +433,7 @@ class Retriever:
         return Scored(entry, self._row_originals[best_row], signals, self.scorer.score(signals))
 
     def _find_shadows(self) -> dict[int, frozenset[int]]:
-        """Campaign entry index → its twins: evergreen entries of its category it near-duplicates."""
+        """Campaign entry index → twins: same-category evergreen entries it near-duplicates."""
         shadows: dict[int, frozenset[int]] = {}
         matrix = self._primary.matrix
         for c, campaign in enumerate(self.entries):
