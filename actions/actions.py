@@ -1,0 +1,350 @@
+"""kefu's Rasa custom actions: tracker in, one service call, dispatcher out.
+
+Which answer fits is the knowledge service's decision (over HTTP, in the gateway); tickets are the
+handoff service's; the conversation record is :class:`kefu.conversation.ConversationStore`.
+Rules about giving up live in :mod:`actions.policy`, wording in :mod:`actions.replies`.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from redis.exceptions import RedisError
+
+from actions import replies
+from actions.errors import KnowledgeUnavailableError
+from actions.language import Language, detect_language, language_of
+from actions.policy import (
+    CLARIFY_STREAK,
+    NOT_HELPFUL_STREAK,
+    HandoffPlan,
+    gives_up,
+    plan_for_failure,
+    plan_for_intent,
+)
+from actions.services import Services, get_services
+from handoff.errors import HandoffError
+from kefu.conversation import BotAnalysis, CandidateScore, utcnow
+from knowledge.models import Candidate, Decision, DecisionKind
+
+logger = logging.getLogger(__name__)
+
+Events = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Message:
+    """The latest shopper message as the actions need it."""
+
+    conversation_id: str  # the Rasa sender id, "{channel}:{chat}"
+    channel: str
+    text: str  # what NLU saw (normalised by the gateway)
+    original: str  # what the shopper typed (metadata ``original_text``)
+    intent: str | None
+    confidence: float | None
+    language: Language
+    display_name: str | None
+
+
+def read_message(tracker: Tracker) -> Message:
+    """Pull the latest message, its NLU result and the gateway's metadata out of the tracker."""
+    latest: dict[str, Any] = tracker.latest_message or {}
+    metadata: dict[str, Any] = latest.get("metadata") or {}
+    text = str(latest.get("text") or "")
+    original = str(metadata.get("original_text") or text)
+    intent: dict[str, Any] = latest.get("intent") or {}
+    sender = str(tracker.sender_id)
+    confidence = intent.get("confidence")
+    language = detect_language(original) or language_of(tracker.get_slot("language"))
+    return Message(
+        conversation_id=sender,
+        channel=str(metadata.get("channel") or sender.split(":", 1)[0]),
+        text=text,
+        original=original,
+        intent=intent.get("name"),
+        confidence=float(confidence) if confidence is not None else None,
+        language=language,
+        display_name=metadata.get("display_name"),
+    )
+
+
+def _utter(dispatcher: CollectingDispatcher, reply: replies.Reply) -> None:
+    if reply.buttons:
+        dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
+    else:
+        dispatcher.utter_message(text=reply.text)
+
+
+def _analysis(message: Message, decision: str, *, entry: Candidate | None = None,
+              candidates: list[Candidate] | None = None,
+              entry_id: str | None = None, category: str | None = None) -> BotAnalysis:
+    return BotAnalysis(
+        at=utcnow(), text=message.original, intent=message.intent,
+        intent_confidence=message.confidence, decision=decision,
+        entry_id=entry.entry_id if entry else entry_id,
+        category=entry.category.value if entry else category,
+        candidates=[CandidateScore(entry_id=c.entry_id, question=c.question, score=c.score)
+                    for c in candidates or []],
+    )
+
+
+def _answer_events(entry_id: str, category: str | None, question: str) -> Events:
+    return [
+        SlotSet("last_entry_id", entry_id), SlotSet("last_category", category),
+        SlotSet("last_question", question), SlotSet("last_decision", DecisionKind.ANSWER.value),
+        SlotSet("clarify_options", None),
+    ]
+
+
+async def _record_escalation(services: Services, message: Message, text: str,
+                             reason: str) -> None:
+    """Best effort: feed the knowledge team's "questions we could not handle" list."""
+    try:
+        from knowledge.topics import record_escalation  # numpy/faiss: only when it happens
+
+        await record_escalation(services.redis, text, reason, message.conversation_id)
+    except Exception:  # never fail a shopper's turn for the review list
+        logger.exception("could not record an escalation for %s", message.conversation_id)
+
+
+class KefuAction(Action, ABC):  # type: ignore[misc]
+    """Base of kefu's actions: holds the services (given in tests, built lazily otherwise)."""
+
+    def __init__(self, services: Services | None = None) -> None:
+        self._services = services
+
+    @property
+    def services(self) -> Services:
+        """The services this action calls."""
+        return self._services or get_services()
+
+    @abstractmethod
+    def name(self) -> str:
+        """The action's name in the domain."""
+
+    async def hand_off(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                       message: Message, plan: HandoffPlan) -> Events:
+        """Open (or join) the conversation's ticket and tell the shopper a person takes over."""
+        services = self.services
+        order_number = tracker.get_slot("order_number")
+        try:
+            await services.conversations.set_profile(
+                message.conversation_id, language=message.language.value, channel=message.channel)
+            ticket = await services.handoff.request_handoff(
+                message.conversation_id, reason=plan.reason, channel=message.channel,
+                group=plan.group, priority=plan.priority,
+                slots={"order_number": str(order_number)} if order_number else None,
+                display_name=message.display_name)
+        except (HandoffError, RedisError) as exc:
+            logger.error("handoff failed for %s: %r", message.conversation_id, exc)
+            _utter(dispatcher, replies.handoff_failed(message.language))
+            return []
+        logger.info("%s handed off: ticket %s (%s)", message.conversation_id, ticket.id,
+                    plan.reason)
+        _utter(dispatcher, replies.handing_off(plan.reason, message.language))
+        return [SlotSet("last_decision", DecisionKind.HANDOFF.value)]
+
+    async def remember_order_number(self, tracker: Tracker, message: Message) -> str | None:
+        """Keep an order number found in the message where agents see it."""
+        found = next(tracker.get_latest_entity_values("order_number"), None)
+        if found:
+            await self.services.conversations.set_slot(
+                message.conversation_id, "order_number", str(found))
+        return str(found) if found else None
+
+
+class ActionDetectLanguage(KefuAction):
+    """Slot mapping action: the reply language, from each message that has letters."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_detect_language"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Set ``language`` when the message shows one and it differs from the slot."""
+        latest = tracker.latest_message or {}
+        text = str((latest.get("metadata") or {}).get("original_text") or latest.get("text") or "")
+        language = detect_language(text)
+        if language is None or language.value == tracker.get_slot("language"):
+            return []
+        return [SlotSet("language", language.value)]
+
+
+class ActionAnswerQuestion(KefuAction):
+    """A shop question: answer, clarify or hand off, as the knowledge decision says."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_answer_question"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Ask the knowledge API, record what was understood, reply."""
+        message = read_message(tracker)
+        await self.remember_order_number(tracker, message)
+        conversations = self.services.conversations
+        try:
+            decision = await self.services.knowledge.decide(
+                message.text or message.original, intent=message.intent,
+                intent_confidence=message.confidence)
+        except KnowledgeUnavailableError as exc:
+            logger.error("knowledge decision failed for %s: %s", message.conversation_id, exc)
+            await conversations.record_analysis(
+                message.conversation_id, _analysis(message, DecisionKind.HANDOFF.value))
+            return await self.hand_off(dispatcher, tracker, message,
+                                       plan_for_failure(None, repeated=False))
+        await conversations.record_analysis(message.conversation_id, _analysis(
+            message, decision.kind.value, entry=decision.entry, candidates=decision.candidates))
+        if decision.kind is DecisionKind.ANSWER and decision.entry is not None:
+            await conversations.reset_counter(message.conversation_id, CLARIFY_STREAK)
+            entry = decision.entry
+            _utter(dispatcher, replies.answer(entry.answer, message.language))
+            return _answer_events(entry.entry_id, entry.category.value, message.original)
+        await _record_escalation(self.services, message, message.original, "low_confidence")
+        if decision.kind is DecisionKind.CLARIFY and decision.options:
+            return await self._clarify(dispatcher, tracker, message, decision)
+        return await self.hand_off(dispatcher, tracker, message,
+                                   plan_for_failure(_top_category(decision), repeated=False))
+
+    async def _clarify(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                       message: Message, decision: Decision) -> Events:
+        streak = await self.services.conversations.incr_counter(
+            message.conversation_id, CLARIFY_STREAK)
+        if gives_up(streak):
+            await self.services.conversations.reset_counter(
+                message.conversation_id, CLARIFY_STREAK)
+            return await self.hand_off(dispatcher, tracker, message,
+                                       plan_for_failure(_top_category(decision), repeated=True))
+        options = decision.options[: replies.MAX_OPTIONS]
+        _utter(dispatcher, replies.clarify(options, message.language))
+        remembered = [{"entry_id": o.entry_id, "question": o.question, "answer": o.answer,
+                       "category": o.category.value} for o in options]
+        return [SlotSet("clarify_options", remembered), SlotSet("last_question", message.original),
+                SlotSet("last_decision", DecisionKind.CLARIFY.value)]
+
+
+def _top_category(decision: Decision) -> str | None:
+    return decision.candidates[0].category.value if decision.candidates else None
+
+
+class ActionChooseOption(KefuAction):
+    """A clarification button (or "第二个"): answer with the chosen entry."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_choose_option"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Answer from the remembered options, or fetch the entry from the knowledge API."""
+        message = read_message(tracker)
+        options: list[dict[str, str]] = tracker.get_slot("clarify_options") or []
+        entry_id = next(tracker.get_latest_entity_values("entry_id"), None)
+        if entry_id is None:
+            index = replies.ordinal(message.original)
+            entry_id = options[index]["entry_id"] if index is not None and index < len(options) \
+                else None
+        chosen = next((o for o in options if o["entry_id"] == entry_id), None)
+        if chosen is None and entry_id is not None:
+            chosen = await self._fetch(str(entry_id))
+        if chosen is None:
+            _utter(dispatcher, replies.option_missing(message.language))
+            return []
+        conversations = self.services.conversations
+        await conversations.reset_counter(message.conversation_id, CLARIFY_STREAK)
+        await conversations.record_analysis(message.conversation_id, _analysis(
+            message, DecisionKind.ANSWER.value, entry_id=chosen["entry_id"],
+            category=chosen.get("category")))
+        _utter(dispatcher, replies.answer(chosen["answer"], message.language))
+        question = tracker.get_slot("last_question") or chosen["question"]
+        return _answer_events(chosen["entry_id"], chosen.get("category"), str(question))
+
+    async def _fetch(self, entry_id: str) -> dict[str, str] | None:
+        try:
+            entry = await self.services.knowledge.entry(entry_id)
+        except KnowledgeUnavailableError as exc:
+            logger.error("entry %s unavailable: %s", entry_id, exc)
+            return None
+        if entry is None:
+            return None
+        return {"entry_id": entry.id, "question": entry.question, "answer": entry.answer,
+                "category": entry.category.value}
+
+
+class ActionFeedback(KefuAction):
+    """The "helpful / not helpful" buttons under an answer."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_feedback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Thank, or offer to rephrase or a person; hand off after repeated "not helpful"."""
+        message = read_message(tracker)
+        conversations = self.services.conversations
+        conversation = message.conversation_id
+        entry_id, category = tracker.get_slot("last_entry_id"), tracker.get_slot("last_category")
+        helpful = message.intent == "feedback_helpful"
+        await conversations.record_analysis(conversation, _analysis(
+            message, message.intent or "feedback", entry_id=entry_id, category=category))
+        if helpful:
+            await conversations.reset_counter(conversation, NOT_HELPFUL_STREAK)
+            _utter(dispatcher, replies.thanks_for_feedback(message.language))
+            return []
+        question = tracker.get_slot("last_question")
+        if question:
+            await _record_escalation(self.services, message, str(question), "not_helpful")
+        streak = await conversations.incr_counter(conversation, NOT_HELPFUL_STREAK)
+        if gives_up(streak):
+            await conversations.reset_counter(conversation, NOT_HELPFUL_STREAK)
+            return await self.hand_off(dispatcher, tracker, message,
+                                       plan_for_failure(category, repeated=True))
+        _utter(dispatcher, replies.sorry_not_helpful(message.language))
+        return []
+
+
+class ActionHandoff(KefuAction):
+    """The shopper asked for a person, or complained: open a ticket."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Hand off with the reason and priority the intent implies."""
+        message = read_message(tracker)
+        await self.remember_order_number(tracker, message)
+        await self.services.conversations.record_analysis(
+            message.conversation_id, _analysis(message, DecisionKind.HANDOFF.value))
+        plan = plan_for_intent(message.intent, tracker.get_slot("last_category"))
+        return await self.hand_off(dispatcher, tracker, message, plan)
+
+
+class ActionCaptureOrderNumber(KefuAction):
+    """An order number: keep it (Rasa slot and conversation record) and acknowledge it."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_capture_order_number"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Store the order number, or ask for it again when none was recognised."""
+        message = read_message(tracker)
+        order_number = await self.remember_order_number(tracker, message)
+        await self.services.conversations.record_analysis(
+            message.conversation_id, _analysis(message, message.intent or "give_order_number"))
+        if order_number is None:
+            _utter(dispatcher, replies.order_missing(message.language))
+            return []
+        _utter(dispatcher, replies.order_noted(order_number, message.language))
+        return [SlotSet("order_number", order_number)]

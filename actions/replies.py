@@ -1,0 +1,160 @@
+"""What the bot says, in Chinese or English: texts and quick-reply buttons, no Rasa.
+
+Buttons are ``{"title", "payload"}`` dicts, the shape rasa-sdk's dispatcher and the REST channel
+pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from actions.language import Language
+from handoff.models import HandoffReason
+from knowledge.models import Candidate
+
+HELPFUL_PAYLOAD = "/feedback_helpful"
+NOT_HELPFUL_PAYLOAD = "/feedback_not_helpful"
+HUMAN_PAYLOAD = "/request_human"
+MAX_OPTIONS = 3
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One bot message."""
+
+    text: str
+    buttons: list[dict[str, str]] = field(default_factory=list)
+
+
+def _pick(lang: Language, zh: str, en: str) -> str:
+    return en if lang is Language.EN else zh
+
+
+def choose_payload(entry_id: str) -> str:
+    """The payload of a clarification button: Rasa reads it as intent + entity."""
+    return "/choose_option" + json.dumps({"entry_id": entry_id}, separators=(",", ":"))
+
+
+def feedback_buttons(lang: Language) -> list[dict[str, str]]:
+    """The "was this helpful?" buttons under an answer."""
+    return [
+        {"title": _pick(lang, "有帮助 👍", "Helpful 👍"), "payload": HELPFUL_PAYLOAD},
+        {"title": _pick(lang, "没帮助 👎", "Not helpful 👎"), "payload": NOT_HELPFUL_PAYLOAD},
+    ]
+
+
+def answer(text: str, lang: Language) -> Reply:
+    """An entry's answer, asking whether it helped."""
+    return Reply(text, feedback_buttons(lang))
+
+
+def clarify(options: Sequence[Candidate], lang: Language) -> Reply:
+    """A few close candidates as buttons titled with their questions."""
+    buttons = [
+        {"title": option.question, "payload": choose_payload(option.entry_id)}
+        for option in options[:MAX_OPTIONS]
+    ]
+    return Reply(_pick(lang, "您想问的是：", "Did you mean:"), buttons)
+
+
+def handing_off(reason: HandoffReason, lang: Language) -> Reply:
+    """Told when a person takes over (the queue position follows from the handoff service)."""
+    texts = {
+        HandoffReason.EXPLICIT_REQUEST: (
+            "好的，马上为您转接人工客服，请稍候。",
+            "Sure, I'm connecting you to a person from our team. Please hold on.",
+        ),
+        HandoffReason.COMPLAINT: (
+            "非常抱歉给您带来不好的体验！已为您优先转接人工客服，客服会尽快处理。",
+            "I'm very sorry about this. I've passed you to a person from our team with priority; "
+            "they will take care of it shortly.",
+        ),
+        HandoffReason.REPEATED_FAILURE: (
+            "抱歉一直没能解决您的问题，已为您转接人工客服，请稍候。",
+            "Sorry I couldn't sort this out. A person from our team will take over, "
+            "please hold on.",
+        ),
+    }
+    zh, en = texts.get(reason, (
+        "这个问题我暂时无法准确回答，已为您转接人工客服，请稍候。",
+        "I can't answer that reliably, so a person from our team will take over. Please hold on.",
+    ))
+    return Reply(_pick(lang, zh, en))
+
+
+def handoff_failed(lang: Language) -> Reply:
+    """Told when no ticket could be opened (Redis down, bad configuration)."""
+    return Reply(_pick(
+        lang,
+        "抱歉，暂时无法转接人工客服，请稍后再试。",
+        "Sorry, I can't reach our team right now. Please try again in a moment.",
+    ))
+
+
+def thanks_for_feedback(lang: Language) -> Reply:
+    """After "helpful"."""
+    return Reply(_pick(
+        lang,
+        "很高兴能帮到您！还有其他问题随时问我哦。",
+        "Glad it helped! Ask me anytime if anything else comes up.",
+    ))
+
+
+def sorry_not_helpful(lang: Language) -> Reply:
+    """After a first "not helpful": rephrase, or a person."""
+    return Reply(
+        _pick(
+            lang,
+            "抱歉没能帮到您。您可以换个说法再问一次，或者转人工客服。",
+            "Sorry that didn't help. You can rephrase your question, or talk to a person.",
+        ),
+        [{"title": _pick(lang, "转人工客服", "Talk to a person"), "payload": HUMAN_PAYLOAD}],
+    )
+
+
+def order_noted(order_number: str, lang: Language) -> Reply:
+    """Acknowledges a captured order number."""
+    return Reply(_pick(
+        lang,
+        f"好的，已记录您的订单号 {order_number}。请问这个订单有什么问题？",
+        f"Got it, order {order_number}. What can I help you with on this order?",
+    ))
+
+
+def order_missing(lang: Language) -> Reply:
+    """Asks again when no order number could be read."""
+    return Reply(_pick(
+        lang,
+        "没有识别到订单号，请发送 18–20 位数字的订单号，或以 E 开头的订单编号。",
+        "I couldn't find an order number. Please send the 18–20 digit number or the id "
+        "starting with E.",
+    ))
+
+
+def option_missing(lang: Language) -> Reply:
+    """When a clarification choice no longer matches an entry."""
+    return Reply(_pick(
+        lang,
+        "抱歉，没有找到这个选项，可以再描述一下您的问题吗？",
+        "Sorry, I couldn't find that option. Could you describe your question again?",
+    ))
+
+
+_ORDINALS = {
+    "1": 0, "一": 0, "first": 0, "2": 1, "二": 1, "second": 1, "3": 2, "三": 2, "third": 2,
+}
+_ORDINAL_RE = re.compile(
+    r"(?:第\s*([123一二三])|option\s*([123])|\b(first|second|third)\b|^\s*([123])\s*$)"
+)
+
+
+def ordinal(text: str) -> int | None:
+    """The 0-based option a typed choice refers to ("第二个", "option 2", "the first one", "3")."""
+    match = _ORDINAL_RE.search(text.lower())
+    if match is None:
+        return None
+    token = next(group for group in match.groups() if group)
+    return _ORDINALS[token]
