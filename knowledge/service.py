@@ -9,7 +9,10 @@ from Redis at start (publishing the bundled demo store on a fresh install), list
 
 Rebuilds are fast because vectors are cached twice: in Redis by text sha (``kb_embedding_key``,
 shared by every process and every restart) and in memory from the previous index, so a publish
-only embeds the texts it adds.
+only embeds the texts it adds. Calibration still takes about a second, so a new version first
+answers through a *provisional* index (its own entries, the previous version's calibration; built
+in milliseconds) and the calibrated index replaces it as soon as it is ready. The last swapped-out
+indexes are kept, so rolling back to one of them is a plain swap.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class KnowledgeIndex:
     retriever: Retriever
     thresholds: Thresholds
     info: VersionInfo | None = None  # None for an index built straight from a file
+    provisional: bool = False  # thresholds borrowed from the previous version until calibrated
     built_at: float = field(default_factory=time.time)
     build_seconds: float = 0.0
     vectors: Vectors = field(default_factory=dict, repr=False)  # every vector the build used
@@ -132,6 +136,7 @@ def build_index(
     info: VersionInfo | None = None,
     oos_questions: Sequence[str] | None = None,
     vectors: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    thresholds: Thresholds | None = None,
 ) -> KnowledgeIndex:
     """Embed, index and calibrate ``kb``; CPU-heavy, so services call it in a worker thread.
 
@@ -142,27 +147,33 @@ def build_index(
         info: The published version ``kb`` is, if it is one.
         oos_questions: Out-of-scope questions for calibration (the generic list when ``None``).
         vectors: Known vectors by encoder name then text; only other texts are embedded.
+        thresholds: Skip calibration and use these (a provisional index: building one takes
+            milliseconds once the texts are embedded; calibrating takes about a second).
     """
     started = time.perf_counter()
     oos = list(oos_questions) if oos_questions is not None else load_generic_oos()
     vectors = vectors or {}
-    texts = calibration_texts(kb, oos)
+    texts = Retriever.texts_of(kb.entries) if thresholds else calibration_texts(kb, oos)
     memos = [_MemoEncoder(e, vectors.get(e.name, {})) for e in (encoder, second) if e is not None]
     for memo in memos:
         memo.warm(texts)
     primary_memo, second_memo = memos[0], (memos[1] if len(memos) > 1 else None)
     retriever = Retriever.build(kb.entries, primary_memo, second_memo)
-    thresholds = calibrate(retriever, kb, oos)
+    provisional = thresholds is not None
+    if thresholds is None:
+        thresholds = calibrate(retriever, kb, oos)
     for memo in memos:
         memo.freeze()
     elapsed = time.perf_counter() - started
-    logger.info("index for %s built in %.2fs (%d entries, %s)",
-                info.id if info else "file", elapsed, len(kb.entries), thresholds.method)
+    logger.info("%s index for %s built in %.2fs (%d entries, %s)",
+                "provisional" if provisional else "calibrated", info.id if info else "file",
+                elapsed, len(kb.entries), thresholds.method)
     return KnowledgeIndex(
         kb=kb,
         retriever=retriever.with_scorer(thresholds.scorer),
         thresholds=thresholds,
         info=info,
+        provisional=provisional,
         build_seconds=elapsed,
         vectors={m.name: m.known for m in memos},
         new_vectors={m.name: m.fresh for m in memos if m.fresh},
@@ -204,8 +215,9 @@ class KnowledgeService:
     def swap(self, index: KnowledgeIndex) -> KnowledgeIndex | None:
         """Make ``index`` answer from now on (one reference assignment); returns the old one."""
         previous, self._index = self._index, index
-        logger.info("knowledge index swapped: %s -> %s",
-                    previous.version_id if previous else None, index.version_id)
+        logger.info("knowledge index swapped: %s -> %s%s",
+                    previous.version_id if previous else None, index.version_id,
+                    " (provisional)" if index.provisional else "")
         return previous
 
     def now(self) -> datetime:
@@ -376,22 +388,42 @@ class KnowledgeRuntime:
         async with self._refresh_lock:
             live = await self.store.live()
             current = self.service.index
-            if live is None or (current is not None and current.version_id == live[0].id):
+            if live is None:
+                return current
+            same = current is not None and current.version_id == live[0].id
+            if current is not None and same and not current.provisional:
                 return current
             index = self._recent.pop(live[0].id, None)  # a rollback: no rebuild needed
+            borrow = current is not None and not same and self.settings.provisional_swap
+            if index is None and current is not None and borrow:
+                # Answer from the new version at once with the current calibration, then
+                # replace it with the calibrated index a second later.
+                provisional = await self.build(live[1], info=live[0],
+                                               thresholds=current.thresholds)
+                await self._swap(provisional)
             if index is None:
                 index = await self.build(live[1], info=live[0])
-            previous = self.service.swap(index)
-            if previous is not None and previous.version_id is not None:
-                self._recent[previous.version_id] = previous
-                while len(self._recent) > _RECENT_INDEXES:
-                    self._recent.popitem(last=False)
-        async with self._swapped:
-            self._swapped.notify_all()
+            await self._swap(index)
         return index
 
-    async def build(self, kb: KnowledgeBase, *, info: VersionInfo | None = None) -> KnowledgeIndex:
-        """An index for ``kb``: vectors from memory and Redis, the rest embedded in a thread."""
+    async def _swap(self, index: KnowledgeIndex) -> None:
+        previous = self.service.swap(index)
+        if previous is not None and not previous.provisional and previous.version_id is not None:
+            if previous.version_id != index.version_id:
+                self._recent[previous.version_id] = previous
+            while len(self._recent) > _RECENT_INDEXES:
+                self._recent.popitem(last=False)
+        async with self._swapped:
+            self._swapped.notify_all()
+
+    async def build(
+        self, kb: KnowledgeBase, *, info: VersionInfo | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> KnowledgeIndex:
+        """An index for ``kb``: vectors from memory and Redis, the rest embedded in a thread.
+
+        With ``thresholds`` the index is provisional (not calibrated; see `build_index`).
+        """
         assert self._encoders is not None, "start() loads the encoders"
         encoders = [e for e in self._encoders if e is not None]
         texts = calibration_texts(kb, self._oos if self._oos is not None else load_generic_oos())
@@ -409,7 +441,7 @@ class KnowledgeRuntime:
             known[encoder.name] = {**in_memory, **fetched}
         index = await asyncio.to_thread(
             build_index, kb, self._encoders[0], self._encoders[1], info=info,
-            oos_questions=self._oos, vectors=known,
+            oos_questions=self._oos, vectors=known, thresholds=thresholds,
         )
         if index.new_vectors:
             try:
@@ -418,11 +450,18 @@ class KnowledgeRuntime:
                 logger.warning("could not cache new vectors", exc_info=True)
         return index
 
-    async def wait_for_version(self, version_id: str, timeout: float) -> KnowledgeIndex:
-        """Wait until ``version_id`` answers (for tests and operators)."""
+    async def wait_for_version(
+        self, version_id: str, timeout: float, *, calibrated: bool = False
+    ) -> KnowledgeIndex:
+        """Wait until ``version_id`` answers (``calibrated``: with its own calibration)."""
+
+        def ready() -> bool:
+            index = self.service.index
+            return (index is not None and index.version_id == version_id
+                    and not (calibrated and index.provisional))
+
         async with asyncio.timeout(timeout), self._swapped:
-            await self._swapped.wait_for(lambda: self.service.version is not None
-                                         and self.service.version.id == version_id)
+            await self._swapped.wait_for(ready)
         index = self.service.index
         assert index is not None
         return index

@@ -25,6 +25,7 @@ class KnowledgeSettings(BaseSettings):
     search_k: int = Field(default=5, ge=1, le=50)  # candidates retrieved per decision
     embedding_cache_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     live_poll_seconds: float = Field(default=30.0, gt=0)  # safety net if a pub/sub event is lost
+    provisional_swap: bool = True  # answer from a new version at once, calibrated a moment later
 
     @field_validator("timezone")
     @classmethod

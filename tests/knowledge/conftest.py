@@ -25,7 +25,7 @@ def shop_kb() -> KnowledgeBase:
               variants=("什么时候发货", "几天能发货", "when will you ship"),
               answer="付款后48小时内发货。", category=Category.LOGISTICS),
         Entry(id="ship-time-d11", question="双11期间多久发货",
-              variants=("双十一什么时候发货", "大促期间几天发货"),
+              variants=("双十一什么时候发货", "大促期间几天发货", "什么时候发货"),  # a twin
               answer="双11期间付款后5天内发货。", category=Category.LOGISTICS,
               campaign="double11", valid_from=DOUBLE11_START, valid_until=DOUBLE11_END),
         Entry(id="invoice", question="可以开发票吗",

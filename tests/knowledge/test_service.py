@@ -136,13 +136,35 @@ async def test_publish_reaches_a_running_process_quickly(
     other = async_client(redis_url)  # another process, e.g. `kefu kb publish`
     started = time.monotonic()
     info = await KnowledgeStore(other).publish(with_gift_wrap(shop_kb()), author="ops")
-    await runtime.wait_for_version(info.id, timeout=2.0)
+    first = await runtime.wait_for_version(info.id, timeout=2.0)
     elapsed = time.monotonic() - started
     await other.aclose()
     decision = runtime.service.decide("可以礼品包装吗")
     assert decision.kind is DecisionKind.ANSWER and decision.entry is not None
     assert decision.entry.entry_id == "gift-wrap" and decision.kb_version == info.id
     assert elapsed < 2.0
+    assert first.provisional  # answering before calibration finished...
+    calibrated = await runtime.wait_for_version(info.id, timeout=10.0, calibrated=True)
+    assert not calibrated.provisional  # ...which replaces it without another event
+    assert calibrated.thresholds.method != first.thresholds.method
+
+
+@pytest_redis
+async def test_without_provisional_swaps_only_calibrated_indexes_answer(
+    settings: KnowledgeSettings, client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    await KnowledgeStore(client).publish(shop_kb(), author="test")
+    runtime = KnowledgeRuntime(settings.model_copy(update={"provisional_swap": False}),
+                               encoders=(HashingEncoder(), None))
+    await runtime.start()
+    try:
+        caplog.set_level("INFO", logger="knowledge.service")
+        info = await runtime.store.publish(with_gift_wrap(shop_kb()), author="ops")
+        index = await runtime.wait_for_version(info.id, timeout=10.0)
+        assert not index.provisional
+        assert not any("(provisional)" in r.getMessage() for r in caplog.records)
+    finally:
+        await runtime.stop()
 
 
 @pytest_redis
@@ -152,7 +174,7 @@ async def test_rollback_swaps_back_the_previous_index_without_rebuilding(
     first_index = runtime.service.index
     assert first_index is not None and first_index.info is not None
     second = await runtime.store.publish(with_gift_wrap(shop_kb()), author="ops")
-    await runtime.wait_for_version(second.id, timeout=10.0)
+    await runtime.wait_for_version(second.id, timeout=10.0, calibrated=True)
     assert runtime.service.entry("gift-wrap") is not None
     await runtime.store.rollback(first_index.info.id, author="ops")
     back = await runtime.wait_for_version(first_index.info.id, timeout=2.0)
@@ -184,7 +206,7 @@ async def test_requests_never_see_a_half_built_index(runtime: KnowledgeRuntime) 
     assert runtime.service.version == old
     gate.set()
     encoder.gate = None
-    await runtime.wait_for_version(info.id, timeout=5.0)
+    await runtime.wait_for_version(info.id, timeout=10.0, calibrated=True)
     await asyncio.sleep(0.05)
     stop.set()
     await asyncio.to_thread(asker.join)
@@ -208,7 +230,7 @@ async def test_rebuilds_embed_only_new_texts_even_after_restart(
     await restarted.start()
     assert restarted_encoder.encoded == []  # everything came from the Redis cache
     info = await restarted.store.publish(with_gift_wrap(shop_kb()), author="ops")
-    await restarted.wait_for_version(info.id, timeout=10.0)
+    await restarted.wait_for_version(info.id, timeout=10.0, calibrated=True)
     await restarted.stop()
     assert set(restarted_encoder.encoded) == {"可以礼品包装吗", "能包装成礼物吗", "gift wrapping",
                                              "可以,下单备注礼品包装。"}
@@ -259,3 +281,30 @@ async def test_without_a_live_version_or_demo_the_runtime_starts_empty(
 
 def test_zone_of_times_in_fixture() -> None:
     assert DOUBLE11_START.tzinfo == CST
+
+
+@pytest_redis
+@pytest.mark.model
+@pytest.mark.slow
+async def test_demo_store_publish_reaches_a_running_process_within_2s(redis_url: str) -> None:
+    """The real encoder on the bundled demo store: first start publishes it, a publish swaps < 2 s."""
+    settings = KnowledgeSettings(redis_url=redis_url)
+    assert settings.demo_store.exists()
+    runtime = KnowledgeRuntime(settings)
+    await runtime.start()  # a fresh Redis: publishes the demo store, embeds every text once
+    try:
+        demo = runtime.service.index
+        assert demo is not None and demo.info is not None and demo.info.author == "kefu"
+        kb = with_gift_wrap(demo.kb)
+        other = async_client(redis_url)
+        started = time.monotonic()
+        info = await KnowledgeStore(other).publish(kb, author="ops")
+        await runtime.wait_for_version(info.id, timeout=10.0)
+        elapsed = time.monotonic() - started
+        await other.aclose()
+        decision = runtime.service.decide("能包装成礼物吗")
+        assert decision.entry is not None and decision.entry.entry_id == "gift-wrap"
+        assert elapsed < 2.0, f"publish reached the process after {elapsed:.2f}s"
+        await runtime.wait_for_version(info.id, timeout=30.0, calibrated=True)
+    finally:
+        await runtime.stop()
