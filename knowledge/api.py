@@ -43,6 +43,7 @@ class VersionResponse(BaseModel):
     version: VersionInfo | None  # None: nothing published, every question is handed off
     entries: int
     thresholds: Thresholds | None
+    provisional: bool = False  # answering with the previous calibration until this one's is ready
     build_seconds: float | None
 
 
@@ -80,6 +81,7 @@ def create_router(service: KnowledgeService) -> APIRouter:
         if index is None:
             return VersionResponse(version=None, entries=0, thresholds=None, build_seconds=None)
         return VersionResponse(version=index.info, entries=len(index.kb.entries),
-                               thresholds=index.thresholds, build_seconds=index.build_seconds)
+                               thresholds=index.thresholds, provisional=index.provisional,
+                               build_seconds=index.build_seconds)
 
     return router

@@ -77,7 +77,7 @@ async def test_entries_and_404(client: httpx.AsyncClient) -> None:
 
 async def test_version_reports_thresholds(client: httpx.AsyncClient) -> None:
     data = (await client.get("/api/v1/knowledge/version")).json()
-    assert data["entries"] == 6 and data["version"] is None
+    assert data["entries"] == 6 and data["version"] is None and data["provisional"] is False
     assert 0.0 <= data["thresholds"]["clarify"] <= data["thresholds"]["answer"] <= 1.0
 
 
@@ -86,4 +86,5 @@ async def test_empty_service_hands_off_and_reports_no_version() -> None:
         decision = (await client.post("/api/v1/knowledge/decide", json={"text": "退货"})).json()
         version = (await client.get("/api/v1/knowledge/version")).json()
     assert decision["kind"] == "handoff" and decision["candidates"] == []
-    assert version == {"version": None, "entries": 0, "thresholds": None, "build_seconds": None}
+    assert version == {"version": None, "entries": 0, "thresholds": None, "provisional": False,
+                       "build_seconds": None}
