@@ -26,22 +26,23 @@ the two score distributions rather than on the edge of one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from knowledge.models import Candidate, Decision, DecisionKind, KnowledgeBase
+from knowledge.models import Candidate, Decision, DecisionKind, Entry, KnowledgeBase
 from knowledge.retrieval import DEFAULT_SCORER, Retriever, Scored, Scorer
 from knowledge.text import for_matching
 
 logger = logging.getLogger(__name__)
 
 GENERIC_OOS_PATH = Path(__file__).resolve().parent / "data" / "generic_oos.txt"
-DEFAULT_SIGNALS = ("dense", "second", "lexical")
+DEFAULT_SIGNALS = ("dense", "second", "lexical", "code")  # measured: benchmarks/retrieval.py
 MAX_OPTIONS = 3
 _NEGATIVES_PER_QUERY = 8  # wrong entries per calibration query used to fit the scorer
 _MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
@@ -131,25 +132,54 @@ class CalibrationQuery:
     acceptable: frozenset[str] = frozenset()  # entries that are also right (campaign twins)
 
 
+IntentOf = Callable[[str], tuple[str | None, float | None]]
+
+
 def collect(
-    retriever: Retriever, kb: KnowledgeBase, oos_questions: Iterable[str]
+    retriever: Retriever,
+    kb: KnowledgeBase,
+    oos_questions: Iterable[str],
+    intent_of: IntentOf | None = None,
 ) -> list[CalibrationQuery]:
-    """The leave-one-out and out-of-scope calibration queries of ``kb`` with their raw signals."""
+    """The leave-one-out and out-of-scope calibration queries of ``kb`` with their raw signals.
+
+    Each held-out text is asked as a shopper would meet the index while its entry is live: a
+    windowed (campaign) entry's texts at the start of its window, campaign precedence applied; an
+    evergreen entry's texts with the windowed entries left out. Out-of-scope questions are asked
+    against every entry. ``intent_of`` gives Rasa's intent and confidence for a text, when the
+    ``intent`` signal is to be calibrated too.
+    """
     twins = _campaign_twins(retriever)
-    asked: list[tuple[str, str | None]] = []
+    windowed = [t for e in kb.entries if _windowed(e) for t in e.texts]
+    asked: list[tuple[str, Entry | None]] = []
     for entry in kb.entries:
         texts = list(dict.fromkeys(for_matching(t) or t for t in entry.texts))
         if len(texts) > 1:
-            asked += [(text, entry.id) for text in texts]
+            asked += [(text, entry) for text in texts]
     asked += [(question, None) for question in oos_questions]
     vectors = retriever.encode_queries([text for text, _ in asked]) if asked else []
     out: list[CalibrationQuery] = []
-    for (text, expected), vecs in zip(asked, vectors, strict=True):
-        exclude = [text] if expected is not None else []
-        pool = retriever.score_all(text, at=None, exclude_texts=exclude, query_vectors=vecs)
-        acceptable = twins.get(expected, frozenset()) if expected else frozenset()
-        out.append(CalibrationQuery(text, expected, pool, acceptable))
+    for (text, owner), vecs in zip(asked, vectors, strict=True):
+        intent, confidence = intent_of(text) if intent_of is not None else (None, None)
+        ask = partial(
+            retriever.score_all, text, query_vectors=vecs, intent=intent,
+            intent_confidence=confidence,
+        )
+        if owner is None:  # out of scope: against every entry, whatever its window
+            pool = ask(at=None)
+            out.append(CalibrationQuery(text, None, pool))
+        elif _windowed(owner):  # inside its window, campaign precedence applied
+            at = owner.valid_from or owner.valid_until
+            pool = ask(at=at, exclude_texts=[text])
+            out.append(CalibrationQuery(text, owner.id, pool, twins.get(owner.id, frozenset())))
+        else:  # evergreen: as when no campaign runs
+            pool = ask(at=None, exclude_texts=[text, *windowed])
+            out.append(CalibrationQuery(text, owner.id, pool))
     return out
+
+
+def _windowed(entry: Entry) -> bool:
+    return entry.valid_from is not None or entry.valid_until is not None
 
 
 def _campaign_twins(retriever: Retriever) -> dict[str, frozenset[str]]:

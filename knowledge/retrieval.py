@@ -8,6 +8,8 @@ each index and from the lexical index, then every pooled entry gets its signals 
 - ``second``: the same under the second encoder (USE), when one is given;
 - ``lexical``: best normalised BM25 between the query and the entry's texts (`knowledge.lexical`);
 - ``answer``: cosine between the query and the entry's answer text (primary encoder);
+- ``code``: whether the product codes named by the query and by the entry (texts and answer) agree:
+  1, disagree: -1, or either names none: 0 (`knowledge.text.codes_agree`);
 - ``intent``: Rasa's intent confidence when its intent is a question intent, ``0`` otherwise
   (recorded, and scored only if a scorer gives it a weight).
 
@@ -44,11 +46,11 @@ from pydantic import BaseModel, ConfigDict
 
 from knowledge.lexical import BM25
 from knowledge.models import Candidate, Entry
-from knowledge.text import for_matching
+from knowledge.text import codes_agree, for_matching, model_numbers
 
 logger = logging.getLogger(__name__)
 
-SIGNALS = ("dense", "second", "lexical", "answer", "intent")
+SIGNALS = ("dense", "second", "lexical", "answer", "code", "intent")
 #: Rasa intents meaning "a question for the knowledge base" (their confidence is the intent signal).
 QUESTION_INTENTS = frozenset(
     {"faq", "ask_question", "question", "product_question", "nlu_fallback"}
@@ -187,6 +189,8 @@ class Retriever:
         self._second = second
         self._answers = answers
         self._lexical = BM25(self._row_texts)
+        self._row_codes = [model_numbers(t) for t in self._row_texts]
+        self._answer_codes = [model_numbers(e.answer) for e in self.entries]
         self.scorer = scorer
         self.topic_similarity = topic_similarity
         self.campaign_margin = campaign_margin
@@ -362,7 +366,10 @@ class Retriever:
         row_mask[allowed if allowed is not None else slice(None)] = True
         pool = self._pool(q1, q2, lexical, allowed, row_mask)
         intent_value = self._intent_value(intent, intent_confidence)
-        scored = [self._score_entry(i, q1, q2, lexical, row_mask, intent_value) for i in pool]
+        codes = model_numbers(query)
+        scored = [
+            self._score_entry(i, q1, q2, lexical, row_mask, intent_value, codes) for i in pool
+        ]
         scored.sort(key=lambda s: s.score, reverse=True)
         return self._apply_campaigns(scored) if at is not None else scored
 
@@ -414,9 +421,13 @@ class Retriever:
         lexical: np.ndarray,
         row_mask: np.ndarray,
         intent_value: float,
+        codes: frozenset[str],
     ) -> Scored:
         start, stop = int(self._starts[entry_index]), int(self._starts[entry_index + 1])
         mask = row_mask[start:stop]
+        entry_codes = self._answer_codes[entry_index].union(
+            *(self._row_codes[r] for r in range(start, stop) if row_mask[r])
+        )
         dense = self._primary.matrix[start:stop] @ q1
         dense = np.where(mask, dense, -1.0)
         best_row = start + int(np.argmax(dense))
@@ -425,6 +436,7 @@ class Retriever:
             "lexical": float(np.where(mask, lexical[start:stop], 0.0).max()),
             "answer": float(self._answers[entry_index] @ q1),
             "intent": intent_value,
+            "code": codes_agree(codes, entry_codes),
         }
         if self._second is not None and q2 is not None:
             second = np.where(mask, self._second.matrix[start:stop] @ q2, -1.0)

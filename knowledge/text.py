@@ -157,3 +157,25 @@ def tokens(text: str) -> list[str]:
     whole and, when it has separators, its compact form too. Emoji and punctuation give nothing.
     """
     return list(_tokens(for_matching(text)))
+
+
+def model_numbers(text: str) -> frozenset[str]:
+    """The product/model codes in ``text``, in compact form (``JSQ30-S3`` → ``jsq30s3``)."""
+    return frozenset(
+        _SEPARATORS.sub("", latin)
+        for _, latin in (m.groups() for m in _CHUNK.finditer(for_matching(text)))
+        if latin and is_model_number(latin)
+    )
+
+
+def codes_agree(query: frozenset[str], entry: frozenset[str]) -> float:
+    """The ``code`` signal of a query's codes against an entry's.
+
+    1 when a code of one is (part of) a code of the other (``rx7`` ~ ``frrx7``), -1 when both name
+    codes and none agree, 0 when either names none.
+    """
+    if not query or not entry:
+        return 0.0
+    agree = any(q in e or e in q for q in query for e in entry)
+    return 1.0 if agree else -1.0
+

@@ -131,6 +131,13 @@ def test_model_numbers_are_told_apart_by_the_lexical_signal(retriever: Retriever
         assert by_id[expected].signals["lexical"] > by_id[other].signals["lexical"]
 
 
+def test_code_signal_marks_agreeing_and_clashing_products(retriever: Retriever) -> None:
+    by_id = {c.entry_id: c for c in retriever.search("jsq50s3 天然气", at=BEFORE, k=7)}
+    assert by_id["jsq50"].signals["code"] == 1.0
+    assert by_id["jsq30"].signals["code"] == -1.0
+    assert all(c.signals["code"] == 0.0 for c in retriever.search("运费", at=BEFORE))
+
+
 def test_traditional_and_full_width_queries_match(retriever: Retriever) -> None:
     assert ids(retriever.search("可以開發票嗎？", at=BEFORE))[0] == "invoice"
     assert ids(retriever.search("ＪＳＱ５０－Ｓ３熱水器", at=BEFORE))[0] == "jsq50"

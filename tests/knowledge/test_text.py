@@ -76,3 +76,20 @@ def test_mixed_text_tokens_in_order() -> None:
 
 def test_emoji_and_punctuation_give_no_tokens() -> None:
     assert tokens("😭😭！！？？") == []
+
+
+def test_model_numbers_in_compact_form() -> None:
+    from knowledge.text import model_numbers
+
+    assert model_numbers("疾速 C3 碳板跑鞋（JS-C3）") == {"c3", "jsc3"}
+    assert model_numbers("ＡＪ１偏码吗") == {"aj1"}
+    assert model_numbers("运费多少 42码") == frozenset()
+
+
+def test_codes_agree() -> None:
+    from knowledge.text import codes_agree
+
+    assert codes_agree(frozenset({"rx7"}), frozenset({"frrx7"})) == 1.0
+    assert codes_agree(frozenset({"jsc3"}), frozenset({"jt3"})) == -1.0
+    assert codes_agree(frozenset(), frozenset({"jt3"})) == 0.0
+    assert codes_agree(frozenset({"jt3"}), frozenset()) == 0.0
