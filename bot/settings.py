@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -9,6 +10,7 @@ from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me"
+_TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 class BotSettings(BaseSettings):
@@ -26,11 +28,33 @@ class BotSettings(BaseSettings):
     max_message_chars: int = 2000
     max_sender_chars: int = 128
     load_knowledge: bool = True  # tests of the HTTP edge alone may switch the model off
+    # Shopper channels (bot/channels). Telegram is on when a token is set: webhook mode when a
+    # webhook URL is set (the secret is then required), long polling otherwise (development).
+    telegram_token: SecretStr | None = None
+    telegram_webhook_url: str | None = None  # public https URL that reaches POST /telegram/webhook
+    telegram_webhook_secret: SecretStr | None = None  # X-Telegram-Bot-Api-Secret-Token
+    telegram_base_url: str | None = None  # Bot API server root; tests point it at a fake server
+    # Peak load (bot/backpressure.py): Rasa calls in flight per process, and how long a message
+    # may wait for a slot before the shopper is asked to wait and send again.
+    rasa_max_in_flight: int = 16
+    rasa_max_wait_seconds: float = 2.0
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> BotSettings:
         if self.env == "production" and self.rasa_token.get_secret_value() == PLACEHOLDER_SECRET:
             raise ValueError("KEFU_RASA_TOKEN must be set to a real secret when KEFU_ENV=production")
+        return self
+
+    @model_validator(mode="after")
+    def _check_telegram_webhook(self) -> BotSettings:
+        if self.telegram_webhook_url and self.telegram_token is None:
+            raise ValueError("KEFU_TELEGRAM_WEBHOOK_URL needs KEFU_TELEGRAM_TOKEN")
+        if self.telegram_webhook_url:
+            secret = self.telegram_webhook_secret.get_secret_value() \
+                if self.telegram_webhook_secret else ""
+            if not _TELEGRAM_SECRET.match(secret) or secret == PLACEHOLDER_SECRET:
+                raise ValueError("KEFU_TELEGRAM_WEBHOOK_SECRET must be set in webhook mode "
+                                 "(1-256 characters of A-Z a-z 0-9 _ -)")
         return self
 
 

@@ -141,6 +141,22 @@ class ConversationStore:
             conv_transcript_key(conversation), min=start, count=limit))
         return [_turn_from_row(stream_id, fields) for stream_id, fields in rows]
 
+    async def turn(self, conversation: str, turn_id: str) -> Turn | None:
+        """One turn by its id; None when it expired or was trimmed away."""
+        rows = cast(list[tuple[str, dict[str, str]]], await self._redis.xrange(
+            conv_transcript_key(conversation), min=turn_id, max=turn_id, count=1))
+        return _turn_from_row(*rows[0]) if rows else None
+
+    async def wait_for_turns(self, conversation: str, after: str | None,
+                             timeout_ms: int) -> list[Turn]:
+        """Turns after ``after``, blocking up to ``timeout_ms`` for the first (live channels)."""
+        key = conv_transcript_key(conversation)
+        result: Any = await self._redis.xread({key: after or "0-0"}, count=TRANSCRIPT_MAX_TURNS,
+                                              block=timeout_ms)
+        streams = result.items() if isinstance(result, dict) else (result or [])
+        return [_turn_from_row(str(stream_id), fields)
+                for _key, rows in streams for stream_id, fields in rows]
+
     async def sent_to_shopper(self, conversation: str, after: str | None = None) -> list[Turn]:
         """Bot, agent and system turns after ``after``: what the shopper should have received."""
         turns = await self.transcript(conversation, after=after)

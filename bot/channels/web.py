@@ -1,0 +1,284 @@
+"""Web chat channel: the WebSocket behind the embeddable widget (``/ws/chat?sender=…``).
+
+The transcript stream is the widget's mailbox: every turn has a stream id, the connection
+replays what the client has not seen (after the ``after`` id it sends on connect) and then
+follows the stream with XREAD BLOCK, so bot answers, agent replies and queue updates arrive
+live and nothing is lost across reconnects. Shopper messages carry a client id (``cid``);
+a resent ``cid`` (the ack was lost with the connection) is recognised in a short-lived Redis
+hash and not processed twice. The client renders by turn id, so replays are idempotent.
+
+Frames (JSON)::
+
+    client → server
+      {"type": "hello", "after": "<last seen id>" | null, "lang": "zh" | "en"}    first frame
+      {"type": "message", "cid": "<client id>", "text": "<text or button payload>"}
+    server → client
+      {"type": "history", "messages": [Msg, …]}   replay (the last 200 turns when after is null)
+      {"type": "message", "message": Msg}          a live turn; Msg.cid marks the echo of a
+                                                   message this connection sent
+      {"type": "ack", "cid", "id", "mode", "duplicate"}   processed (id: its transcript turn)
+      {"type": "typing", "on": true | false}
+      {"type": "error", "cid", "code": "invalid" | "unavailable", "detail"}
+
+    Msg = {"id", "role": "shopper" | "bot" | "agent" | "system", "text", "buttons", "at",
+           "agent"?, "cid"?}
+
+A sender id is a random secret the widget keeps in localStorage; whoever holds it can read
+that conversation, like a session cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from bot.channels.delivery import stop_task
+from bot.errors import InvalidMessage, UpstreamUnavailable
+from bot.gateway import Gateway
+from kefu.conversation import ConversationStore, Role, Turn, conversation_id
+from kefu.keys import gw_client_ids_key
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "web"
+SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TURN_ID_PATTERN = re.compile(r"^\d{1,20}-\d{1,20}$")
+CLOSE_POLICY = 1008  # WebSocket close code: policy violation
+
+
+class WebChat:
+    """Serves widget connections; one :class:`_Session` per open socket."""
+
+    def __init__(self, gateway: Gateway, conversations: ConversationStore,
+                 redis: aioredis.Redis, *, history_limit: int = 200,
+                 hello_timeout_seconds: float = 10.0, block_ms: int = 20_000,
+                 client_ids_ttl_seconds: int = 24 * 3600) -> None:
+        self.gateway = gateway
+        self.conversations = conversations
+        self.redis = redis
+        self.history_limit = history_limit
+        self.hello_timeout = hello_timeout_seconds
+        self.block_ms = block_ms
+        self.client_ids_ttl = client_ids_ttl_seconds
+        self.sessions: set[_Session] = set()
+
+    def create_router(self) -> APIRouter:
+        """``GET /ws/chat?sender=…`` (WebSocket)."""
+        router = APIRouter()
+
+        @router.websocket("/ws/chat")
+        async def chat_socket(websocket: WebSocket, sender: str = "") -> None:
+            if not SENDER_PATTERN.match(sender):
+                await websocket.close(code=CLOSE_POLICY, reason="sender: 1-128 of [A-Za-z0-9_.-]")
+                return
+            session = _Session(self, websocket, sender)
+            self.sessions.add(session)
+            try:
+                await session.run()
+            finally:
+                self.sessions.discard(session)
+
+        return router
+
+    async def close_all(self, code: int = 1012) -> None:
+        """Close every open socket (server restart); widgets reconnect and resume."""
+        for session in list(self.sessions):
+            await session.close(code)
+
+    async def reserve_client_id(self, conversation: str, cid: str) -> str | None:
+        """None for a new client id; for a resent one, its turn id ('' while unknown)."""
+        key = gw_client_ids_key(conversation)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, cid, "")
+            pipe.hget(key, cid)
+            pipe.expire(key, self.client_ids_ttl)
+            created, existing, _ = await pipe.execute()
+        return None if created else str(existing or "")
+
+    async def settle_client_id(self, conversation: str, cid: str, turn_id: str) -> None:
+        """Remember the turn a client id became."""
+        await self.redis.hset(gw_client_ids_key(conversation), cid, turn_id)
+
+    async def forget_client_id(self, conversation: str, cid: str) -> None:
+        """Nothing was kept for this client id (rejected message): it may be sent again."""
+        await self.redis.hdel(gw_client_ids_key(conversation), cid)
+
+    async def find_shopper_turn(self, conversation: str, text: str) -> str | None:
+        """The id of the latest shopper turn with this text (when the live echo was missed)."""
+        recent = await self.conversations.transcript(conversation)
+        for turn in reversed(recent[-50:]):
+            if turn.role is Role.SHOPPER and _same_text(text.strip(), turn.text):
+                return turn.id
+        return None
+
+
+class _Session:
+    """One widget connection: replay, live push, and the shopper's messages in order."""
+
+    def __init__(self, chat: WebChat, websocket: WebSocket, sender: str) -> None:
+        self._chat = chat
+        self._ws = websocket
+        self._sender = sender
+        self._conv = conversation_id(CHANNEL, sender)
+        self._send_lock = asyncio.Lock()
+        self._expect: tuple[str, str, asyncio.Future[str]] | None = None
+        self._open = True
+
+    async def run(self) -> None:
+        await self._ws.accept()
+        hello = await self._hello()
+        if hello is None:
+            await self.close(CLOSE_POLICY)
+            return
+        cursor = await self._replay(hello.get("after"))
+        pusher = asyncio.create_task(self._push(cursor), name=f"web-push-{self._sender}")
+        try:
+            while self._open:
+                frame = await self._receive()
+                if frame is not None and frame.get("type") == "message":
+                    await self._on_message(frame)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self._open = False
+            await stop_task(pusher)
+
+    async def close(self, code: int) -> None:
+        self._open = False
+        with contextlib.suppress(Exception):
+            await self._ws.close(code=code)
+
+    async def _hello(self) -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(self._chat.hello_timeout):
+                frame = await self._receive()
+        except (TimeoutError, WebSocketDisconnect):
+            return None
+        if frame is None or frame.get("type") != "hello":
+            return None
+        lang = frame.get("lang")
+        if lang in ("zh", "en"):
+            await self._chat.conversations.set_profile(self._conv, channel=CHANNEL, language=lang)
+        return frame
+
+    async def _receive(self) -> dict[str, Any] | None:
+        raw = await self._ws.receive_text()
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            return None
+        return frame if isinstance(frame, dict) else None
+
+    async def _replay(self, after: Any) -> str:
+        """Send what the client has not seen; returns the stream id to follow from."""
+        valid = isinstance(after, str) and TURN_ID_PATTERN.match(after)
+        turns = await self._chat.conversations.transcript(
+            self._conv, after=after if valid else None)
+        if not valid:
+            turns = turns[-self._chat.history_limit:]
+        await self._send({"type": "history", "messages": [_message(t) for t in turns]})
+        if turns:
+            return turns[-1].id
+        return str(after) if valid else "0-0"
+
+    async def _push(self, cursor: str) -> None:
+        """Follow the transcript and send every new turn (the echo of ours marked with its cid)."""
+        while self._open:
+            try:
+                turns = await self._chat.conversations.wait_for_turns(
+                    self._conv, cursor, self._chat.block_ms)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("web push for %s failed; retrying", self._conv)
+                await asyncio.sleep(1.0)
+                continue
+            for turn in turns:
+                cursor = turn.id
+                await self._send({"type": "message", "message": self._tagged(turn)})
+
+    def _tagged(self, turn: Turn) -> dict[str, Any]:
+        message = _message(turn)
+        if self._expect is not None and turn.role is Role.SHOPPER:
+            cid, expected, echo = self._expect
+            if _same_text(expected, turn.text) and not echo.done():
+                message["cid"] = cid
+                echo.set_result(turn.id)
+        return message
+
+    async def _on_message(self, frame: dict[str, Any]) -> None:
+        cid, text = frame.get("cid"), frame.get("text")
+        if not (isinstance(cid, str) and CLIENT_ID_PATTERN.match(cid) and isinstance(text, str)):
+            await self._send({"type": "error", "cid": cid if isinstance(cid, str) else None,
+                              "code": "invalid", "detail": "message needs cid and text"})
+            return
+        known = await self._chat.reserve_client_id(self._conv, cid)
+        if known is not None:
+            await self._send({"type": "ack", "cid": cid, "id": known or None, "duplicate": True})
+            return
+        echo: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._expect = (cid, text.strip(), echo)
+        await self._send({"type": "typing", "on": True})
+        try:
+            await self._handle(cid, text, echo)
+        finally:
+            self._expect = None
+            await self._send({"type": "typing", "on": False})
+
+    async def _handle(self, cid: str, text: str, echo: asyncio.Future[str]) -> None:
+        mode: str | None = None
+        try:
+            reply = await self._chat.gateway.handle(CHANNEL, self._sender, text)
+            mode = reply.mode.value
+        except InvalidMessage as exc:
+            await self._chat.forget_client_id(self._conv, cid)
+            await self._send({"type": "error", "cid": cid, "code": "invalid",
+                              "detail": exc.message})
+            return
+        except UpstreamUnavailable as exc:  # the message is kept; the bot could not answer
+            await self._send({"type": "error", "cid": cid, "code": "unavailable",
+                              "detail": exc.message})
+        turn_id = await _wait(echo, 2.0) or await self._chat.find_shopper_turn(self._conv, text)
+        if turn_id:
+            await self._chat.settle_client_id(self._conv, cid, turn_id)
+        await self._send({"type": "ack", "cid": cid, "id": turn_id, "mode": mode,
+                          "duplicate": False})
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        if not self._open:
+            return
+        async with self._send_lock:
+            try:
+                await self._ws.send_text(json.dumps(frame, ensure_ascii=False))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self._open = False
+
+
+def _message(turn: Turn) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "id": turn.id, "role": turn.role.value, "text": turn.text, "at": turn.at.isoformat(),
+        "buttons": [b.model_dump() for b in turn.buttons],
+    }
+    if turn.role is Role.AGENT and turn.meta.get("agent_name"):
+        message["agent"] = str(turn.meta["agent_name"])
+    return message
+
+
+def _same_text(sent: str, stored: str) -> bool:
+    # The gateway stores a rating payload /rate{"score":N} as "/rate N".
+    return stored == sent or (sent.startswith("/rate") and stored.startswith("/rate "))
+
+
+async def _wait(future: asyncio.Future[str], timeout: float) -> str | None:
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
+    except TimeoutError:
+        return None
