@@ -193,7 +193,7 @@ def _live_index(settings: KnowledgeSettings) -> Any:
     encoders = shared_encoders(settings)
 
     async def build(redis: Any) -> Any:
-        runtime = KnowledgeRuntime(settings, redis=redis, encoders=encoders)
+        runtime = KnowledgeRuntime(redis, settings, encoders=encoders)
         live = await runtime.store.live()
         if live is None:
             raise NoLiveVersion()

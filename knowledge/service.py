@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import cast, overload
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -256,6 +256,12 @@ class KnowledgeService:
             return []
         return index.retriever.search(normalize(text), at=self.as_of(at), k=k)
 
+    async def search_async(
+        self, text: str, *, at: datetime | None = None, k: int = 5
+    ) -> list[Candidate]:
+        """`search` in a worker thread, for async callers (encoding a question is CPU work)."""
+        return await asyncio.to_thread(self.search, text, at=at, k=k)
+
     def entry(self, entry_id: str) -> Entry | None:
         """The entry with that id in the current version, if any."""
         index = self._index
@@ -328,26 +334,48 @@ class EmbeddingCache:
 class KnowledgeRuntime:
     """Keeps a `KnowledgeService` on the live version inside a long-running process.
 
+    Construct it with the process's Redis client (``KnowledgeRuntime(redis)``, the gateway: the
+    client stays the caller's) or with settings (``KnowledgeRuntime(settings)``, tools and tests:
+    a client is created from ``settings.redis_url`` and closed by `stop`).
+
     Args:
-        settings: Redis URL, model, demo store, cache TTL, poll interval.
-        redis: An asyncio client (``decode_responses=True``); by default one is created (and
-            closed) from ``settings.redis_url``.
+        redis: An asyncio client (``decode_responses=True``).
+        settings: Redis URL, model, demo store, cache TTL, poll interval (`get_settings` if absent).
         encoders: Primary and second encoder; `shared_encoders` when not given.
     """
 
+    @overload
+    def __init__(
+        self, redis: aioredis.Redis, /, settings: KnowledgeSettings | None = None, *,
+        encoders: tuple[Encoder, Encoder | None] | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self, settings: KnowledgeSettings | None = None, /, *, redis: aioredis.Redis | None = None,
+        encoders: tuple[Encoder, Encoder | None] | None = None,
+    ) -> None: ...
+
     def __init__(
         self,
+        first: aioredis.Redis | KnowledgeSettings | None = None,
+        /,
         settings: KnowledgeSettings | None = None,
         *,
         redis: aioredis.Redis | None = None,
         encoders: tuple[Encoder, Encoder | None] | None = None,
     ) -> None:
+        if isinstance(first, KnowledgeSettings):
+            settings = first
+        elif first is not None:
+            redis = first
         self.settings = settings or get_settings()
         self._owns_redis = redis is None
         self._redis = redis if redis is not None else async_client(self.settings.redis_url)
         self.store = KnowledgeStore(self._redis)
         self.cache = EmbeddingCache(self._redis, self.settings.embedding_cache_ttl_seconds)
         self.service = KnowledgeService(settings=self.settings)
+        self.ready = False  # True once start() has loaded the live version (or found none)
         self._encoders = encoders
         self._oos: list[str] | None = None
         self._wake = asyncio.Event()
@@ -368,6 +396,7 @@ class KnowledgeRuntime:
         await self.refresh()
         self._tasks = [asyncio.create_task(self._listen(self._pubsub), name="kb-listen"),
                        asyncio.create_task(self._rebuild_loop(), name="kb-rebuild")]
+        self.ready = True
 
     async def stop(self) -> None:
         """Stop following changes and release Redis."""
@@ -377,6 +406,7 @@ class KnowledgeRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self.ready = False
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None

@@ -237,6 +237,22 @@ async def test_rebuilds_embed_only_new_texts_even_after_restart(
 
 
 @pytest_redis
+async def test_runtime_on_the_callers_client_leaves_it_open(
+    settings: KnowledgeSettings, client: aioredis.Redis
+) -> None:
+    await KnowledgeStore(client).publish(shop_kb(), author="test")
+    runtime = KnowledgeRuntime(client, settings, encoders=(HashingEncoder(), None))
+    assert not runtime.ready
+    await runtime.start()
+    assert runtime.ready
+    candidates = await runtime.service.search_async("可以开发票吗", k=2)
+    assert [c.entry_id for c in candidates][:1] == ["invoice"] and len(candidates) == 2
+    await runtime.stop()
+    assert not runtime.ready
+    assert await client.ping()  # the gateway's client is still usable
+
+
+@pytest_redis
 async def test_embedding_cache_round_trip(client: aioredis.Redis) -> None:
     cache = EmbeddingCache(client, ttl_seconds=3600)
     vector = HashingEncoder().encode(["退货"])[0]
