@@ -68,7 +68,7 @@ class Draft(BaseModel):
     filename: str
     author: str
     created_at: datetime
-    source: str  # "upload", or "topic" for a draft made from an escalation topic
+    source: str  # "upload" (whole file), "merge" (file merged into live) or "topic"
     topic_id: str | None = None
     escalation_ids: list[str] = Field(default_factory=list)  # resolved when published
     kb: KnowledgeBase
@@ -173,14 +173,29 @@ class AdminService:
 
     # --- drafts -------------------------------------------------------------------------------
 
-    async def upload(self, content: bytes, filename: str, *, author: str) -> DraftReview:
+    async def upload(
+        self, content: bytes, filename: str, *, author: str, merge: bool = False,
+    ) -> DraftReview:
         """Validate an uploaded file, keep it as a draft and review it.
+
+        Args:
+            content: The file's bytes (YAML, CSV or XLSX, by ``filename``'s extension).
+            filename: The uploaded file's name.
+            author: Who uploads (the draft's author).
+            merge: The file holds only some entries (a campaign file): they are added to the
+                live version, replacing live entries with the same id, and its tests are added
+                to the live tests. Otherwise the file is the whole knowledge base.
 
         Raises:
             ValidationFailed: the file has problems (all of them, row by row).
         """
         kb = load_kb_bytes(content, filename)
-        draft = await self._save(kb, filename=filename, author=author, source="upload")
+        if merge:
+            live = await self.store.live()
+            if live is not None:
+                kb = load_kb_bytes(dump_yaml(merged(live[1], kb)).encode("utf-8"), filename)
+        draft = await self._save(kb, filename=filename, author=author,
+                                 source="merge" if merge else "upload")
         return await self.review(draft.id)
 
     async def draft(self, draft_id: str) -> Draft:
@@ -466,6 +481,18 @@ class AdminService:
             return None
         candidates = await asyncio.to_thread(live.search, topic.question, k=1)
         return candidates[0].category if candidates else None
+
+
+def merged(base: KnowledgeBase, update: KnowledgeBase) -> KnowledgeBase:
+    """``base`` with the entries of ``update`` added or, for the same id, replacing them in place.
+
+    Test questions are the union (``update``'s win for the same wording and time).
+    """
+    incoming = {e.id: e for e in update.entries}
+    entries = [incoming.pop(e.id, e) for e in base.entries]
+    entries += [e for e in update.entries if e.id in incoming]
+    tests = {(t.text, t.at): t for t in (*base.tests, *update.tests)}
+    return KnowledgeBase(entries=tuple(entries), tests=tuple(tests.values()))
 
 
 def _info(draft: Draft) -> DraftInfo:

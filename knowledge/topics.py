@@ -333,7 +333,9 @@ def _ranked_replies(
 
 
 def _text_key(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """Wordings that differ only in script, width, case, spaces or punctuation are one example."""
+    return "".join(ch for ch in for_matching(text)
+                   if not unicodedata.category(ch).startswith(("P", "Z")))
 
 
 def topic_json(topics: Sequence[Topic]) -> str:

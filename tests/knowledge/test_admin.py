@@ -352,3 +352,21 @@ async def test_draft_times_are_zone_aware(admin: AdminService) -> None:
     before = await admin.try_question("双12定金可以退吗", at=naive - timedelta(minutes=2),
                                       draft_id=review.draft.id)
     assert "d12-deposit" not in {c.entry_id for c in before.decision.candidates}
+
+
+async def test_a_campaign_file_can_be_merged_into_the_live_version(admin: AdminService) -> None:
+    changed_ship = shop_kb().entries[1].model_copy(update={"answer": "付款后24小时内发货。"})
+    campaign_only = KnowledgeBase(entries=(D12, changed_ship), tests=(
+        TestQuestion(text="双12定金能退吗", expected="d12-deposit", at=DOUBLE12_START),))
+    review = await admin.upload(yaml_bytes(campaign_only), "d12.yaml", author="mgr", merge=True)
+
+    assert review.draft.source == "merge"
+    assert [c.entry_id for c in review.diff.added] == ["d12-deposit"]
+    assert [c.entry_id for c in review.diff.changed] == ["ship-time"]
+    assert not review.diff.removed  # merging never removes live entries
+    draft = await admin.draft(review.draft.id)
+    assert [e.id for e in draft.kb.entries] == [*(e.id for e in shop_kb().entries), "d12-deposit"]
+    assert len(draft.kb.tests) == len(LIVE_TESTS) + 1
+    whole = await admin.upload(yaml_bytes(campaign_only), "d12.yaml", author="mgr")
+    assert len(whole.diff.removed) == len(shop_kb().entries) - 1  # the file as the whole KB
+    assert not whole.gate.passed
