@@ -12,7 +12,8 @@ Every error the package raises on purpose derives from one base::
     └── GateRefused            the version answers its test questions worse than the live one
                                (``.report``); publish with an override reason instead
 
-HTTP mapping lives in the app (``bot/app.py``); the CLI prints problems one per line and exits 2.
+Each class carries the HTTP ``status_code`` the app (``bot/app.py``, the one mapping) answers with;
+the CLI prints problems one per line and exits 2.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class ValidationFailed(KnowledgeError):
         problems: every problem found, in file order.
     """
 
+    status_code = 422
+
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems: list[Problem] = list(problems)
         count = len(self.problems)
@@ -71,6 +74,8 @@ class VersionNotFound(KnowledgeError):
         version_id: the id that was asked for.
     """
 
+    status_code = 404
+
     def __init__(self, version_id: str) -> None:
         self.version_id = version_id
         super().__init__(f"no knowledge-base version {version_id!r}")
@@ -78,6 +83,8 @@ class VersionNotFound(KnowledgeError):
 
 class NoLiveVersion(KnowledgeError):
     """No knowledge-base version has been published yet."""
+
+    status_code = 409
 
     def __init__(self) -> None:
         super().__init__(
@@ -87,6 +94,8 @@ class NoLiveVersion(KnowledgeError):
 
 class ModelNotPreparedError(KnowledgeError):
     """An encoder's model files are missing or incomplete (run ``make model``)."""
+
+    status_code = 503
 
 
 class DraftNotFound(KnowledgeError):
