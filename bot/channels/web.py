@@ -228,12 +228,16 @@ class _Session:
         self._expect = (cid, text.strip(), echo)
         await self._send({"type": "typing", "on": True})
         try:
-            await self._handle(cid, text, echo)
+            ack = await self._handle(cid, text, echo)
         finally:
             self._expect = None
             await self._send({"type": "typing", "on": False})
+        if ack is not None:
+            await self._send(ack)
 
-    async def _handle(self, cid: str, text: str, echo: asyncio.Future[str]) -> None:
+    async def _handle(self, cid: str, text: str,
+                      echo: asyncio.Future[str]) -> dict[str, Any] | None:
+        """Run the message through the gateway; the ack to send, None when it was rejected."""
         mode: str | None = None
         try:
             reply = await self._chat.gateway.handle(CHANNEL, self._sender, text)
@@ -242,15 +246,14 @@ class _Session:
             await self._chat.forget_client_id(self._conv, cid)
             await self._send({"type": "error", "cid": cid, "code": "invalid",
                               "detail": exc.message})
-            return
+            return None
         except UpstreamUnavailable as exc:  # the message is kept; the bot could not answer
             await self._send({"type": "error", "cid": cid, "code": "unavailable",
                               "detail": exc.message})
         turn_id = await _wait(echo, 2.0) or await self._chat.find_shopper_turn(self._conv, text)
         if turn_id:
             await self._chat.settle_client_id(self._conv, cid, turn_id)
-        await self._send({"type": "ack", "cid": cid, "id": turn_id, "mode": mode,
-                          "duplicate": False})
+        return {"type": "ack", "cid": cid, "id": turn_id, "mode": mode, "duplicate": False}
 
     async def _send(self, frame: dict[str, Any]) -> None:
         if not self._open:

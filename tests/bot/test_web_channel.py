@@ -1,0 +1,211 @@
+"""The web chat WebSocket on a real uvicorn server, with a real gateway, handoff and Redis.
+
+Rasa is faked at its HTTP edge; the client is the ``websockets`` library speaking the widget's
+protocol, so replay, live push and de-duplication are checked frame by frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from bot.app import STATIC_DIR
+from bot.channels.web import WebChat
+from bot.gateway import Gateway
+from bot.rasa_client import RasaClient
+from handoff.models import HandoffReason
+from handoff.service import HandoffService
+from handoff.settings import HandoffSettings
+from kefu.conversation import ConversationStore, Role
+from kefu.redis import async_client
+from tests.helpers.fake_rasa import DEFAULT_TEXT, RETURN_ANSWER, FakeRasa
+from tests.helpers.live_server import LoopServer
+
+pytestmark = pytest.mark.redis
+
+
+@dataclass
+class Site:
+    server: LoopServer
+    rasa: FakeRasa
+    conversations: ConversationStore
+    handoff: HandoffService
+
+    def ws_url(self, sender: str) -> str:
+        return f"ws://127.0.0.1:{self.server.port}/ws/chat?sender={sender}"
+
+
+@pytest.fixture
+async def site(redis_url: str) -> AsyncIterator[Site]:
+    redis = async_client(redis_url)
+    conversations = ConversationStore(redis)
+    handoff = HandoffService(redis, conversations, HandoffSettings(bcrypt_rounds=4))
+    rasa = FakeRasa(handoff)
+    client = RasaClient("http://rasa", "token", transport=rasa.transport())
+    gateway = Gateway(client, conversations, handoff)
+    web = WebChat(gateway, conversations, redis, history_limit=5, block_ms=500)
+    app = FastAPI()
+    app.include_router(web.create_router())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    server = LoopServer(app)
+    await server.start()
+    try:
+        yield Site(server, rasa, conversations, handoff)
+    finally:
+        await web.close_all()
+        await server.stop()
+        await client.aclose()
+        await redis.aclose()
+
+
+class Widget:
+    """The widget's side of the protocol."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+
+    async def hello(self, after: str | None = None) -> list[dict[str, Any]]:
+        await self.ws.send(json.dumps({"type": "hello", "after": after, "lang": "zh"}))
+        frame = await self.until(lambda f: f["type"] == "history")
+        return list(frame["messages"])
+
+    async def send(self, cid: str, text: str) -> dict[str, Any]:
+        await self.ws.send(json.dumps({"type": "message", "cid": cid, "text": text}))
+        return await self.until(lambda f: f["type"] in ("ack", "error") and f.get("cid") == cid)
+
+    async def until(self, predicate: Any, timeout: float = 5.0) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = json.loads(await self.ws.recv())
+                self.frames.append(frame)
+                if predicate(frame):
+                    return frame
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [f["message"] for f in self.frames if f["type"] == "message"]
+
+
+async def widget(site: Site, sender: str) -> Widget:
+    return Widget(await connect(site.ws_url(sender)))
+
+
+async def test_message_gets_echo_answer_and_ack_in_order(site: Site) -> None:
+    w = await widget(site, "alice")
+    assert await w.hello() == []
+    ack = await w.send("c1", "怎么退货？")
+    assert ack["mode"] == "bot" and ack["duplicate"] is False
+    kinds = [f["type"] for f in w.frames[1:]]
+    assert kinds[0] == "typing" and kinds[-2:] == ["typing", "ack"]
+    if not any(m["role"] == "bot" for m in w.messages()):  # pushed before or after the ack
+        await w.until(lambda f: f["type"] == "message" and f["message"]["role"] == "bot")
+    echo, answer = w.messages()
+    assert (echo["role"], echo["text"], echo["cid"], echo["id"]) == ("shopper", "怎么退货？", "c1",
+                                                                     ack["id"])
+    assert answer["role"] == "bot" and answer["text"] == RETURN_ANSWER
+    assert [b["payload"] for b in answer["buttons"]] == ["/feedback_helpful",
+                                                        "/feedback_not_helpful"]
+    await w.ws.close()
+
+
+async def test_a_resent_message_is_not_processed_twice(site: Site) -> None:
+    first = await widget(site, "bob")
+    await first.hello()
+    ack = await first.send("c-resend", "在吗")
+    await first.ws.close()  # the ack was "lost"; the widget resends after reconnecting
+    second = await widget(site, "bob")
+    history = await second.hello(after=None)
+    again = await second.send("c-resend", "在吗")
+    assert again["duplicate"] is True and again["id"] == ack["id"]
+    assert site.rasa.messages() == ["在吗"]
+    assert [m["text"] for m in history] == ["在吗", DEFAULT_TEXT]
+    shopper = [t for t in await site.conversations.transcript("web:bob") if t.role is Role.SHOPPER]
+    assert len(shopper) == 1
+    await second.ws.close()
+
+
+async def test_reconnect_replays_what_was_missed_then_pushes_live(site: Site) -> None:
+    w = await widget(site, "carol")
+    await w.hello()
+    await w.send("c1", "你好")
+    last_seen = w.messages()[-1]["id"]
+    await w.ws.close()
+
+    missed = await site.conversations.append("web:carol", Role.AGENT, "您好，我是客服小李",
+                                             meta={"agent_name": "小李"})
+    w = await widget(site, "carol")
+    history = await w.hello(after=last_seen)
+    assert [(m["id"], m["text"], m.get("agent")) for m in history] == [
+        (missed.id, "您好，我是客服小李", "小李")]
+
+    live = await site.conversations.append("web:carol", Role.SYSTEM, "本次服务已结束，请打分",
+                                           buttons=[])
+    frame = await w.until(lambda f: f["type"] == "message")
+    assert frame["message"]["id"] == live.id and frame["message"]["role"] == "system"
+    await w.ws.close()
+
+
+async def test_fresh_page_gets_the_latest_history_only(site: Site) -> None:
+    for i in range(8):
+        await site.conversations.append("web:dan", Role.BOT, f"消息{i}")
+    w = await widget(site, "dan")
+    history = await w.hello(after=None)
+    assert [m["text"] for m in history] == [f"消息{i}" for i in range(3, 8)]
+    bogus = await widget(site, "dan")
+    assert len(await bogus.hello(after="<script>")) == 5  # a bad cursor is ignored
+    await w.ws.close()
+    await bogus.ws.close()
+
+
+async def test_handoff_mode_and_rejected_messages(site: Site) -> None:
+    await site.handoff.request_handoff("web:erin", reason=HandoffReason.EXPLICIT_REQUEST,
+                                       channel="web")
+    w = await widget(site, "erin")
+    history = await w.hello()
+    assert history and history[-1]["role"] == "system"  # the queue notice
+    ack = await w.send("c1", "我的订单号是 1234567890")
+    assert ack["mode"] == "handoff" and ack["id"]
+    assert site.rasa.messages() == []
+
+    error = await w.send("c2", "长" * 2001)
+    assert (error["type"], error["code"]) == ("error", "invalid")
+    retry = await w.send("c2", "短一点")  # a rejected client id may be used again
+    assert retry["type"] == "ack" and retry["duplicate"] is False
+    await w.ws.close()
+
+
+async def test_rasa_down_keeps_the_message_and_says_so(site: Site) -> None:
+    site.rasa.down = True
+    w = await widget(site, "frank")
+    await w.hello()
+    ack = await w.send("c1", "在吗")
+    assert ack["type"] == "error" and ack["code"] == "unavailable"
+    final = await w.until(lambda f: f["type"] == "ack")
+    turns = await site.conversations.transcript("web:frank")
+    assert [t.id for t in turns] == [final["id"]] and turns[0].text == "在吗"
+    await w.ws.close()
+
+
+async def test_bad_sender_is_refused(site: Site) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        await connect(site.ws_url("bad%20sender%3Cx%3E"))
+    assert info.value.response.status_code == 403
+
+
+async def test_widget_and_demo_store_are_served(site: Site) -> None:
+    async with httpx.AsyncClient(base_url=site.server.url) as http:
+        script = await http.get("/static/widget.js")
+        demo = await http.get("/static/demo.html")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "innerHTML" not in script.text
+    assert demo.status_code == 200 and '<script src="/static/widget.js"' in demo.text
