@@ -11,12 +11,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from bot import api
+from bot.channels import TelegramChannel, WebChat
 from bot.errors import GatewayError, UpstreamUnavailable
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
@@ -32,6 +35,8 @@ from knowledge.service import KnowledgeRuntime
 from knowledge.text import normalize
 
 logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"  # the web chat widget and its demo store page
 
 
 def create_app(settings: BotSettings | None = None) -> FastAPI:
@@ -49,6 +54,8 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     handoff = HandoffService(redis, conversations, on_return=return_to_bot)
     gateway = Gateway(rasa, conversations, handoff, normalize=normalize,
                       max_chars=settings.max_message_chars)
+    web_chat = WebChat(gateway, conversations, redis)
+    telegram = TelegramChannel.from_settings(settings, gateway, conversations, handoff, redis)
 
     async def readiness() -> dict[str, bool]:
         redis_ok = True
@@ -63,9 +70,14 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
         if settings.load_knowledge:
             await knowledge.start()
         sweeper = asyncio.create_task(run_sweeper(handoff, interval=5.0))
+        if telegram is not None:
+            await telegram.start()
         try:
             yield
         finally:
+            await web_chat.close_all()
+            if telegram is not None:
+                await telegram.stop()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -78,8 +90,14 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.include_router(api.create_router(gateway, readiness))
     app.include_router(knowledge_api.create_router(knowledge.service))
     app.include_router(handoff_api.create_router(handoff, knowledge_search=knowledge.service.search_async))
+    app.include_router(web_chat.create_router())
+    if telegram is not None:
+        app.include_router(telegram.create_router())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_handlers(app)
     app.state.gateway = gateway
+    app.state.web_chat = web_chat
+    app.state.telegram = telegram
     app.state.handoff = handoff
     app.state.knowledge = knowledge
     app.state.conversations = conversations
