@@ -194,8 +194,8 @@ class AdminService:
             live = await self.store.live()
             if live is not None:
                 kb = load_kb_bytes(dump_yaml(merged(live[1], kb)).encode("utf-8"), filename)
-        draft = await self._save(kb, filename=filename, author=author,
-                                 source="merge" if merge else "upload")
+        draft = await self.save_draft(kb, filename=filename, author=author,
+                                      source="merge" if merge else "upload")
         return await self.review(draft.id)
 
     async def draft(self, draft_id: str) -> Draft:
@@ -276,12 +276,19 @@ class AdminService:
     ) -> PublishResult:
         """Run the test gate, then publish ``kb`` as a new immutable version made live.
 
+        Without test questions in either version there is nothing to compare, and no index is
+        built here (the command line then needs no model).
+
         Raises:
             GateRefused: the new version answers the test questions worse than the live one and
                 no ``override_reason`` was given.
         """
-        index = await self._index_for(kb)
-        gate = await self._gate(kb, index)
+        live = await self.store.live()
+        index = self._indexes.get(kb_sha(kb))
+        gate = GateReport(live_version=live[0].id if live else None)
+        if union_tests(live[1] if live else None, kb):
+            index = await self._index_for(kb)
+            gate = await self._gate(kb, index)
         reason = (override_reason or "").strip()
         if not gate.passed and not reason:
             raise GateRefused(gate, gate.summary)
@@ -296,7 +303,8 @@ class AdminService:
                                  gate=gate.summary, draft_accuracy=gate.draft_accuracy,
                                  live_accuracy=gate.live_accuracy)
             await self._redis.rpush(kb_audit_key(), record.model_dump_json())
-        self._answer_now(dataclasses.replace(index, info=info))
+        if index is not None:
+            self._answer_now(dataclasses.replace(index, info=info))
         return PublishResult(version=info, gate=gate, overridden=overridden)
 
     async def rollback(self, version_id: str, *, author: str, note: str = "") -> VersionInfo:
@@ -400,14 +408,15 @@ class AdminService:
             kb = base.model_copy(update={"entries": (*base.entries, entry)})
         filename = f"topic-{topic.id}.yaml"
         kb = load_kb_bytes(dump_yaml(kb).encode("utf-8"), filename)  # the same rules as uploads
-        draft = await self._save(kb, filename=filename, author=author, source="topic",
-                                 topic_id=topic.id, escalation_ids=topic.escalation_ids)
+        draft = await self.save_draft(kb, filename=filename, author=author, source="topic",
+                                      topic_id=topic.id, escalation_ids=topic.escalation_ids)
         return await self.review(draft.id)
 
-    # --- internals ----------------------------------------------------------------------------
-
-    async def _save(self, kb: KnowledgeBase, *, filename: str, author: str, source: str,
-                    topic_id: str | None = None, escalation_ids: list[str] | None = None) -> Draft:
+    async def save_draft(
+        self, kb: KnowledgeBase, *, filename: str, author: str, source: str = "upload",
+        topic_id: str | None = None, escalation_ids: list[str] | None = None,
+    ) -> Draft:
+        """Keep an already validated knowledge base as a draft (for a week)."""
         draft = Draft(id="d" + secrets.token_hex(6), filename=filename, author=author,
                       created_at=datetime.now(UTC), source=source, topic_id=topic_id,
                       escalation_ids=escalation_ids or [], kb=kb)
@@ -415,6 +424,8 @@ class AdminService:
         logger.info("draft %s from %s by %s (%d entries)", draft.id, filename, author,
                     len(kb.entries))
         return draft
+
+    # --- internals ----------------------------------------------------------------------------
 
     async def _index_for(
         self, kb: KnowledgeBase, *, info: VersionInfo | None = None,
