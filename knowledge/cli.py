@@ -37,6 +37,8 @@ def register(subparsers: Any) -> None:
     publish.add_argument("file", type=Path)
     publish.add_argument("--author", default=_default_author())
     publish.add_argument("--note", default="")
+    publish.add_argument("--override-reason", default=None,
+                         help="publish even though the test gate refuses (kept in the audit log)")
     publish.set_defaults(func=_guard(_publish))
 
     search = commands.add_parser("search", help="ranked candidates and the decision for a question")
@@ -148,13 +150,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from knowledge.loader import load_kb
+    from knowledge.admin_cli import publish_file  # the same test gate as the admin page
 
-    kb = load_kb(args.file)
     note = args.note or f"published from {args.file.name}"
-    info = _with_store(lambda store: store.publish(kb, author=args.author, note=note))
-    print(f"published {info.id} ({info.entries} entries) by {info.author}; it is live")
-    return 0
+    return publish_file(args.file, author=args.author, note=note,
+                        override_reason=args.override_reason)
 
 
 def _search(args: argparse.Namespace) -> int:
