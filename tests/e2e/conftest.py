@@ -1,0 +1,77 @@
+"""The whole kefu stack, started once per test session on free ports.
+
+Real processes with the wiring of ``make run`` (:func:`kefu.stack.run_stack`): redis-server, the
+gateway (knowledge service with the prepared embedding model and the demo store), the action
+server and the Rasa server with the model trained from this checkout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.training import train_if_changed
+from kefu.stack import StackConfig, StackError, run_stack
+from tests.helpers.e5_model import e5_model_dir
+from tests.helpers.processes import free_port
+
+LOG_TAIL_CHARS = 3000
+
+
+@pytest.fixture(scope="session")
+def rasa_model(repo_root: Path) -> Path:
+    """The Rasa model of this checkout (trained only if ``make train`` has not done it)."""
+    if not (repo_root / ".venv-rasa" / "bin" / "rasa").exists():
+        pytest.fail("the Rasa venv is missing: run `make setup`")
+    return train_if_changed(repo_root, repo_root / "models")
+
+
+def _log_tails(logs: Path) -> str:
+    parts = []
+    for log in sorted(logs.glob("*.log")):
+        parts.append(f"--- {log.name}\n{log.read_text(errors='replace')[-LOG_TAIL_CHARS:]}")
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="session")
+def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
+    """Every process of kefu, ready (the gateway's /readyz says Redis, Rasa and knowledge are)."""
+    state = tmp_path_factory.mktemp("stack")
+    config = StackConfig(
+        state_dir=state, redis_port=free_port(), rasa_port=free_port(),
+        action_port=free_port(), gateway_port=free_port(), rasa_token="e2e-token",
+        extra_env={"KEFU_EMBEDDING_MODEL": str(e5_model_dir(tmp_path_factory))},
+    )
+    try:
+        with run_stack(config, model=rasa_model) as running:
+            yield running
+    except StackError as exc:
+        pytest.fail(f"{exc}\n{_log_tails(state / 'logs')}")
+
+
+class RestChat:
+    """A shopper talking to Rasa's REST channel the way the gateway does."""
+
+    def __init__(self, stack: StackConfig, sender: str, channel: str = "web") -> None:
+        self._url = f"{stack.rasa_url}/webhooks/rest/webhook"
+        self.sender = sender
+        self.channel = channel
+
+    def say(self, text: str, *, original: str | None = None) -> list[dict[str, Any]]:
+        """Send one message; Rasa's replies (text, buttons)."""
+        body = {"sender": self.sender, "message": text,
+                "metadata": {"channel": self.channel, "original_text": original or text}}
+        response = httpx.post(self._url, json=body, timeout=60)
+        response.raise_for_status()
+        replies: list[dict[str, Any]] = response.json()
+        return replies
+
+
+@pytest.fixture
+def chat(stack: StackConfig, request: pytest.FixtureRequest) -> RestChat:
+    """A fresh conversation per test (the sender id is the test's name)."""
+    return RestChat(stack, f"web:{request.node.name}")

@@ -1,0 +1,178 @@
+"""Shopper conversations through the real Rasa server, action server, gateway and Redis.
+
+Messages go to Rasa's REST webhook with the metadata the gateway adds (the gateway path itself is
+covered at the end). The knowledge base is the demo store the gateway publishes into an empty
+Redis; questions below are paraphrases, not its stored variants, on evergreen entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from handoff.models import HandoffReason, Priority, Ticket
+from handoff.service import HandoffService
+from kefu.conversation import BotAnalysis, ConversationStore
+from kefu.keys import RASA_TRACKER_PREFIX
+from kefu.redis import async_client
+from kefu.stack import StackConfig
+from knowledge.loader import load_kb
+from knowledge.models import KnowledgeBase
+from knowledge.settings import DEMO_STORE_PATH
+from tests.e2e.conftest import RestChat
+
+pytestmark = [pytest.mark.rasa, pytest.mark.redis, pytest.mark.model, pytest.mark.slow]
+
+ZH_FEEDBACK = [{"title": "有帮助 👍", "payload": "/feedback_helpful"},
+               {"title": "没帮助 👎", "payload": "/feedback_not_helpful"}]
+EN_FEEDBACK = [{"title": "Helpful 👍", "payload": "/feedback_helpful"},
+               {"title": "Not helpful 👎", "payload": "/feedback_not_helpful"}]
+
+
+@pytest.fixture(scope="module")
+def demo() -> KnowledgeBase:
+    return load_kb(DEMO_STORE_PATH)
+
+
+def answer_of(kb: KnowledgeBase, entry_id: str) -> str:
+    entry = kb.entry(entry_id)
+    assert entry is not None, entry_id
+    return entry.answer
+
+
+def record(stack: StackConfig, conversation: str) -> tuple[Ticket | None, list[BotAnalysis],
+                                                            dict[str, str]]:
+    """Open ticket, bot-turn analyses and captured slots of a conversation, read from Redis."""
+    async def read() -> tuple[Ticket | None, list[BotAnalysis], dict[str, str]]:
+        client = async_client(stack.redis_url)
+        try:
+            conversations = ConversationStore(client)
+            ticket = await HandoffService(client, conversations).open_ticket(conversation)
+            return ticket, await conversations.analyses(conversation), \
+                await conversations.slots(conversation)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(read())
+
+
+def texts(replies: list[dict[str, Any]]) -> list[str]:
+    return [r.get("text", "") for r in replies]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("你好", "您好！我是智能客服小助手，请问有什么可以帮您？"),
+    ("hello there", "Hello! I'm the shop assistant. How can I help you?"),
+])
+def test_greeting_gets_a_greeting(chat: RestChat, text: str, expected: str) -> None:
+    assert texts(chat.say(text)) == [expected]
+
+
+@pytest.mark.parametrize(("text", "entry_id"), [
+    ("跑鞋脏了要怎么清理", "care-shoes"),
+    ("你们默认用哪家快递发货", "carriers"),
+])
+def test_chinese_paraphrase_gets_the_right_answer(stack: StackConfig, chat: RestChat,
+                                                  demo: KnowledgeBase, text: str,
+                                                  entry_id: str) -> None:
+    [reply] = chat.say(text)
+    assert reply["text"] == answer_of(demo, entry_id)
+    assert reply["buttons"] == ZH_FEEDBACK
+    _ticket, [analysis], _slots = record(stack, chat.sender)
+    assert (analysis.decision, analysis.entry_id, analysis.intent) == \
+        ("answer", entry_id, "ask_question")
+    assert analysis.candidates[0].entry_id == entry_id
+
+
+@pytest.mark.parametrize(("text", "entry_id"), [
+    ("how can I send back shoes I don't like", "en-returns"),
+    ("is this an official store? are the shoes genuine", "en-authenticity"),
+])
+def test_english_paraphrase_gets_the_right_answer(chat: RestChat, demo: KnowledgeBase,
+                                                  text: str, entry_id: str) -> None:
+    [reply] = chat.say(text)
+    assert reply["text"] == answer_of(demo, entry_id)
+    assert reply["buttons"] == EN_FEEDBACK
+
+
+def test_feedback_buttons_thank_then_offer_a_person(stack: StackConfig, chat: RestChat) -> None:
+    chat.say("跑鞋脏了要怎么清理")
+    assert texts(chat.say("/feedback_helpful")) == ["很高兴能帮到您！还有其他问题随时问我哦。"]
+    [sorry] = chat.say("/feedback_not_helpful")
+    assert sorry["buttons"] == [{"title": "转人工客服", "payload": "/request_human"}]
+    assert record(stack, chat.sender)[0] is None
+
+
+def test_clarification_then_a_choice_answers(chat: RestChat, demo: KnowledgeBase) -> None:
+    [clarify] = chat.say("运动鞋可以机洗吗😅")
+    assert clarify["text"] == "您想问的是："
+    payloads = [b["payload"] for b in clarify["buttons"]]
+    assert 1 <= len(payloads) <= 3
+    assert '/choose_option{"entry_id":"care-shoes"}' in payloads
+    [answer] = chat.say('/choose_option{"entry_id":"care-shoes"}')
+    assert answer["text"] == answer_of(demo, "care-shoes")
+
+
+@pytest.mark.parametrize("text", ["转人工", "/request_human", "talk to a person please"])
+def test_asking_for_a_person_opens_a_ticket(stack: StackConfig, chat: RestChat,
+                                            text: str) -> None:
+    replies = chat.say(text)
+    ticket, _analyses, _slots = record(stack, chat.sender)
+    assert ticket is not None
+    assert (ticket.reason, ticket.priority, ticket.channel) == \
+        (HandoffReason.EXPLICIT_REQUEST, Priority.NORMAL, "web")
+    assert any("人工客服" in t or "person" in t for t in texts(replies))
+
+
+def test_complaint_opens_a_high_priority_aftersale_ticket(stack: StackConfig,
+                                                          chat: RestChat) -> None:
+    chat.say("我要投诉，退款一直没到账")
+    ticket, _analyses, _slots = record(stack, chat.sender)
+    assert ticket is not None
+    assert (ticket.reason, ticket.priority, ticket.group) == \
+        (HandoffReason.COMPLAINT, Priority.HIGH, "aftersale")
+
+
+@pytest.mark.parametrize("text", ["明天上海会下雨吗", "what's the weather in Beijing"])
+def test_unknown_question_hands_off(stack: StackConfig, chat: RestChat, text: str) -> None:
+    chat.say(text)
+    ticket, [analysis], _slots = record(stack, chat.sender)
+    assert analysis.decision == "handoff"
+    assert ticket is not None and ticket.reason is HandoffReason.LOW_CONFIDENCE
+
+
+def test_order_number_is_captured_for_agents(stack: StackConfig, chat: RestChat) -> None:
+    [reply] = chat.say("订单号E2026011512345678")
+    assert "E2026011512345678" in reply["text"]
+    chat.say("转人工")
+    ticket, _analyses, slots = record(stack, chat.sender)
+    assert slots == {"order_number": "E2026011512345678"}
+    assert ticket is not None and ticket.context.order_number == "E2026011512345678"
+
+
+def test_tracker_lives_under_kefus_key_prefix(stack: StackConfig, chat: RestChat) -> None:
+    chat.say("你好")
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        assert client.exists(f"{RASA_TRACKER_PREFIX}{chat.sender}") == 1
+        assert client.ttl(f"{RASA_TRACKER_PREFIX}{chat.sender}") > 0
+    finally:
+        client.close()
+
+
+def test_gateway_path_traditional_question_and_handoff_mode(stack: StackConfig,
+                                                            demo: KnowledgeBase) -> None:
+    url = f"{stack.gateway_url}/api/v1/messages"
+    with httpx.Client(timeout=60) as client:
+        answered = client.post(url, json={"sender": "gw-e2e", "text": "跑鞋髒了要怎麼清理"})
+        answered.raise_for_status()
+        body = answered.json()
+        assert body["mode"] == "bot"
+        assert body["messages"][0]["text"] == answer_of(demo, "care-shoes")
+
+        handed = client.post(url, json={"sender": "gw-e2e", "text": "转人工"}).json()
+        assert handed["mode"] == "handoff"
