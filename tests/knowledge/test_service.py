@@ -311,15 +311,19 @@ async def test_demo_store_publish_reaches_a_running_process_within_2s(redis_url:
     try:
         demo = runtime.service.index
         assert demo is not None and demo.info is not None and demo.info.author == "kefu"
-        kb = with_gift_wrap(demo.kb)
+        recycling = Entry(id="shoe-recycling", question="旧鞋可以回收抵扣吗",
+                          variants=("以旧换新怎么参加", "旧跑鞋回收有补贴吗"),
+                          answer="寄回任意品牌旧鞋，验收后发放 30 元无门槛券。",
+                          category=Category.PRESALE)
+        kb = KnowledgeBase(entries=(*demo.kb.entries, recycling))
         other = async_client(redis_url)
         started = time.monotonic()
         info = await KnowledgeStore(other).publish(kb, author="ops")
         await runtime.wait_for_version(info.id, timeout=10.0)
         elapsed = time.monotonic() - started
         await other.aclose()
-        decision = runtime.service.decide("能包装成礼物吗")
-        assert decision.entry is not None and decision.entry.entry_id == "gift-wrap"
+        decision = runtime.service.decide("以旧换新怎么参加")
+        assert decision.entry is not None and decision.entry.entry_id == "shoe-recycling"
         assert elapsed < 2.0, f"publish reached the process after {elapsed:.2f}s"
         await runtime.wait_for_version(info.id, timeout=30.0, calibrated=True)
     finally:
