@@ -1,0 +1,492 @@
+// 知识库管理 · Knowledge admin. Plain JS, no build step. Every piece of user or server text goes
+// into the page through textContent (never innerHTML), so a question like "<img onerror>" stays text.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "kefu.token"; // shared with the agent console: one login for both
+  const state = {
+    token: sessionStorage.getItem(TOKEN_KEY),
+    agent: null,
+    manager: false,
+    draft: null, // the draft under review
+    live: null,
+  };
+  const $ = (id) => document.getElementById(id);
+
+  // --- DOM helpers ------------------------------------------------------------------------------
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null) continue;
+      if (key === "testid") node.dataset.testid = value;
+      else if (key === "class") node.className = value;
+      else if (key.startsWith("data-")) node.setAttribute(key, value);
+      else if (key === "onclick") node.addEventListener("click", value);
+      else node[key] = value;
+    }
+    for (const child of children) {
+      if (child === undefined || child === null) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+    return node;
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "…";
+    const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$/.exec(iso);
+    if (!m) return iso;
+    const zone = m[3] === "Z" || m[3] === "+00:00" ? " UTC" : m[3] ? " " + m[3] : "";
+    return m[1] + " " + m[2] + zone;
+  }
+
+  function pct(x) {
+    return x === null || x === undefined ? "n/a" : (x * 100).toFixed(1) + "%";
+  }
+
+  function flash(text, kind) {
+    const node = $("flash");
+    node.textContent = text;
+    node.className = "flash " + (kind || "info");
+    node.hidden = !text;
+  }
+
+  const KIND_LABELS = { answer: "回答 answer", clarify: "澄清 clarify", handoff: "转人工 handoff" };
+  const STATUS_LABELS = { upcoming: "未开始 upcoming", active: "进行中 active", expired: "已结束 expired" };
+
+  // --- HTTP -------------------------------------------------------------------------------------
+
+  async function api(method, path, body) {
+    const headers = { Authorization: "Bearer " + state.token };
+    const init = { method, headers };
+    if (body instanceof FormData) init.body = body;
+    else if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, init);
+    let data = null;
+    const type = res.headers.get("content-type") || "";
+    if (type.includes("application/json")) data = await res.json();
+    if (res.status === 401) {
+      logout("登录已过期，请重新登录 Session expired, log in again");
+      throw new Error("not authenticated");
+    }
+    return { ok: res.ok, status: res.status, data };
+  }
+
+  function errorText(result) {
+    const detail = result.data && result.data.detail;
+    if (typeof detail === "string") return detail;
+    return "请求失败 Request failed (" + result.status + ")";
+  }
+
+  // --- login ------------------------------------------------------------------------------------
+
+  async function login(event) {
+    event.preventDefault();
+    $("login-error").textContent = "";
+    const res = await fetch("/api/v1/agent/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: $("login-username").value, password: $("login-password").value }),
+    });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      $("login-error").textContent = data.detail || "登录失败 Login failed";
+      return;
+    }
+    state.token = data.token;
+    sessionStorage.setItem(TOKEN_KEY, data.token);
+    await start();
+  }
+
+  function logout(message) {
+    state.token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("app-view").hidden = true;
+    $("login-view").hidden = false;
+    $("login-error").textContent = message || "";
+  }
+
+  async function start() {
+    const me = await api("GET", "/api/v1/agent/me");
+    if (!me.ok) return logout(errorText(me));
+    state.agent = me.data.agent;
+    state.manager = state.agent.role === "manager";
+    $("me").textContent = state.agent.display_name + " (" + state.agent.username + ", " +
+      (state.manager ? "管理员 manager" : "客服 agent") + ")";
+    $("readonly-note").hidden = state.manager;
+    for (const node of document.querySelectorAll(".manager-only")) node.hidden = !state.manager;
+    $("login-view").hidden = true;
+    $("app-view").hidden = false;
+    await refreshVersions();
+  }
+
+  // --- tabs -------------------------------------------------------------------------------------
+
+  function showTab(name) {
+    for (const button of document.querySelectorAll("#tabs button")) {
+      button.classList.toggle("active", button.dataset.tab === name);
+    }
+    for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.dataset.panel !== name;
+    if (name === "calendar") loadCalendar();
+    if (name === "versions") refreshVersions();
+    if (name === "topics") loadTopics();
+  }
+
+  // --- upload and review ------------------------------------------------------------------------
+
+  async function upload(event) {
+    event.preventDefault();
+    const file = $("upload-file").files[0];
+    if (!file) return;
+    const form = new FormData();
+    form.append("file", file);
+    form.append("mode", document.querySelector("input[name=mode]:checked").value);
+    flash("校验并建立索引中… Validating and indexing…", "info");
+    $("upload-submit").disabled = true;
+    try {
+      const result = await api("POST", "/api/v1/kb/drafts", form);
+      $("problems").hidden = true;
+      if (result.status === 422 && result.data && result.data.problems) {
+        $("review").hidden = true;
+        showProblems(result.data.problems);
+        flash("文件有问题，未保存 The file has problems; nothing was kept", "error");
+        return;
+      }
+      if (!result.ok) return flash(errorText(result), "error");
+      flash("");
+      showReview(result.data);
+    } finally {
+      $("upload-submit").disabled = false;
+    }
+  }
+
+  function showProblems(problems) {
+    $("problem-count").textContent = "(" + problems.length + ")";
+    const rows = clear($("problem-rows"));
+    for (const p of problems) {
+      rows.append(el("tr", { testid: "problem" },
+        el("td", {}, p.location), el("td", {}, p.field || ""), el("td", {}, p.message)));
+    }
+    $("problems").hidden = false;
+  }
+
+  function showReview(review) {
+    state.draft = review.draft;
+    $("review").hidden = false;
+    $("draft-id").textContent = review.draft.id;
+    $("draft-summary").textContent = review.draft.filename + " · " + review.draft.entries + " 条目 entries · " +
+      review.draft.tests + " 测试问题 tests · " + review.draft.author;
+    const t = review.thresholds;
+    $("thresholds").textContent = "校准阈值 Calibrated thresholds: answer " + t.answer.toFixed(3) +
+      ", clarify " + t.clarify.toFixed(3) + ", margin " + t.margin.toFixed(3);
+    showDiff(review.diff);
+    showClosePairs(review.close_pairs);
+    showGate(review.gate);
+    renderCalendar($("draft-calendar"), review.calendar);
+    $("publish-result").textContent = "";
+    $("override-reason").value = "";
+    $("override-label").hidden = review.gate.passed;
+    addTryTarget("draft:" + review.draft.id, "草稿 Draft " + review.draft.id, true);
+    showTab("upload");
+  }
+
+  function showDiff(diff) {
+    $("diff-summary").textContent = "对比 Against " + (diff.base_version || "（尚无发布 nothing published）") + ": " +
+      diff.added.length + " 新增 added, " + diff.changed.length + " 修改 changed, " +
+      diff.removed.length + " 删除 removed, " + diff.unchanged + " 未变 unchanged";
+    const rows = clear($("diff-rows"));
+    const labels = { added: "+ 新增 added", changed: "~ 修改 changed", removed: "- 删除 removed" };
+    for (const change of [...diff.added, ...diff.changed, ...diff.removed]) {
+      const details = el("ul", { class: "plain" });
+      for (const f of change.fields) {
+        if (f.field === "variants") {
+          for (const v of change.variants_added) details.append(el("li", {}, "+ 问法 variant: " + v));
+          for (const v of change.variants_removed) details.append(el("li", {}, "- 问法 variant: " + v));
+        } else {
+          details.append(el("li", {}, f.field + ": " + (f.before || "—") + " → " + (f.after || "—")));
+        }
+      }
+      rows.append(el("tr", { testid: "diff-row", "data-kind": change.kind, "data-entry": change.entry_id, class: change.kind },
+        el("td", {}, labels[change.kind]), el("td", {}, el("code", {}, change.entry_id)),
+        el("td", {}, change.question), el("td", {}, details)));
+    }
+  }
+
+  function showClosePairs(pairs) {
+    $("close-count").textContent = "(" + pairs.length + ")";
+    const list = clear($("close-pairs"));
+    if (!pairs.length) list.append(el("li", { class: "muted" }, "没有 None"));
+    for (const p of pairs) {
+      list.append(el("li", { testid: "close-pair", class: "pair " + p.severity },
+        el("strong", {}, p.severity === "confused" ? "易混淆 confused" : "相近 close"), " ",
+        el("code", {}, p.entry_id), " «" + p.text + "» ↔ ", el("code", {}, p.other_id), " «" + p.other_text + "» ",
+        el("span", { class: "muted" }, "score " + p.score.toFixed(3) + " ≥ " + p.threshold.toFixed(3) +
+          (p.changed ? " · 本次改动 in this change" : ""))));
+    }
+  }
+
+  function outcomeText(o) {
+    if (!o) return "—";
+    return (o.correct ? "✓ " : "✗ ") + (o.entry_id || KIND_LABELS[o.kind] || o.kind);
+  }
+
+  function showGate(gate) {
+    $("gate-summary").textContent = gate.questions.length
+      ? "新版本 New " + pct(gate.draft_accuracy) + " · 线上 Live " + pct(gate.live_accuracy) + " · " +
+        (gate.passed ? "通过 passed" : "未通过：比线上版本差 refused: worse than live")
+      : "没有测试问题 No test questions";
+    $("gate-summary").dataset.passed = String(gate.passed);
+    const rows = clear($("gate-rows"));
+    for (const q of gate.questions) {
+      rows.append(el("tr", { testid: "gate-row" },
+        el("td", {}, fmtTime(q.at)), el("td", {}, q.text), el("td", {}, q.expected || "（不应回答 no answer）"),
+        el("td", { class: q.live && q.live.correct ? "ok" : "bad" }, outcomeText(q.live)),
+        el("td", { class: q.draft.correct ? "ok" : "bad" }, outcomeText(q.draft))));
+    }
+  }
+
+  async function publish(event) {
+    event.preventDefault();
+    if (!state.draft) return;
+    const reason = $("override-reason").value.trim();
+    const body = { note: $("publish-note").value, override_reason: reason || null };
+    $("publish-submit").disabled = true;
+    try {
+      const result = await api("POST", "/api/v1/kb/drafts/" + encodeURIComponent(state.draft.id) + "/publish", body);
+      if (result.status === 409 && result.data && result.data.gate) {
+        showGate(result.data.gate);
+        $("override-label").hidden = false;
+        $("publish-result").textContent = "未发布 Not published: " + errorText(result);
+        return;
+      }
+      if (!result.ok) {
+        $("publish-result").textContent = errorText(result);
+        return;
+      }
+      const v = result.data.version;
+      $("publish-result").textContent = "已发布 Published " + v.id + (result.data.overridden ? "（已覆盖测试 gate overridden）" : "");
+      $("publish-result").dataset.version = v.id;
+      flash("已发布，所有进程将在 2 秒内切换 Published; every process switches within 2 s", "ok");
+      await refreshVersions();
+    } finally {
+      $("publish-submit").disabled = false;
+    }
+  }
+
+  async function downloadDraft(event) {
+    event.preventDefault();
+    if (!state.draft) return;
+    const res = await fetch("/api/v1/kb/drafts/" + encodeURIComponent(state.draft.id) + "/file",
+      { headers: { Authorization: "Bearer " + state.token } });
+    if (!res.ok) return flash("下载失败 Download failed", "error");
+    const url = URL.createObjectURL(await res.blob());
+    const link = el("a", { href: url, download: "draft-" + state.draft.id + ".yaml" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  // --- try a question ---------------------------------------------------------------------------
+
+  function addTryTarget(value, label, select) {
+    const target = $("try-target");
+    let option = Array.from(target.options).find((o) => o.value === value);
+    if (!option) {
+      option = el("option", { value }, label);
+      target.append(option);
+    }
+    if (select) target.value = value;
+  }
+
+  async function tryQuestion(event) {
+    event.preventDefault();
+    const body = { text: $("try-text").value };
+    const at = $("try-at").value;
+    if (at) body.at = at.length === 16 ? at + ":00" : at;
+    const target = $("try-target").value;
+    if (target.startsWith("draft:")) body.draft_id = target.slice(6);
+    else if (target.startsWith("version:")) body.version = target.slice(8);
+    const result = await api("POST", "/api/v1/kb/try", body);
+    if (!result.ok) return flash(errorText(result), "error");
+    flash("");
+    const d = result.data.decision;
+    $("try-result").hidden = false;
+    $("try-kind").textContent = KIND_LABELS[d.kind] || d.kind;
+    $("try-kind").dataset.kind = d.kind;
+    $("try-entry").textContent = d.entry ? d.entry.entry_id : d.options.map((o) => o.entry_id).join(" / ");
+    $("try-entry").dataset.entry = d.entry ? d.entry.entry_id : "";
+    $("try-answer").textContent = d.entry ? d.entry.answer : "";
+    $("try-reason").textContent = "as of " + fmtTime(d.at) + " · " + (result.data.version || "—") + " · " + d.reason;
+    const rows = clear($("try-candidates"));
+    d.candidates.forEach((c, i) => {
+      const signals = Object.entries(c.signals).map(([k, v]) => k + "=" + Number(v).toFixed(3)).join(" ");
+      rows.append(el("tr", { testid: "candidate", "data-entry": c.entry_id },
+        el("td", {}, String(i + 1)), el("td", {}, el("code", {}, c.entry_id), c.campaign ? " [" + c.campaign + "]" : ""),
+        el("td", { testid: "candidate-score" }, c.score.toFixed(3)), el("td", {}, c.matched),
+        el("td", { class: "muted" }, signals)));
+    });
+  }
+
+  // --- calendar ---------------------------------------------------------------------------------
+
+  function renderCalendar(container, windows) {
+    clear(container);
+    if (!windows.length) {
+      container.append(el("p", { class: "muted" }, "没有限时条目 No time-limited entries"));
+      return;
+    }
+    for (const w of windows) {
+      const rows = el("tbody");
+      for (const item of w.entries) {
+        rows.append(el("tr", { testid: "calendar-entry", "data-entry": item.entry_id, "data-status": item.status },
+          el("td", {}, el("code", {}, item.entry_id)), el("td", {}, item.question),
+          el("td", {}, fmtTime(item.valid_from)), el("td", {}, fmtTime(item.valid_until)),
+          el("td", {}, STATUS_LABELS[item.status] || item.status)));
+      }
+      container.append(el("div", { testid: "campaign", "data-campaign": w.campaign, class: "campaign" },
+        el("h3", {}, (w.campaign || "（无活动名 no campaign）") + " · " + fmtTime(w.starts) + " → " + fmtTime(w.ends) +
+          " · " + (STATUS_LABELS[w.status] || w.status)),
+        el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "条目 Entry"), el("th", {}, "问题 Question"),
+          el("th", {}, "上线 Goes live"), el("th", {}, "下线 Expires"), el("th", {}, "状态 Status"))), rows)));
+    }
+  }
+
+  async function loadCalendar() {
+    const result = await api("GET", "/api/v1/kb/calendar");
+    if (result.ok) renderCalendar($("live-calendar"), result.data);
+  }
+
+  // --- versions and audit -----------------------------------------------------------------------
+
+  async function refreshVersions() {
+    const result = await api("GET", "/api/v1/kb/versions");
+    if (!result.ok) return flash(errorText(result), "error");
+    state.live = result.data.live;
+    $("live-version").textContent = state.live || "—";
+    const rows = clear($("version-rows"));
+    for (const v of result.data.versions) {
+      const live = v.id === state.live;
+      const actions = el("td", {},
+        el("button", { type: "button", testid: "version-diff-button", onclick: () => showVersionDiff(v.id) }, "改动 Changes"));
+      if (state.manager && !live) {
+        actions.append(" ", el("button", { type: "button", testid: "rollback-button", onclick: () => rollback(v.id) },
+          "回滚到此版本 Roll back to this"));
+      }
+      rows.append(el("tr", { testid: "version-row", "data-version": v.id, "data-live": String(live), class: live ? "live" : "" },
+        el("td", {}, live ? "● 线上 live" : ""), el("td", {}, el("code", {}, v.id)), el("td", {}, fmtTime(v.created_at)),
+        el("td", {}, v.author), el("td", {}, String(v.entries)), el("td", {}, v.note), actions));
+      addTryTarget("version:" + v.id, "版本 Version " + v.id, false);
+    }
+    const audit = await api("GET", "/api/v1/kb/audit?limit=50");
+    if (audit.ok) {
+      const auditRows = clear($("audit-rows"));
+      for (const r of audit.data) {
+        auditRows.append(el("tr", { testid: "audit-row", "data-action": r.action },
+          el("td", {}, fmtTime(r.at)), el("td", {}, r.action), el("td", {}, r.version || ""),
+          el("td", {}, r.author), el("td", {}, r.note)));
+      }
+    }
+  }
+
+  async function showVersionDiff(id) {
+    const result = await api("GET", "/api/v1/kb/versions/" + encodeURIComponent(id) + "/diff");
+    if (!result.ok) return flash(errorText(result), "error");
+    const d = result.data;
+    $("version-diff").hidden = false;
+    $("version-diff-title").textContent = id + " 对比 vs " + (d.base_version || "—");
+    const list = clear($("version-diff-lines"));
+    for (const c of d.added) list.append(el("li", { class: "added" }, "+ " + c.entry_id + ": " + c.question));
+    for (const c of d.changed) list.append(el("li", { class: "changed" }, "~ " + c.entry_id + ": " + c.fields.map((f) => f.field).join(", ")));
+    for (const c of d.removed) list.append(el("li", { class: "removed" }, "- " + c.entry_id + ": " + c.question));
+    if (!list.firstChild) list.append(el("li", { class: "muted" }, "没有改动 No changes"));
+  }
+
+  async function rollback(id) {
+    const result = await api("POST", "/api/v1/kb/rollback", { version: id, note: "" });
+    if (!result.ok) return flash(errorText(result), "error");
+    flash("已回滚到 Rolled back to " + id, "ok");
+    await refreshVersions();
+  }
+
+  // --- topics -----------------------------------------------------------------------------------
+
+  async function loadTopics() {
+    const list = clear($("topic-list"));
+    list.append(el("li", { class: "muted" }, "归类中… Grouping…"));
+    const result = await api("GET", "/api/v1/kb/topics");
+    clear(list);
+    if (!result.ok) return flash(errorText(result), "error");
+    if (!result.data.length) list.append(el("li", { class: "muted", testid: "no-topics" }, "没有待处理的问题 Nothing to learn right now"));
+    for (const view of result.data) list.append(renderTopic(view));
+  }
+
+  function renderTopic(view) {
+    const t = view.topic;
+    const node = $("topic-template").content.firstElementChild.cloneNode(true);
+    node.dataset.topicId = t.id;
+    const part = (role) => node.querySelector("[data-role=" + role + "]");
+    part("question").textContent = t.question;
+    part("counts").textContent = t.conversations + " 个会话 conversations · " + t.count + " 次 questions";
+    const live = view.live;
+    part("live").textContent = "线上版本现在 Live now: " + (live ? (KIND_LABELS[live.kind] || live.kind) +
+      (live.candidates.length ? " · 最接近 nearest " + live.candidates[0].entry_id + " (" + live.candidates[0].score.toFixed(3) + ")" : "") : "—");
+    for (const e of t.examples) part("examples").append(el("li", {}, e));
+    for (const r of t.agent_replies) part("replies").append(el("li", {}, r));
+    part("answer").value = t.agent_replies[0] || "";
+    part("new-id").value = "learned-" + t.id;
+    if (live && live.candidates.length) {
+      part("entry-id").value = live.candidates[0].entry_id;
+      part("category").value = live.candidates[0].category;
+    }
+    for (const form of node.querySelectorAll(".manager-only")) form.hidden = !state.manager;
+    part("new-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      draftFromTopic(t.id, { new_id: part("new-id").value || null, answer: part("answer").value || null,
+        category: part("category").value });
+    });
+    part("variants-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      draftFromTopic(t.id, { entry_id: part("entry-id").value });
+    });
+    return node;
+  }
+
+  async function draftFromTopic(id, body) {
+    flash("起草中… Drafting…", "info");
+    const result = await api("POST", "/api/v1/kb/topics/" + encodeURIComponent(id) + "/draft", body);
+    if (result.status === 422 && result.data && result.data.problems) {
+      return flash(result.data.problems.map((p) => p.message).join("; "), "error");
+    }
+    if (!result.ok) return flash(errorText(result), "error");
+    flash("草稿已生成，请审核后发布 Draft ready: review, then publish", "ok");
+    showReview(result.data);
+  }
+
+  // --- wiring -----------------------------------------------------------------------------------
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("login-form").addEventListener("submit", login);
+    $("logout").addEventListener("click", async () => {
+      await api("POST", "/api/v1/agent/logout").catch(() => null);
+      logout("");
+    });
+    for (const button of document.querySelectorAll("#tabs button")) {
+      button.addEventListener("click", () => showTab(button.dataset.tab));
+    }
+    $("upload-form").addEventListener("submit", upload);
+    $("publish-form").addEventListener("submit", publish);
+    $("draft-download").addEventListener("click", downloadDraft);
+    $("try-form").addEventListener("submit", tryQuestion);
+    $("topics-refresh").addEventListener("click", loadTopics);
+    if (state.token) start().catch(() => logout(""));
+  });
+})();
