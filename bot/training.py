@@ -68,6 +68,7 @@ def train_if_changed(repo_root: Path, models_dir: Path, *, force: bool = False) 
 
     Raises:
         subprocess.CalledProcessError: ``rasa train`` failed (its output went to our stdout).
+        FileNotFoundError: the Rasa venv is missing.
     """
     target = model_path(repo_root, models_dir)
     if target.exists() and not force:
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         path = train_if_changed(args.root, models_dir, force=args.force)
     except subprocess.CalledProcessError as exc:
         print(f"error: rasa train failed with exit code {exc.returncode}", file=sys.stderr)
+        return 1
+    except FileNotFoundError:
+        print(f"error: {args.root / RASA_BIN} not found: run `make setup`", file=sys.stderr)
         return 1
     print(path)
     return 0

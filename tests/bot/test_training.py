@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.training import fingerprint, model_path, train_if_changed, training_inputs
+from bot.training import fingerprint, main, model_path, train_if_changed, training_inputs
 
 
 def make_project(root: Path) -> Path:
@@ -101,3 +101,15 @@ def test_real_training_names_the_model_after_its_inputs(repo_root: Path, tmp_pat
     started = time.monotonic()
     assert train_if_changed(project, models) == model
     assert time.monotonic() - started < trained_in / 10  # the second call trains nothing
+
+
+def test_cli_prints_the_model_or_explains_a_missing_rasa_venv(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project(tmp_path / "repo")
+    models = tmp_path / "models"
+    assert main(["--root", str(root), "--models", str(models)]) == 1
+    assert "make setup" in capsys.readouterr().err
+
+    model_path(root, models).write_bytes(b"model")  # train_if_changed made the directory
+    assert main(["--root", str(root), "--models", str(models)]) == 0
+    assert capsys.readouterr().out.strip() == str(model_path(root, models))
