@@ -8,6 +8,7 @@ again on the same port, which is how tests force clients to reconnect.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
@@ -21,7 +22,7 @@ from tests.helpers.processes import free_port, wait_for_port
 
 def _config(app: Any, port: int) -> uvicorn.Config:
     return uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                          ws="websockets-sansio", timeout_graceful_shutdown=2)
+                          ws="websockets-sansio", loop="asyncio", timeout_graceful_shutdown=2)
 
 
 class LoopServer:
@@ -65,13 +66,20 @@ async def serve(app: Any, port: int | None = None) -> AsyncIterator[LoopServer]:
 
 
 class ThreadServer:
-    """uvicorn in a thread with its own event loop."""
+    """uvicorn on an event loop running in a background thread.
+
+    The loop outlives ``stop()``, so a restarted server serves the same app objects (Redis
+    clients included) on the same loop, like a process restart would with fresh ones.
+    """
 
     def __init__(self, app: Any, port: int | None = None) -> None:
         self.app = app
         self.port = port or free_port()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
         self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: concurrent.futures.Future[None] | None = None
 
     @property
     def url(self) -> str:
@@ -79,21 +87,29 @@ class ThreadServer:
 
     def start(self) -> None:
         self._server = uvicorn.Server(_config(self.app, self.port))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
+        self._serving = asyncio.run_coroutine_threadsafe(self._server.serve(), self._loop)
         deadline = time.monotonic() + 20
         while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
+            if self._serving.done():
+                self._serving.result()
+            if time.monotonic() > deadline:
                 raise RuntimeError("test server did not start")
             time.sleep(0.02)
         wait_for_port(self.port, 5)
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
+        if self._server is None or self._serving is None:
             return
         self._server.should_exit = True
-        self._thread.join(timeout=15)
-        self._server = self._thread = None
+        self._serving.result(timeout=15)
+        self._server = self._serving = None
+
+    def close(self) -> None:
+        """Stop serving and end the loop thread."""
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
 
 
 @contextlib.contextmanager
@@ -104,4 +120,4 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[ThreadServer]
     try:
         yield server
     finally:
-        server.stop()
+        server.close()

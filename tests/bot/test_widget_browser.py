@@ -1,0 +1,266 @@
+"""The web chat widget in a real Chromium: chat, quick replies, live agent messages, forced
+reconnects (server restart and network loss), reload with history, both UI languages.
+
+The gateway side is real (WebChat, Gateway, HandoffService, Redis) behind a real uvicorn;
+Rasa is faked at its HTTP edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from bot.app import STATIC_DIR
+from bot.channels.web import WebChat
+from bot.gateway import Gateway
+from bot.rasa_client import RasaClient
+from handoff.service import HandoffService
+from handoff.settings import HandoffSettings
+from kefu.conversation import ConversationStore, Role, Turn
+from kefu.redis import async_client
+from tests.helpers.fake_rasa import DEFAULT_TEXT, RETURN_ANSWER, RETURN_ANSWER_EN, FakeRasa
+from tests.helpers.live_server import ThreadServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.redis]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def build_app(redis_url: str, rasa: FakeRasa) -> FastAPI:
+    """The shopper-facing part of the kefu app, as create_app wires it."""
+    redis = async_client(redis_url)
+    conversations = ConversationStore(redis)
+    handoff = HandoffService(redis, conversations, HandoffSettings(bcrypt_rounds=4))
+    client = RasaClient("http://rasa", "token", transport=rasa.transport())
+    web = WebChat(Gateway(client, conversations, handoff), conversations, redis, block_ms=1000)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await web.close_all()
+        await redis.aclose()  # connections belong to this loop; a restart reconnects
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(web.create_router())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+@dataclass
+class Store:
+    server: ThreadServer
+    rasa: FakeRasa
+    redis_url: str
+
+    @property
+    def demo(self) -> str:
+        return f"{self.server.url}/static/demo.html"
+
+    def append(self, conversation: str, role: Role, text: str, **meta: Any) -> Turn:
+        """An agent/system message, written like the handoff service writes it."""
+        async def write() -> Turn:
+            redis = async_client(self.redis_url)
+            try:
+                return await ConversationStore(redis).append(conversation, role, text, meta=meta)
+            finally:
+                await redis.aclose()
+
+        return _run(write())
+
+    def transcript(self, conversation: str) -> list[Turn]:
+        async def read() -> list[Turn]:
+            redis = async_client(self.redis_url)
+            try:
+                return await ConversationStore(redis).transcript(conversation)
+            finally:
+                await redis.aclose()
+
+        return _run(read())
+
+
+def _run(coroutine: Any) -> Any:
+    # Playwright's sync API owns this thread's event loop: run store calls in another thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium fonts-wqy-microhei")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[Store]:
+    rasa = FakeRasa()
+    server = ThreadServer(build_app(redis_url, rasa))
+    server.start()
+    try:
+        yield Store(server, rasa, redis_url)
+    finally:
+        server.close()
+
+
+@contextlib.contextmanager
+def shop_page(browser: Browser, store: Store, locale: str) -> Iterator[Page]:
+    context = browser.new_context(locale=locale)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(store.demo)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == []
+
+
+def messages(page: Page) -> list[tuple[str, str]]:
+    """(role, text) of every rendered message, in order."""
+    rows: list[tuple[str, str]] = page.evaluate("""() => {
+        const root = document.querySelector('#kefu-chat').shadowRoot;
+        return [...root.querySelectorAll('.msg')].map(
+            m => [m.dataset.role || 'notice', m.querySelector('.text').textContent]);
+    }""")
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def rendered_ids(page: Page) -> list[str]:
+    ids: list[str] = page.evaluate("""() => [...document.querySelector('#kefu-chat').shadowRoot
+        .querySelectorAll('.msg[data-id]')].map(m => m.dataset.id)""")
+    return ids
+
+
+def say(page: Page, text: str) -> None:
+    page.locator("textarea").fill(text)
+    page.locator("textarea").press("Enter")
+
+
+def connected(page: Page) -> None:
+    expect(page.locator(".status")).to_have_attribute("data-state", "online", timeout=15_000)
+
+
+def test_chat_reconnects_and_reload_in_chinese(browser: Browser, store: Store) -> None:
+    with shop_page(browser, store, "zh-CN") as page:
+        page.locator(".launcher").click()
+        expect(page.locator(".title")).to_have_text("在线客服")
+        expect(page.locator("textarea")).to_have_attribute("placeholder", "请输入您的问题…")
+        connected(page)
+        sender = page.evaluate("window.KefuChat.sender()")
+        conv = f"web:{sender}"
+
+        say(page, "怎么退货？")
+        expect(page.locator(".msg.bot .text").last).to_have_text(RETURN_ANSWER)
+        page.locator(".buttons button", has_text="有帮助").click()
+        expect(page.locator(".msg.bot .text").last).to_have_text("感谢您的反馈！")
+        assert messages(page)[-2] == ("shopper", "有帮助 👍")  # the title, not the payload
+        assert store.rasa.messages() == ["怎么退货？", "/feedback_helpful"]
+
+        # an agent's message is pushed live
+        store.append(conv, Role.AGENT, "您好，我是客服小李。", agent_name="小李")
+        expect(page.locator(".msg.agent .text")).to_have_text("您好，我是客服小李。")
+        expect(page.locator(".msg.agent .who")).to_have_text("小李")
+
+        # forced reconnect 1: the server restarts; meanwhile an agent writes and the shopper types
+        store.server.stop()
+        expect(page.locator(".status")).to_have_attribute("data-state", "offline")
+        missed = store.append(conv, Role.AGENT, "补发单号 SF1234567890", agent_name="小李")
+        say(page, "好的谢谢")
+        expect(page.locator(".msg.pending")).to_have_count(1)
+        store.server.start()
+        connected(page)
+        expect(page.locator(".msg.pending")).to_have_count(0, timeout=10_000)
+        expect(page.locator(f'.msg[data-id="{missed.id}"]')).to_have_count(1)
+        expect(page.locator(".msg.bot .text").last).to_have_text(DEFAULT_TEXT)
+
+        # forced reconnect 2: the network drops and comes back
+        page.context.set_offline(True)
+        expect(page.locator(".status")).to_have_attribute("data-state", "offline")
+        store.append(conv, Role.SYSTEM, "本次服务已结束，请为本次服务打分（1–5 分）：")
+        say(page, "再见")
+        page.context.set_offline(False)
+        connected(page)
+        expect(page.locator(".msg.system .text").last).to_have_text(
+            "本次服务已结束，请为本次服务打分（1–5 分）：")
+        expect(page.locator(".msg.pending")).to_have_count(0, timeout=10_000)
+
+        # nothing lost, nothing twice: the page shows exactly the transcript
+        page.wait_for_timeout(300)
+        turns = store.transcript(conv)
+        shopper_texts = [t.text for t in turns if t.role is Role.SHOPPER]
+        assert shopper_texts == ["怎么退货？", "/feedback_helpful", "好的谢谢", "再见"]
+        assert rendered_ids(page) == [t.id for t in turns]
+        before = messages(page)
+
+        # reload: same sender, history restored from the cache plus the server's replay
+        page.reload()
+        page.locator(".launcher").click()
+        connected(page)
+        assert page.evaluate("window.KefuChat.sender()") == sender
+        page.wait_for_timeout(300)
+        assert messages(page) == before
+        assert rendered_ids(page) == [t.id for t in turns]
+
+        # a fresh browser profile with the same sender gets the history from the server
+        page.evaluate(f"localStorage.removeItem('kefu:history:{sender}')")
+        page.reload()
+        connected(page)
+        page.wait_for_timeout(300)
+        assert rendered_ids(page) == [t.id for t in turns]
+
+
+def test_english_ui_switches_to_chinese_and_text_is_never_html(browser: Browser,
+                                                               store: Store) -> None:
+    with shop_page(browser, store, "en-US") as page:
+        page.locator(".launcher").click()
+        expect(page.locator(".title")).to_have_text("Customer service")
+        expect(page.locator("form button")).to_have_text("Send")
+        connected(page)
+        say(page, "How do I return shoes?")
+        expect(page.locator(".msg.bot .text").last).to_have_text(RETURN_ANSWER_EN)
+        expect(page.locator(".msg.bot .who").last).to_have_text("Assistant")
+
+        say(page, "show me html")
+        markup = '<img src=x onerror="window.__kefu_xss=1"><b>粗体</b> & <script>x()</script>'
+        expect(page.locator(".msg.bot .text").last).to_have_text(markup)
+        assert page.evaluate("window.__kefu_xss === undefined")
+        assert page.evaluate("""() => document.querySelector('#kefu-chat').shadowRoot
+            .querySelectorAll('.log img, .log b, .log script').length""") == 0
+
+        page.locator("header .lang").click()
+        expect(page.locator(".title")).to_have_text("在线客服")
+        expect(page.locator(".msg.bot .who").last).to_have_text("智能助手")
+        page.reload()
+        expect(page.locator(".launcher .label")).to_contain_text("联系客服")  # choice remembered
+
+
+def test_chinese_quick_reply_to_the_latest_message_only(browser: Browser, store: Store) -> None:
+    with shop_page(browser, store, "zh-CN") as page:
+        page.locator(".launcher").click()
+        connected(page)
+        say(page, "尺码怎么选")
+        expect(page.locator(".msg.bot .buttons button")).to_have_count(2)
+        page.locator(".buttons button", has_text="鞋码怎么选").click()
+        expect(page.locator(".msg.bot .text").last).to_have_text("鞋码偏小半码，建议选大一码。")
+        assert store.rasa.messages()[-1] == '/choose_option{"entry_id":"shoe-size"}'
+        visible = page.locator(".msg:not(.stale) .buttons button")
+        expect(visible).to_have_count(2)  # only the newest answer's feedback buttons
+        expect(visible.first).to_have_text("有帮助 👍")
+        assert RETURN_ANSWER not in [t for _r, t in messages(page)]
