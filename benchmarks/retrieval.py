@@ -14,8 +14,8 @@ Datasets:
   other rows, OOS from CLINC150 oos_val (English).
 
 Columns: top1 (in-scope: best candidate is right), top3, ans@oos5 (in-scope answered right when
-the top score is cut where at most 5% of OOS pass: separability, independent of calibration), ans_ok (in-scope answered right), wrong
-(in-scope answered wrong), ins_ok (in-scope answered right or clarified with the right option),
+the top score is cut where at most 5% of OOS pass: separability, independent of calibration),
+ans_ok (in-scope answered right), wrong (in-scope answered wrong), ins_ok (in-scope answered right or clarified with the right option),
 clar (clarify rate, all queries), oos_rec (OOS handed off), oos_ans (OOS answered), acc (right
 outcome over all queries: in-scope answered right or clarified with it, OOS handed off), p50/p95
 (ms per question: embed + search + decide, one question at a time).
