@@ -13,12 +13,17 @@ Datasets:
 - banking: Banking77 — one entry per intent from the first 1+V train rows, held-out queries from the
   other rows, OOS from CLINC150 oos_val (English).
 
-Columns: top1 (in-scope: best candidate is right), top3, ans@oos5 (in-scope answered right when
-the top score is cut where at most 5% of OOS pass: separability, independent of calibration),
-ans_ok (in-scope answered right), wrong (in-scope answered wrong), ins_ok (in-scope answered right or clarified with the right option),
-clar (clarify rate, all queries), oos_rec (OOS handed off), oos_ans (OOS answered), acc (right
-outcome over all queries: in-scope answered right or clarified with it, OOS handed off), p50/p95
-(ms per question: embed + search + decide, one question at a time).
+Columns:
+- top1, top3: in-scope questions whose right entry is first / in the first three;
+- ans@oos5: in-scope answered right when the top score is cut where at most 5% of OOS pass
+  (separability, independent of calibration);
+- ans_ok / wrong: in-scope answered right / answered wrong (calibrated policy);
+- ins_ok: in-scope answered right or clarified with the right option;
+- clar: clarify rate over all questions;
+- oos_rec / oos_ans: OOS handed off / answered;
+- acc: right outcome over all questions (in-scope answered right or clarified with it, OOS
+  handed off);
+- p50_ms, p95_ms: per question, embed + search + decide, one question at a time.
 
 What the ablation decided (benchmarks/results/retrieval.md, limit 400, seed 7):
 - second (USE) pays: top1 demo 0.832 -> 0.849, CLINC 0.657 -> 0.728, Banking 0.615 -> 0.667;
