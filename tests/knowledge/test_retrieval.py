@@ -212,3 +212,13 @@ def test_scorer_is_a_logistic_of_weighted_signals() -> None:
         1 / (1 + np.exp(-2.0))
     )
     assert 0.0 < scorer.score({"dense": -1e9}) < 1e-20
+
+
+def test_empty_knowledge_base() -> None:
+    from knowledge.decision import calibrate, decide
+    from knowledge.models import DecisionKind, KnowledgeBase
+
+    r = Retriever.build([], HashingEncoder())
+    assert r.search("运费", at=BEFORE) == []
+    th = calibrate(r, KnowledgeBase(entries=()), ["今天天气怎么样"])
+    assert decide("运费", [], th, BEFORE).kind is DecisionKind.HANDOFF
