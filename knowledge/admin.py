@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 DRAFT_TTL_SECONDS = 7 * 24 * 3600
 GATE_OVERRIDE_ACTION = "gate_override"
+MAX_CLOSE_PAIRS = 200  # those the draft touches first
 _INDEX_CACHE_SIZE = 4
 
 
@@ -164,7 +165,7 @@ class AdminService:
         self._topic_similarity = topic_similarity
         self.escalations = EscalationLog(redis, ConversationStore(redis))
         self._indexes: OrderedDict[str, KnowledgeIndex] = OrderedDict()
-        self._pairs: dict[str, list[ClosePair]] = {}
+        self._pairs: dict[tuple[str, frozenset[str]], list[ClosePair]] = {}
         self._build_lock = asyncio.Lock()
 
     def now(self) -> datetime:
@@ -219,10 +220,8 @@ class AdminService:
         live = await self.store.live()
         diff = await self.diff_against_live(draft.kb, live=live)
         index = await self._index_for(draft.kb)
-        pairs = await self._close_pairs(index)
-        touched = {c.entry_id for c in (*diff.added, *diff.changed)}
-        pairs = [p.model_copy(update={"changed": bool({p.entry_id, p.other_id} & touched)})
-                 for p in pairs]
+        touched = frozenset(c.entry_id for c in (*diff.added, *diff.changed))
+        pairs = await self._close_pairs(index, touched)
         gate = await self._gate(draft.kb, index)
         t = index.thresholds
         return DraftReview(
@@ -442,7 +441,8 @@ class AdminService:
                 self._indexes[sha] = index
                 while len(self._indexes) > _INDEX_CACHE_SIZE:
                     old, _ = self._indexes.popitem(last=False)
-                    self._pairs.pop(old, None)
+                    for key in [k for k in self._pairs if k[0] == old]:
+                        del self._pairs[key]
             self._indexes.move_to_end(sha)
         if info is not None and index.info != info:
             index = dataclasses.replace(index, info=info)
@@ -465,11 +465,14 @@ class AdminService:
         draft = KnowledgeService(index, settings=self.runtime.settings)
         return await asyncio.to_thread(run_gate, live, draft, tests, now=self.now())
 
-    async def _close_pairs(self, index: KnowledgeIndex) -> list[ClosePair]:
-        sha = kb_sha(index.kb)
-        if sha not in self._pairs:
-            self._pairs[sha] = await asyncio.to_thread(close_pairs, index)
-        return self._pairs[sha]
+    async def _close_pairs(
+        self, index: KnowledgeIndex, touched: frozenset[str],
+    ) -> list[ClosePair]:
+        key = (kb_sha(index.kb), touched)
+        if key not in self._pairs:
+            self._pairs[key] = await asyncio.to_thread(
+                close_pairs, index, touched=touched, limit=MAX_CLOSE_PAIRS)
+        return self._pairs[key]
 
     def _answer_now(self, index: KnowledgeIndex) -> None:
         """Let this process answer from the version it just published without rebuilding it.

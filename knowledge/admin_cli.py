@@ -40,6 +40,8 @@ def register(subparsers: Any) -> None:
         "check", help="review FILE for CI: diff, close questions, test gate (exit 1: refused)")
     check.add_argument("file", type=Path)
     check.add_argument("--merge", action="store_true", help="merge FILE into the live version")
+    check.add_argument("--all-pairs", action="store_true",
+                       help="list every close question pair, not only those this change touches")
     check.set_defaults(func=_guard(_check))
 
     cal = commands.add_parser("calendar", help="when campaign entries go live and expire")
@@ -212,8 +214,10 @@ def _check(args: argparse.Namespace) -> int:
     print(render_diff(result.diff))
     t = result.thresholds
     print(f"thresholds: answer {t.answer:.3f}, clarify {t.clarify:.3f}, margin {t.margin:.3f}")
-    print(f"close questions ({len(result.close_pairs)}):")
-    for p in result.close_pairs:
+    changed = [p for p in result.close_pairs if p.changed]
+    print(f"close questions in this change: {len(changed)} "
+          f"({len(result.close_pairs) - len(changed)} more already in the knowledge base)")
+    for p in changed if not args.all_pairs else result.close_pairs:
         print(f"  {p.severity.value:<8} {p.entry_id} «{p.text}» ~ {p.other_id} «{p.other_text}» "
               f"score {p.score:.3f} (own {p.own_score:.3f})")
     _print_gate(result.gate)

@@ -14,7 +14,7 @@ entries against evergreen ones (campaign precedence settles those), are not repo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -49,10 +49,13 @@ class ClosePair(BaseModel):
     changed: bool = False  # one of the two entries is added or changed by the draft under review
 
 
-def close_pairs(index: KnowledgeIndex, *, limit: int = 50) -> list[ClosePair]:
-    """Cross-entry question/variant pairs of ``index`` that retrieval will confuse, worst first.
+def close_pairs(
+    index: KnowledgeIndex, *, touched: Collection[str] = (), limit: int | None = None,
+) -> list[ClosePair]:
+    """Cross-entry question/variant pairs of ``index`` that retrieval will confuse.
 
-    One pair per two entries (the worst wording). See the module docstring for the rule.
+    One pair per two entries (the worst wording). See the module docstring for the rule. Pairs
+    with an entry in ``touched`` (added or changed by the draft) come first, then the worst.
     """
     thresholds = index.thresholds
     entries = {e.id: e for e in index.kb.entries}
@@ -74,6 +77,7 @@ def close_pairs(index: KnowledgeIndex, *, limit: int = 50) -> list[ClosePair]:
                     score=round(s.score, 4), own_score=round(own, 4),
                     similarity=round(s.signals.get("dense", 0.0), 4),
                     threshold=round(thresholds.answer, 4), severity=severity,
+                    changed=entry.id in touched or other.id in touched,
                 )
                 key = frozenset((entry.id, other.id))
                 if key not in worst or _rank(pair) > _rank(worst[key]):
@@ -81,8 +85,8 @@ def close_pairs(index: KnowledgeIndex, *, limit: int = 50) -> list[ClosePair]:
     return sorted(worst.values(), key=_rank, reverse=True)[:limit]
 
 
-def _rank(pair: ClosePair) -> tuple[bool, float]:
-    return pair.severity is Severity.CONFUSED, pair.score
+def _rank(pair: ClosePair) -> tuple[bool, bool, float]:
+    return pair.changed, pair.severity is Severity.CONFUSED, pair.score
 
 
 def _may_compete(a: Entry, b: Entry) -> bool:

@@ -221,16 +221,24 @@
   }
 
   function showClosePairs(pairs) {
-    $("close-count").textContent = "(" + pairs.length + ")";
+    const changed = pairs.filter((p) => p.changed);
+    const existing = pairs.filter((p) => !p.changed);
+    $("close-count").textContent = "(" + changed.length + ")";
+    $("close-existing-count").textContent = String(existing.length);
+    $("close-existing-box").hidden = !existing.length;
     const list = clear($("close-pairs"));
-    if (!pairs.length) list.append(el("li", { class: "muted" }, "没有 None"));
-    for (const p of pairs) {
-      list.append(el("li", { testid: "close-pair", class: "pair " + p.severity },
-        el("strong", {}, p.severity === "confused" ? "易混淆 confused" : "相近 close"), " ",
-        el("code", {}, p.entry_id), " «" + p.text + "» ↔ ", el("code", {}, p.other_id), " «" + p.other_text + "» ",
-        el("span", { class: "muted" }, "score " + p.score.toFixed(3) + " ≥ " + p.threshold.toFixed(3) +
-          (p.changed ? " · 本次改动 in this change" : ""))));
-    }
+    if (!changed.length) list.append(el("li", { class: "muted" }, "没有 None"));
+    for (const p of changed) list.append(closePair(p, "close-pair"));
+    const others = clear($("close-existing"));
+    for (const p of existing) others.append(closePair(p, "close-pair-existing"));
+  }
+
+  function closePair(p, testid) {
+    return el("li", { testid, class: "pair " + p.severity, "data-entry": p.entry_id, "data-other": p.other_id },
+      el("strong", {}, p.severity === "confused" ? "易混淆 confused" : "相近 close"), " ",
+      el("code", {}, p.entry_id), " «" + p.text + "» ↔ ", el("code", {}, p.other_id), " «" + p.other_text + "» ",
+      el("span", { class: "muted" }, "score " + p.score.toFixed(3) + " ≥ " + p.threshold.toFixed(3) +
+        " (own " + p.own_score.toFixed(3) + ")"));
   }
 
   function outcomeText(o) {
