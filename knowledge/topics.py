@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -41,8 +41,10 @@ from kefu.keys import (
     kb_escalations_resolved_key,
     ticket_key,
 )
-from knowledge.retrieval import Encoder
 from knowledge.text import for_matching
+
+if TYPE_CHECKING:  # the actions import this module to record escalations: no faiss for that
+    from knowledge.retrieval import Encoder
 
 logger = logging.getLogger(__name__)
 
