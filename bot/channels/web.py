@@ -170,10 +170,12 @@ class _Session:
         return frame
 
     async def _receive(self) -> dict[str, Any] | None:
-        raw = await self._ws.receive_text()
+        message = await self._ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
         try:
-            frame = json.loads(raw)
-        except ValueError:
+            frame = json.loads(message.get("text") or "")
+        except ValueError:  # binary or malformed frames are ignored
             return None
         return frame if isinstance(frame, dict) else None
 

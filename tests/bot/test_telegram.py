@@ -17,17 +17,20 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
+from bot.app import create_app
 from bot.channels.attachments import AttachmentDesk
 from bot.channels.telegram import SECRET_HEADER, TelegramChannel, shopper_text
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
+from bot.settings import BotSettings
 from handoff.models import Presence
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore, Role
 from kefu.redis import async_client
-from tests.helpers.fake_bot_api import FakeBotApi, Shopper
+from tests.helpers.fake_bot_api import FakeBotApi, Shopper, _maybe_json
 from tests.helpers.fake_rasa import (
     CLARIFY_TEXT,
     DEFAULT_TEXT,
@@ -36,6 +39,7 @@ from tests.helpers.fake_rasa import (
     RETURN_ANSWER,
     FakeRasa,
 )
+from tests.helpers.live_server import serve
 
 pytestmark = [
     pytest.mark.redis,
@@ -303,7 +307,30 @@ async def test_message_from_a_group_chat_is_ignored(kefu: Kefu) -> None:
 
 def test_fake_server_records_reply_markup_as_json() -> None:
     # guards the fake itself: PTB sends reply_markup as a JSON string in a form field
-    from tests.helpers.fake_bot_api import _maybe_json
-
     assert _maybe_json(json.dumps({"inline_keyboard": []})) == {"inline_keyboard": []}
     assert _maybe_json("[不是json") == "[不是json"
+
+
+async def test_create_app_wires_the_webhook_and_starts_telegram(redis_url: str,
+                                                                 api: FakeBotApi) -> None:
+    settings = BotSettings(redis_url=redis_url, load_knowledge=False, telegram_token=api.token,
+                           telegram_webhook_url=WEBHOOK_URL, telegram_webhook_secret=SECRET,
+                           telegram_base_url=api.base_url)
+    app = create_app(settings)
+    async with serve(app) as server, httpx.AsyncClient(base_url=server.url) as http:
+        await api.wait_for(lambda: api.webhook is not None)
+        assert api.webhook is not None and api.webhook["secret_token"] == SECRET
+        denied = await http.post("/telegram/webhook", json={"update_id": 1},
+                                 headers={SECRET_HEADER: "nope"})
+        widget = await http.get("/static/widget.js")
+    assert denied.status_code == 403 and widget.status_code == 200
+
+
+def test_webhook_mode_refuses_to_start_without_a_secret() -> None:
+
+    with pytest.raises(ValidationError, match="WEBHOOK_SECRET"):
+        BotSettings(telegram_token="1:a", telegram_webhook_url=WEBHOOK_URL)
+    with pytest.raises(ValidationError, match="WEBHOOK_SECRET"):
+        BotSettings(telegram_token="1:a", telegram_webhook_url=WEBHOOK_URL,
+                    telegram_webhook_secret="has spaces")
+    assert BotSettings(telegram_token="1:a").telegram_webhook_url is None  # polling mode

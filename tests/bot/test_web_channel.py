@@ -209,3 +209,16 @@ async def test_widget_and_demo_store_are_served(site: Site) -> None:
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert "innerHTML" not in script.text
     assert demo.status_code == 200 and '<script src="/static/widget.js"' in demo.text
+
+
+async def test_junk_frames_are_ignored(site: Site) -> None:
+    w = await widget(site, "gina")
+    await w.hello()
+    await w.ws.send(b"\x00\x01binary")
+    await w.ws.send("not json")
+    await w.ws.send(json.dumps({"type": "message", "text": "no client id"}))
+    error = await w.until(lambda f: f["type"] == "error")
+    assert error["code"] == "invalid" and error["cid"] is None
+    ack = await w.send("c1", "你好")
+    assert ack["type"] == "ack" and ack["id"]
+    await w.ws.close()
