@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from handoff.context import CATEGORY_GROUPS
 from handoff.models import HandoffReason, Priority
 
 REPEATED_FAILURE_LIMIT = 2
@@ -17,16 +18,6 @@ CLARIFY_STREAK = "clarify_streak"
 
 NOT_HELPFUL_STREAK = "not_helpful_streak"
 """Conversation counter: "not helpful" clicks since the last "helpful"."""
-
-CATEGORY_GROUPS = {
-    "presale": "presale",
-    "product": "presale",
-    "payment": "presale",
-    "account": "presale",
-    "aftersale": "aftersale",
-    "logistics": "logistics",
-}
-"""Knowledge category (``knowledge.models.Category``) to the skill group that answers it."""
 
 INTENT_GROUPS = {"complain": "aftersale"}
 """Intents that go to one group whatever was discussed before."""

@@ -7,7 +7,7 @@ from handoff.models import HandoffReason, Priority
 from knowledge.models import Category
 
 EXPECTED_GROUPS = {
-    Category.PRESALE: "presale", Category.PRODUCT: "presale", Category.PAYMENT: "presale",
+    Category.PRESALE: "presale", Category.PRODUCT: "presale", Category.PAYMENT: "aftersale",
     Category.ACCOUNT: "presale", Category.AFTERSALE: "aftersale", Category.LOGISTICS: "logistics",
 }
 
