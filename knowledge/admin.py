@@ -283,11 +283,9 @@ class AdminService:
                 no ``override_reason`` was given.
         """
         live = await self.store.live()
-        index = self._indexes.get(kb_sha(kb))
         gate = GateReport(live_version=live[0].id if live else None)
         if union_tests(live[1] if live else None, kb):
-            index = await self._index_for(kb)
-            gate = await self._gate(kb, index)
+            gate = await self._gate(kb, await self._index_for(kb))
         reason = (override_reason or "").strip()
         if not gate.passed and not reason:
             raise GateRefused(gate, gate.summary)
@@ -302,8 +300,6 @@ class AdminService:
                                  gate=gate.summary, draft_accuracy=gate.draft_accuracy,
                                  live_accuracy=gate.live_accuracy)
             await self._redis.rpush(kb_audit_key(), record.model_dump_json())
-        if index is not None:
-            self._answer_now(dataclasses.replace(index, info=info))
         return PublishResult(version=info, gate=gate, overridden=overridden)
 
     async def rollback(self, version_id: str, *, author: str, note: str = "") -> VersionInfo:
@@ -473,16 +469,6 @@ class AdminService:
             self._pairs[key] = await asyncio.to_thread(
                 close_pairs, index, touched=touched, limit=MAX_CLOSE_PAIRS)
         return self._pairs[key]
-
-    def _answer_now(self, index: KnowledgeIndex) -> None:
-        """Let this process answer from the version it just published without rebuilding it.
-
-        The other processes rebuild on the publish event; this one already has the index.
-        """
-        service = self.runtime.service
-        if service.version is None or (index.info is not None
-                                       and index.info.created_at > service.version.created_at):
-            service.swap(index)
 
     async def _topic_encoder(self) -> Encoder:
         if self._encoder is None:
