@@ -1,4 +1,4 @@
-"""The shopper-facing side: Rasa project data (``bot/rasa``), the gateway, channels and the HTTP app."""
+"""The shopper-facing side: Rasa project data (``bot/rasa``), gateway, channels, HTTP app."""
 
 from bot.gateway import Gateway, Mode, OutMessage, Reply
 

@@ -18,8 +18,10 @@ class MessageIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    sender: str = Field(min_length=1, max_length=128, description="the shopper's chat id on the channel")
-    text: str = Field(min_length=1, max_length=2000, description="what the shopper typed, or a button payload")
+    sender: str = Field(min_length=1, max_length=128,
+                        description="the shopper's chat id on the channel")
+    text: str = Field(min_length=1, max_length=2000,
+                      description="what the shopper typed, or a button payload")
     channel: Literal["web", "api"] = "web"
     display_name: str | None = Field(default=None, max_length=64)
 
@@ -36,7 +38,7 @@ def create_router(gateway: Gateway, readiness: ReadinessCheck) -> APIRouter:
 
     @router.post("/api/v1/messages", response_model=Reply, tags=["shopper"])
     async def post_message(body: MessageIn) -> Reply:
-        """Send a shopper message; answers with the bot's replies, or none while a human owns the chat."""
+        """Send a shopper message; the bot's replies, or none while a human owns the chat."""
         return await gateway.handle(body.channel, body.sender, body.text,
                                     display_name=body.display_name)
 

@@ -1,4 +1,6 @@
-"""The kefu HTTP application: shopper API, knowledge API, handoff API and agent console in one process.
+"""The kefu HTTP application.
+
+Shopper API, channels, knowledge API and admin, handoff API and agent console, in one process.
 
 The embedding model is loaded here once (``KnowledgeRuntime``); the Rasa action server reaches it
 over HTTP. ``create_app(settings)`` builds everything; nothing happens at import time.
@@ -29,7 +31,9 @@ from handoff.errors import HandoffError
 from handoff.service import HandoffService, run_sweeper
 from kefu.conversation import ConversationStore, Role, Turn
 from kefu.redis import async_client
+from knowledge import admin_api
 from knowledge import api as knowledge_api
+from knowledge.admin import AdminService
 from knowledge.errors import KnowledgeError
 from knowledge.service import KnowledgeRuntime
 from knowledge.text import normalize
@@ -89,7 +93,10 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
                   description="E-commerce customer-service bot with human handoff")
     app.include_router(api.create_router(gateway, readiness))
     app.include_router(knowledge_api.create_router(knowledge.service))
-    app.include_router(handoff_api.create_router(handoff, knowledge_search=knowledge.service.search_async))
+    app.include_router(handoff_api.create_router(
+        handoff, knowledge_search=knowledge.service.search_async))
+    app.include_router(admin_api.create_router(AdminService(knowledge, redis),
+                                               handoff.agents.authenticate))
     app.include_router(web_chat.create_router())
     if telegram is not None:
         app.include_router(telegram.create_router())

@@ -54,7 +54,8 @@ def _chat(args: argparse.Namespace) -> int:
                 print(f"error: cannot reach {args.url}: {exc}", file=sys.stderr)
                 return 1
             if response.status_code >= 400:
-                print(f"error {response.status_code}: {response.json().get('detail')}", file=sys.stderr)
+                detail = response.json().get("detail")
+                print(f"error {response.status_code}: {detail}", file=sys.stderr)
                 continue
             reply = response.json()
             for message in reply["messages"]:

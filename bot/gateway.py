@@ -1,4 +1,4 @@
-"""The gateway service: one place that decides, for every channel, whether the bot or a human answers.
+"""The gateway service: the one place that decides, for every channel, whether bot or human answers.
 
 Channels (HTTP API, web widget, Telegram) translate their input into :meth:`Gateway.handle` and
 deliver the :class:`Reply`. While a handoff ticket is open the message goes into the ticket and
@@ -112,7 +112,8 @@ class Gateway:
     async def _rate(self, conv: str, score: int) -> Reply:
         await self._conversations.append(conv, Role.SHOPPER, f"/rate {score}")
         await self._handoff.rate(conv, score)
-        thanks = await self._conversations.append(conv, Role.SYSTEM, "感谢您的评价！Thanks for your rating!")
+        thanks = await self._conversations.append(
+            conv, Role.SYSTEM, "感谢您的评价！Thanks for your rating!")
         return Reply(messages=[_out(thanks)], mode=Mode.BOT)
 
 

@@ -44,7 +44,8 @@ class RasaClient:
 
     async def parse(self, text: str) -> dict[str, Any]:
         """NLU only (``/model/parse``); used by benchmarks as the raw-Rasa baseline."""
-        return cast(dict[str, Any], await self._request("POST", "/model/parse", json={"text": text}))
+        data = await self._request("POST", "/model/parse", json={"text": text})
+        return cast(dict[str, Any], data)
 
     async def append_events(self, sender: str, events: Sequence[Mapping[str, Any]]) -> None:
         """Append events to a conversation's tracker without running predictions."""
@@ -67,10 +68,12 @@ class RasaClient:
             response.raise_for_status()
         except httpx.HTTPStatusError as exc:
             logger.warning("Rasa %s %s answered %s", method, path, exc.response.status_code)
-            raise UpstreamUnavailable(f"Rasa answered {exc.response.status_code}", service="rasa") from exc
+            raise UpstreamUnavailable(
+                f"Rasa answered {exc.response.status_code}", service="rasa") from exc
         except httpx.HTTPError as exc:
             logger.warning("Rasa %s %s failed: %s", method, path, exc)
-            raise UpstreamUnavailable("Rasa is not reachable", service="rasa", retry_after=2.0) from exc
+            raise UpstreamUnavailable(
+                "Rasa is not reachable", service="rasa", retry_after=2.0) from exc
         return response.json()
 
 

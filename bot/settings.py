@@ -42,7 +42,8 @@ class BotSettings(BaseSettings):
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> BotSettings:
         if self.env == "production" and self.rasa_token.get_secret_value() == PLACEHOLDER_SECRET:
-            raise ValueError("KEFU_RASA_TOKEN must be set to a real secret when KEFU_ENV=production")
+            raise ValueError(
+                "KEFU_RASA_TOKEN must be set to a real secret when KEFU_ENV=production")
         return self
 
     @model_validator(mode="after")
