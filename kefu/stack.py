@@ -41,6 +41,7 @@ class StackConfig:
     rasa_token: str = "change-me"
     start_redis: bool = True  # False: use a Redis already listening on redis_port
     extra_env: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)  # filled by run_stack: process name → pid
 
     @property
     def redis_url(self) -> str:
@@ -128,6 +129,7 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
             proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env,
                                     cwd=config.root, start_new_session=True)
             stack.callback(_stop, name, proc)
+            config.pids[name] = proc.pid
             _wait(name, proc, log, ready, timeout)
             logger.info("%s ready (pid %s, log %s)", name, proc.pid, log)
 
