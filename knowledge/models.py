@@ -74,7 +74,7 @@ class KnowledgeBase(BaseModel):
 
 
 class Candidate(BaseModel):
-    """An entry retrieval considered for a question, with its combined score and the signals behind it."""
+    """An entry retrieval considered for a question: combined score and the signals behind it."""
 
     entry_id: str
     question: str  # the entry's canonical question
