@@ -85,12 +85,17 @@ class Gateway:
         rating = _rating(text)
         if rating is not None:
             return await self._rate(conv, rating)
-        await self._conversations.append(conv, Role.SHOPPER, text)
+        said = await self._conversations.append(conv, Role.SHOPPER, text)
         metadata = {"channel": channel, "original_text": text, "display_name": display_name or ""}
         bot_messages = await self._rasa.send(conv, self._for_rasa(text), metadata)
-        sent = [await self._conversations.append(conv, Role.BOT, m.text, buttons=m.buttons)
-                for m in bot_messages if m.text or m.buttons]
+        for m in bot_messages:
+            if m.text or m.buttons:
+                await self._conversations.append(conv, Role.BOT, m.text, buttons=m.buttons)
         mode = Mode.HANDOFF if await self._handoff.open_ticket(conv) is not None else Mode.BOT
+        # Everything sent since the shopper's turn, not only Rasa's replies: a handoff during the
+        # turn queues a system message (position, back-to-bot button) before the bot's reply, and
+        # a client reading on with ``messages_after(last id)`` would never see it.
+        sent = await self._conversations.sent_to_shopper(conv, after=said.id)
         return Reply(messages=[_out(t) for t in sent], mode=mode)
 
     async def messages_after(self, channel: str, chat: str, after: str | None) -> list[OutMessage]:

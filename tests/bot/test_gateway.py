@@ -105,3 +105,28 @@ async def test_rasa_down_is_a_clear_503_and_the_message_is_kept(parts, fake_rasa
         await gateway.handle("web", "frank", "在吗")
     assert info.value.service == "rasa"
     assert [t.text for t in await conversations.transcript("web:frank")] == ["在吗"]
+
+
+async def test_a_handoff_during_the_turn_is_in_the_reply(redis_url: str) -> None:
+    """The queue message the handoff sends while Rasa runs its action is not skipped by readers."""
+    redis = async_client(redis_url)
+    conversations = ConversationStore(redis)
+    handoff = HandoffService(redis, conversations)
+
+    async def rasa_hands_off(request: httpx.Request) -> httpx.Response:
+        sender = json.loads(request.content)["sender"]
+        await handoff.request_handoff(sender, reason=HandoffReason.EXPLICIT_REQUEST, channel="web")
+        return httpx.Response(200, json=[{"recipient_id": sender, "text": "马上为您转接人工客服"}])
+
+    rasa = RasaClient("http://rasa", "token", transport=httpx.MockTransport(rasa_hands_off))
+    gateway = Gateway(rasa, conversations, handoff)
+    try:
+        reply = await gateway.handle("web", "gina", "转人工")
+        assert reply.mode is Mode.HANDOFF
+        assert [(m.text, [b.payload for b in m.buttons]) for m in reply.messages][-1] == \
+            ("马上为您转接人工客服", [])
+        assert any(b.payload == "/back_to_bot" for m in reply.messages for b in m.buttons)
+        assert await gateway.messages_after("web", "gina", reply.messages[-1].id) == []
+    finally:
+        await rasa.aclose()
+        await redis.aclose()
