@@ -7,14 +7,21 @@ server and the Rasa server with the model trained from this checkout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import Page, async_playwright
 
 from bot.training import train_if_changed
+from handoff.service import HandoffService
+from handoff.settings import HandoffSettings
+from kefu.conversation import ConversationStore
+from kefu.redis import async_client
 from kefu.stack import StackConfig, StackError, run_stack
 from tests.helpers.e5_model import e5_model_dir
 from tests.helpers.processes import free_port
@@ -75,3 +82,41 @@ class RestChat:
 def chat(stack: StackConfig, request: pytest.FixtureRequest) -> RestChat:
     """A fresh conversation per test (the sender id is the test's name)."""
     return RestChat(stack, f"web:{request.node.name}")
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@dataclass(frozen=True)
+class ConsoleAgent:
+    """An agent account in the stack's Redis, serving every skill group."""
+
+    username: str
+    password: str
+    display_name: str
+
+
+@pytest.fixture
+async def console_agent(stack: StackConfig) -> ConsoleAgent:
+    """A fresh agent, created with the handoff service's agent store (as `kefu agent add` does)."""
+    redis = async_client(stack.redis_url)
+    try:
+        service = HandoffService(redis, ConversationStore(redis), HandoffSettings(bcrypt_rounds=4))
+        agent = ConsoleAgent(f"agent-{uuid.uuid4().hex[:8]}", "e2e-密码-password", "小李")
+        await service.agents.add(agent.username, agent.password, list(service.settings.groups),
+                                 display_name=agent.display_name)
+        return agent
+    finally:
+        await redis.aclose()
+
+
+@pytest.fixture
+async def browser_page() -> AsyncIterator[Page]:
+    """A page of Debian's Chromium (zh-CN, desktop size)."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+        yield await context.new_page()
+        await browser.close()
