@@ -200,7 +200,14 @@
 
   function reconnectNow() {
     attempts = 0;
-    if (!ws) { connect(); }
+    if (ws && ws.readyState === WebSocket.OPEN) { return; }
+    if (ws) {  // an attempt made while offline: drop it and try now
+      var stale = ws;
+      ws = null;
+      stale.onclose = null;
+      stale.close();
+    }
+    connect();
   }
 
   function onFrame(frame) {

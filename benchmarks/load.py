@@ -1,0 +1,397 @@
+"""Peak load through the kefu gateway, side by side with raw Rasa NLU in the same run.
+
+Simulated shoppers talk to ``POST /api/v1/messages`` concurrently, each running whole
+conversations one message at a time (a shopper waits for the reply before typing again):
+
+- questions from the demo store's question set (``knowledge/data/demo_questions.jsonl``),
+  Chinese (simplified, traditional, typos, emoji) and English, plus greetings and thanks;
+- most conversations have 1–20 turns, a few have 100+ (``--long``); shoppers start new short
+  conversations until the long ones end, so concurrency stays constant; a shopper presses
+  a quick reply it was offered (feedback, clarification), and when handed to a person it goes
+  back to the bot with the ``/back_to_bot`` button (or leaves), as real shoppers do;
+- every reply is timed; busy answers (bot/backpressure.py's ``BUSY_TEXT``) and errors are counted.
+
+Then the same concurrency sends the same texts to Rasa's ``/model/parse`` (NLU only, no
+policies, actions or knowledge decision): the raw-Rasa throughput the gateway is compared to.
+An optional overload phase (``--overload-shoppers``) checks that the gateway answers every
+message (200, possibly "busy") instead of failing.
+
+Run against a running stack::
+
+    .venv/bin/python benchmarks/load.py --gateway-url http://127.0.0.1:8000 \\
+        --rasa-url http://127.0.0.1:5005 --rasa-token "$KEFU_RASA_TOKEN"
+
+or let it start one on free ports (kefu.stack.run_stack; needs ``make model train``)::
+
+    .venv/bin/python benchmarks/load.py --shoppers 20 --conversations 60
+
+Writes benchmarks/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.backpressure import BUSY_TEXT  # noqa: E402
+from kefu.stack import StackConfig, run_stack  # noqa: E402
+from tests.helpers.processes import free_port  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "load.json"
+QUESTIONS = ROOT / "knowledge" / "data" / "demo_questions.jsonl"
+SMALL_TALK_ZH = ["你好", "在吗？", "谢谢", "好的，谢谢亲", "嗯嗯", "还有一个问题"]
+SMALL_TALK_EN = ["hi", "hello there", "thanks!", "ok thank you", "one more question"]
+BACK_TO_BOT = "/back_to_bot"
+
+
+@dataclass
+class Sample:
+    """One message and its answer."""
+
+    language: str
+    seconds: float
+    status: int  # HTTP status; 0 for a transport error
+    busy: bool = False
+    mode: str = ""
+    outcome: str = ""  # answer | clarify | handoff | busy | other (greeting, fallback…)
+    long: bool = False  # part of a 100+ turn conversation
+
+
+@dataclass
+class Phase:
+    """Samples of one load phase."""
+
+    name: str
+    shoppers: int
+    samples: list[Sample] = field(default_factory=list)
+    turns: list[int] = field(default_factory=list)  # messages per finished conversation
+    seconds: float = 0.0
+
+    def report(self) -> dict[str, Any]:
+        ok = [s for s in self.samples if s.status == 200]
+        errors = Counter(str(s.status) for s in self.samples if s.status != 200)
+        row: dict[str, Any] = {
+            "shoppers": self.shoppers,
+            "messages": len(self.samples),
+            "conversations": len(self.turns),
+            "turns_per_conversation": _spread(self.turns),
+            "long_conversations": sum(1 for t in self.turns if t >= 100),
+            "seconds": round(self.seconds, 2),
+            "throughput_msgs_per_s": round(len(ok) / self.seconds, 2) if self.seconds else 0.0,
+            "latency_ms": _latency([s.seconds for s in ok]),
+            "latency_ms_by_language": {
+                lang: _latency([s.seconds for s in ok if s.language == lang])
+                for lang in ("zh", "en")},
+            "latency_ms_in_long_conversations": _latency([s.seconds for s in ok if s.long]),
+            "busy_answers": sum(1 for s in ok if s.busy),
+            "outcomes": dict(Counter(s.outcome for s in ok)),
+            "errors": dict(errors),
+        }
+        _print(self.name, row)
+        return row
+
+
+class Script:
+    """What simulated shoppers say."""
+
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(seed)
+        rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+        texts = [str(r["text"]) for r in rows]
+        self.english = [t for t in texts if _latin_share(t) > 0.6]
+        self.chinese = [t for t in texts if _latin_share(t) <= 0.6]
+
+    def short_length(self) -> int:
+        """1–20 turns, most conversations short (mean about 6)."""
+        return min(20, int(self.random.expovariate(1 / 6)) + 1)
+
+    def long_length(self) -> int:
+        return self.random.randint(100, 120)
+
+    def language(self) -> str:
+        return "en" if self.random.random() < 0.25 else "zh"
+
+    def next_text(self, language: str, turn: int, offered: list[dict[str, str]]) -> str:
+        """The shopper's next message, given the quick replies it was just offered."""
+        options = [b for b in offered if b["payload"].startswith("/choose_option")]
+        if options and self.random.random() < 0.7:  # most shoppers pick a clarification
+            return str(self.random.choice(options)["payload"])
+        if offered and self.random.random() < 0.25:  # some rate the answer
+            return str(self.random.choice(offered)["payload"])
+        if turn > 0 and self.random.random() < 0.12:
+            return self.random.choice(SMALL_TALK_EN if language == "en" else SMALL_TALK_ZH)
+        return self.random.choice(self.english if language == "en" else self.chinese)
+
+    def texts(self, count: int) -> Iterator[tuple[str, str]]:
+        for _ in range(count):
+            language = self.language()
+            yield language, self.random.choice(self.english if language == "en" else self.chinese)
+
+
+class Plan:
+    """Hands out conversations: the long ones first, then short ones until the long ones are
+    over and at least ``minimum`` conversations started, so every shopper stays busy to the end."""
+
+    def __init__(self, script: Script, minimum: int, long: int) -> None:
+        self._script = script
+        self._minimum = minimum
+        self._long_left = long
+        self._long_running = 0
+        self.started = 0
+
+    def next(self) -> int | None:
+        """Length of the next conversation; None when the phase is over."""
+        if self._long_left:
+            self._long_left -= 1
+            self._long_running += 1
+            length = self._script.long_length()
+        elif self.started >= self._minimum and not self._long_running:
+            return None
+        else:
+            length = self._script.short_length()
+        self.started += 1
+        return length
+
+    def finished(self, length: int) -> None:
+        if length >= 100:
+            self._long_running -= 1
+
+
+async def shopper_run(http: httpx.AsyncClient, script: Script, phase: Phase, plan: Plan,
+                      run_id: str) -> None:
+    """Run conversations one after another until the plan says stop."""
+    while (length := plan.next()) is not None:
+        sender = f"load-{run_id}-{phase.name}-{plan.started}"
+        language = script.language()
+        offered: list[dict[str, str]] = []
+        sent = 0
+        for turn in range(length):
+            text = script.next_text(language, turn, offered)
+            sample, reply = await _post(http, sender, text, language)
+            sample.long = length >= 100
+            phase.samples.append(sample)
+            sent += 1
+            offered = [b for m in (reply or {}).get("messages", []) for b in m.get("buttons", [])]
+            if sample.mode == "handoff":
+                if length < 100 and script.random.random() < 0.2:
+                    break  # left to wait for a person
+                back, _ = await _post(http, sender, BACK_TO_BOT, language)
+                back.outcome, back.long = "back_to_bot", length >= 100
+                phase.samples.append(back)
+                sent += 1
+        phase.turns.append(sent)
+        plan.finished(length)
+
+
+async def _post(http: httpx.AsyncClient, sender: str, text: str,
+                language: str) -> tuple[Sample, dict[str, Any] | None]:
+    started = time.perf_counter()
+    try:
+        response = await http.post("/api/v1/messages", json={"sender": sender, "text": text})
+    except httpx.HTTPError:
+        return Sample(language, time.perf_counter() - started, 0), None
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        return Sample(language, elapsed, response.status_code), None
+    body = response.json()
+    busy = any(m.get("text") == BUSY_TEXT for m in body.get("messages", []))
+    mode = str(body.get("mode", ""))
+    return Sample(language, elapsed, 200, busy=busy, mode=mode,
+                  outcome=_outcome(body, busy, mode)), body
+
+
+async def gateway_phase(url: str, script: Script, name: str, shoppers: int, conversations: int,
+                        long: int, run_id: str) -> Phase:
+    phase = Phase(name, shoppers)
+    plan = Plan(script, conversations, long)
+    limits = httpx.Limits(max_connections=shoppers + 8, max_keepalive_connections=shoppers + 8)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(shopper_run(http, script, phase, plan, run_id)
+                               for _ in range(shoppers)))
+        phase.seconds = time.perf_counter() - started
+    return phase
+
+
+async def rasa_parse_phase(url: str, token: str, script: Script, shoppers: int,
+                           requests: int) -> dict[str, Any]:
+    """Raw NLU throughput: the same concurrency sending the same kind of texts to /model/parse."""
+    texts = list(script.texts(requests))
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=shoppers + 8, max_keepalive_connections=shoppers + 8)
+
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        async def worker() -> None:
+            while texts:
+                _language, text = texts.pop()
+                started = time.perf_counter()
+                try:
+                    response = await http.post("/model/parse", json={"text": text},
+                                               params={"token": token})
+                    ok = response.status_code == 200
+                    if not ok:
+                        errors[str(response.status_code)] += 1
+                except httpx.HTTPError:
+                    ok = False
+                    errors["0"] += 1
+                if ok:
+                    latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(shoppers)))
+        seconds = time.perf_counter() - started
+    row = {"shoppers": shoppers, "requests": requests, "seconds": round(seconds, 2),
+           "throughput_per_s": round(len(latencies) / seconds, 2) if seconds else 0.0,
+           "latency_ms": _latency(latencies), "errors": dict(errors)}
+    _print("rasa /model/parse", row)
+    return row
+
+
+async def benchmark(args: argparse.Namespace, gateway_url: str, rasa_url: str) -> dict[str, Any]:
+    script = Script(args.seed)
+    run_id = f"{int(time.time())}"
+    await _warm_up(gateway_url, rasa_url, args.rasa_token)
+    gateway = await gateway_phase(gateway_url, script, "peak", args.shoppers, args.conversations,
+                                  args.long, run_id)
+    peak = gateway.report()
+    rasa = await rasa_parse_phase(rasa_url, args.rasa_token, script, args.shoppers,
+                                  max(200, len(gateway.samples)))
+    result: dict[str, Any] = {"gateway": peak, "rasa_parse": rasa}
+    if rasa["throughput_per_s"]:
+        result["ratio_gateway_to_rasa_parse"] = round(
+            peak["throughput_msgs_per_s"] / rasa["throughput_per_s"], 3)
+        print(f"gateway / raw Rasa parse throughput: {result['ratio_gateway_to_rasa_parse']}")
+    if args.overload_shoppers:
+        overload = await gateway_phase(gateway_url, script, "overload", args.overload_shoppers,
+                                       args.overload_shoppers * 2, 0, run_id)
+        result["overload"] = overload.report()
+    return result
+
+
+async def _warm_up(gateway_url: str, rasa_url: str, token: str) -> None:
+    async with httpx.AsyncClient(timeout=120) as http:
+        for text in ("你好", "怎么退货", "hello"):
+            await http.post(f"{gateway_url}/api/v1/messages",
+                            json={"sender": f"load-warmup-{time.time_ns()}", "text": text})
+            await http.post(f"{rasa_url}/model/parse", json={"text": text},
+                            params={"token": token})
+
+
+@contextlib.contextmanager
+def _stack(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+    if args.gateway_url:
+        yield args.gateway_url.rstrip("/"), args.rasa_url.rstrip("/")
+        return
+    with tempfile.TemporaryDirectory(prefix="kefu-load-") as tmp:
+        config = StackConfig(
+            state_dir=Path(tmp), redis_port=free_port(), rasa_port=free_port(),
+            action_port=free_port(), gateway_port=free_port(), rasa_token=args.rasa_token,
+            extra_env={"KEFU_RASA_MAX_IN_FLIGHT": str(args.max_in_flight)})
+        print(f"starting a stack in {tmp} (logs in {tmp}/logs) …", flush=True)
+        with run_stack(config) as running:
+            yield running.gateway_url, running.rasa_url
+
+
+def _outcome(body: dict[str, Any], busy: bool, mode: str) -> str:
+    payloads = [b.get("payload", "") for m in body.get("messages", [])
+                for b in m.get("buttons", [])]
+    if busy:
+        return "busy"
+    if mode == "handoff":
+        return "handoff"
+    if any(p.startswith("/choose_option") for p in payloads):
+        return "clarify"
+    if "/feedback_helpful" in payloads:
+        return "answer"
+    return "other"
+
+
+def _latency(seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {}
+    ms = sorted(s * 1000 for s in seconds)
+
+    def pct(p: float) -> float:
+        return round(ms[min(len(ms) - 1, int(len(ms) * p))], 1)
+
+    return {"p50": round(statistics.median(ms), 1), "p95": pct(0.95), "p99": pct(0.99),
+            "max": round(ms[-1], 1), "mean": round(statistics.fmean(ms), 1)}
+
+
+def _spread(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {"min": min(values), "max": max(values), "mean": round(statistics.fmean(values), 1)}
+
+
+def _latin_share(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    return sum(1 for c in letters if re.match(r"[A-Za-z]", c)) / len(letters) if letters else 0.0
+
+
+def _print(name: str, row: dict[str, Any]) -> None:
+    latency = row.get("latency_ms") or {}
+    rate = row.get("throughput_msgs_per_s", row.get("throughput_per_s"))
+    count = row.get("messages", row.get("requests"))
+    print(f"{name:<18} n={count:>5}  {rate:>7.2f}/s  p50 {latency.get('p50', 0):>8.1f} ms  "
+          f"p95 {latency.get('p95', 0):>8.1f} ms  busy {row.get('busy_answers', '-')}  "
+          f"errors {row.get('errors')}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--gateway-url", help="running gateway (default: start a stack)")
+    parser.add_argument("--rasa-url", default="http://127.0.0.1:5005")
+    parser.add_argument("--rasa-token", default=os.environ.get("KEFU_RASA_TOKEN", "change-me"))
+    parser.add_argument("--shoppers", type=int, default=16, help="concurrent shoppers")
+    parser.add_argument("--conversations", type=int, default=60,
+                        help="at least this many conversations per phase")
+    parser.add_argument("--long", type=int, default=2, help="conversations with 100+ turns")
+    parser.add_argument("--overload-shoppers", type=int, default=64,
+                        help="concurrent shoppers of the overload phase (0: skip it)")
+    parser.add_argument("--max-in-flight", type=int, default=16,
+                        help="KEFU_RASA_MAX_IN_FLIGHT of a stack this script starts")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.long > args.conversations:
+        parser.error("--long cannot exceed --conversations")
+    with _stack(args) as (gateway_url, rasa_url):
+        result = asyncio.run(benchmark(args, gateway_url, rasa_url))
+    result["run"] = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+        "stack": "external" if args.gateway_url else "started by benchmarks/load.py",
+        "shoppers": args.shoppers, "conversations": args.conversations, "long": args.long,
+        "overload_shoppers": args.overload_shoppers, "seed": args.seed,
+        "kefu_rasa_max_in_flight": None if args.gateway_url else args.max_in_flight,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
