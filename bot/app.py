@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from bot import api
+from bot.backpressure import Backpressure
 from bot.channels import TelegramChannel, WebChat
 from bot.errors import GatewayError, UpstreamUnavailable
 from bot.gateway import Gateway
@@ -57,7 +58,9 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
 
     handoff = HandoffService(redis, conversations, on_return=return_to_bot)
     gateway = Gateway(rasa, conversations, handoff, normalize=normalize,
-                      max_chars=settings.max_message_chars)
+                      max_chars=settings.max_message_chars,
+                      backpressure=Backpressure(settings.rasa_max_in_flight,
+                                                settings.rasa_max_wait_seconds))
     web_chat = WebChat(gateway, conversations, redis)
     telegram = TelegramChannel.from_settings(settings, gateway, conversations, handoff, redis)
 

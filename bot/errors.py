@@ -4,7 +4,8 @@ Tree::
 
     GatewayError                 base; carries an HTTP status for the one mapping in bot.app
     ├── InvalidMessage           shopper input rejected (empty, too long, bad payload) → 422
-    └── UpstreamUnavailable      Rasa (or another service) did not answer in time → 503
+    ├── UpstreamUnavailable      Rasa (or another service) did not answer in time → 503
+    └── ChannelError             a channel (Telegram, web chat) failed; see bot/channels/errors.py
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from bot.backpressure import Backpressure
 from bot.errors import InvalidMessage
-from bot.rasa_client import RasaClient
+from bot.rasa_client import RasaClient, RasaMessage
 from kefu.conversation import Button, ConversationStore, Role, Turn, conversation_id
 
 logger = logging.getLogger(__name__)
@@ -65,8 +66,10 @@ class Gateway:
     """Routes shopper messages to the bot or to the human who owns the conversation."""
 
     def __init__(self, rasa: RasaClient, conversations: ConversationStore, handoff: HandoffPort,
-                 *, normalize: Callable[[str], str] = str.strip, max_chars: int = 2000) -> None:
+                 *, normalize: Callable[[str], str] = str.strip, max_chars: int = 2000,
+                 backpressure: Backpressure | None = None) -> None:
         self._rasa = rasa
+        self._backpressure = backpressure
         self._conversations = conversations
         self._handoff = handoff
         self._normalize = normalize
@@ -87,7 +90,7 @@ class Gateway:
             return await self._rate(conv, rating)
         said = await self._conversations.append(conv, Role.SHOPPER, text)
         metadata = {"channel": channel, "original_text": text, "display_name": display_name or ""}
-        bot_messages = await self._rasa.send(conv, self._for_rasa(text), metadata)
+        bot_messages = await self._send_to_rasa(conv, self._for_rasa(text), metadata)
         for m in bot_messages:
             if m.text or m.buttons:
                 await self._conversations.append(conv, Role.BOT, m.text, buttons=m.buttons)
@@ -102,6 +105,12 @@ class Gateway:
         """Bot, agent and system messages sent to the shopper after the message id ``after``."""
         turns = await self._conversations.sent_to_shopper(conversation_id(channel, chat), after)
         return [_out(t) for t in turns]
+
+    async def _send_to_rasa(self, conv: str, text: str,
+                            metadata: dict[str, str]) -> list[RasaMessage]:
+        if self._backpressure is None:
+            return await self._rasa.send(conv, text, metadata)
+        return await self._backpressure.send(self._rasa, conv, text, metadata)
 
     def _validate(self, text: str) -> str:
         stripped = text.strip()

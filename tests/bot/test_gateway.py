@@ -130,3 +130,34 @@ async def test_a_handoff_during_the_turn_is_in_the_reply(redis_url: str) -> None
     finally:
         await rasa.aclose()
         await redis.aclose()
+
+
+async def test_overload_answers_busy_and_keeps_the_message(redis_url: str) -> None:
+    """Past the in-flight limit a shopper gets the busy answer, not an error, and nothing is lost."""
+    import asyncio
+
+    from bot.backpressure import BUSY_TEXT, Backpressure
+
+    redis = async_client(redis_url)
+    conversations = ConversationStore(redis)
+    release = asyncio.Event()
+
+    async def slow_rasa(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        sender = json.loads(request.content)["sender"]
+        return httpx.Response(200, json=[{"recipient_id": sender, "text": "答复"}])
+
+    rasa = RasaClient("http://rasa", "token", transport=httpx.MockTransport(slow_rasa))
+    gateway = Gateway(rasa, conversations, HandoffService(redis, conversations),
+                      backpressure=Backpressure(max_in_flight=1, max_wait_seconds=0.2))
+    try:
+        first = asyncio.create_task(gateway.handle("web", "h1", "第一个问题"))
+        await asyncio.sleep(0.05)
+        busy = await gateway.handle("web", "h2", "第二个问题")
+        assert [m.text for m in busy.messages] == [BUSY_TEXT]
+        assert [t.text for t in await conversations.transcript("web:h2")] == ["第二个问题", BUSY_TEXT]
+        release.set()
+        assert [m.text for m in (await first).messages] == ["答复"]
+    finally:
+        await rasa.aclose()
+        await redis.aclose()
