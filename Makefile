@@ -8,7 +8,7 @@ PY := .venv/bin/python
 run: setup model train          ## install what is missing, then run the whole stack on the demo store
 	$(PY) -m kefu.stack
 
-test: setup-test model train    ## install what is missing, then run every test (end-to-end included)
+test: setup-test model train lint typecheck  ## install what is missing, lint, type-check, run every test (end-to-end included)
 	bash scripts/test.sh
 
 setup:
@@ -32,9 +32,12 @@ lint:
 typecheck:
 	.venv/bin/mypy
 
-bench:                          ## benchmarks; numbers land in benchmarks/results/
+bench:                          ## benchmarks; numbers land in benchmarks/results/ (about 30 minutes)
 	$(PY) benchmarks/retrieval.py
 	$(PY) benchmarks/handoff.py
+	$(PY) benchmarks/handoff_latency.py
+	$(PY) benchmarks/memory.py
+	$(PY) benchmarks/load.py
 
 clean:
 	rm -rf .state var/logs models
