@@ -367,9 +367,7 @@ class Retriever:
         pool = self._pool(q1, q2, lexical, allowed, row_mask)
         intent_value = self._intent_value(intent, intent_confidence)
         codes = model_numbers(query)
-        scored = [
-            self._score_entry(i, q1, q2, lexical, row_mask, intent_value, codes) for i in pool
-        ]
+        scored = self._score_entries(pool, q1, q2, lexical, row_mask, intent_value, codes)
         scored.sort(key=lambda s: s.score, reverse=True)
         return self._apply_campaigns(scored) if at is not None else scored
 
@@ -413,36 +411,60 @@ class Retriever:
             return 0.0
         return float(confidence) if intent in QUESTION_INTENTS else 0.0
 
-    def _score_entry(
+    def _score_entries(
         self,
-        entry_index: int,
+        pool: Sequence[int],
         q1: np.ndarray,
         q2: np.ndarray | None,
         lexical: np.ndarray,
         row_mask: np.ndarray,
         intent_value: float,
         codes: frozenset[str],
-    ) -> Scored:
+    ) -> list[Scored]:
+        """The signals and score of every pooled entry; row-wise work is done once for all rows.
+
+        Per entry, over its rows left in ``row_mask``: best cosine under each encoder, the text
+        reaching the primary one (``matched``), best lexical score, and the ``code`` agreement
+        of the query's product codes with the entry's texts and answer.
+        """
+        if not pool:
+            return []
+        entries = np.asarray(pool, dtype=np.int64)
+        starts = self._starts[:-1]
+        dense_rows = np.where(row_mask, self._primary.matrix @ q1, -1.0)
+        dense = np.maximum.reduceat(dense_rows, starts)[entries]
+        # first row of each pooled entry reaching its best cosine: the text that matched
+        is_best = dense_rows >= np.maximum.reduceat(dense_rows, starts)[self._row_entry]
+        first = np.where(is_best, np.arange(len(dense_rows)), len(dense_rows))
+        best_rows = np.minimum.reduceat(first, starts)[entries]
+        lex = np.maximum.reduceat(np.where(row_mask, lexical, 0.0), starts)[entries]
+        answer = self._answers[entries] @ q1
+        second = None
+        if self._second is not None and q2 is not None:
+            second_rows = np.where(row_mask, self._second.matrix @ q2, -1.0)
+            second = np.maximum.reduceat(second_rows, starts)[entries]
+        out = []
+        for k, entry_index in enumerate(pool):
+            signals = {
+                "dense": float(dense[k]),
+                "lexical": float(lex[k]),
+                "answer": float(answer[k]),
+                "intent": intent_value,
+                "code": self._code_signal(int(entry_index), codes, row_mask) if codes else 0.0,
+            }
+            if second is not None:
+                signals["second"] = float(second[k])
+            entry = self.entries[entry_index]
+            matched = self._row_originals[int(best_rows[k])]
+            out.append(Scored(entry, matched, signals, self.scorer.score(signals)))
+        return out
+
+    def _code_signal(self, entry_index: int, codes: frozenset[str], row_mask: np.ndarray) -> float:
         start, stop = int(self._starts[entry_index]), int(self._starts[entry_index + 1])
-        mask = row_mask[start:stop]
         entry_codes = self._answer_codes[entry_index].union(
             *(self._row_codes[r] for r in range(start, stop) if row_mask[r])
         )
-        dense = self._primary.matrix[start:stop] @ q1
-        dense = np.where(mask, dense, -1.0)
-        best_row = start + int(np.argmax(dense))
-        signals = {
-            "dense": float(dense.max()),
-            "lexical": float(np.where(mask, lexical[start:stop], 0.0).max()),
-            "answer": float(self._answers[entry_index] @ q1),
-            "intent": intent_value,
-            "code": codes_agree(codes, entry_codes),
-        }
-        if self._second is not None and q2 is not None:
-            second = np.where(mask, self._second.matrix[start:stop] @ q2, -1.0)
-            signals["second"] = float(second.max())
-        entry = self.entries[entry_index]
-        return Scored(entry, self._row_originals[best_row], signals, self.scorer.score(signals))
+        return codes_agree(codes, entry_codes)
 
     def _find_shadows(self) -> dict[int, frozenset[int]]:
         """Campaign entry index → twins: same-category evergreen entries it near-duplicates."""

@@ -23,7 +23,7 @@ SCORER = Scorer(weights={"dense": 6.0, "lexical": 4.0}, bias=-6.0)
 def entry(entry_id: str, question: str, *variants: str, **kw: object) -> Entry:
     fields: dict[str, object] = {"answer": f"{entry_id} 的答案", "category": Category.PRESALE}
     fields.update(kw)
-    return Entry(id=entry_id, question=question, variants=variants, **fields)  # type: ignore[arg-type]
+    return Entry(id=entry_id, question=question, variants=variants, **fields)
 
 
 ENTRIES = [
@@ -193,6 +193,27 @@ def test_second_encoder_adds_its_signal() -> None:
     top = r.search("包邮吗", at=BEFORE)[0]
     assert top.entry_id == "shipping-fee"
     assert top.signals["second"] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("query", ["JSQ30-S3 用天然气吗", "包邮吗", "多久发货", "weather"])
+def test_signals_are_each_entrys_best_over_its_texts_left_in(query: str) -> None:
+    first, second = HashingEncoder(), HashingEncoder(name="other", dim=128)
+    r = Retriever.build(ENTRIES, first, second, scorer=SCORER)
+    out = ["JSQ30-S3用什么气源", "包邮吗"]
+    left = {e.id: [t for t in dict.fromkeys(for_matching(x) for x in e.texts)
+                   if t not in {for_matching(o) for o in out}] for e in ENTRIES}
+    q = for_matching(query)
+    scored = r.score_all(query, at=None, exclude_texts=out)
+    assert scored
+    for s in scored:
+        texts = left[s.entry.id]
+        cos1 = first.encode([q])[0] @ first.encode(texts).T
+        cos2 = second.encode([q])[0] @ second.encode(texts).T
+        assert s.signals["dense"] == pytest.approx(float(cos1.max()), abs=1e-5)
+        assert s.signals["second"] == pytest.approx(float(cos2.max()), abs=1e-5)
+        assert for_matching(s.matched) == texts[int(np.argmax(cos1))]
+        assert s.score == pytest.approx(SCORER.score(s.signals))
+        assert s.signals["code"] in (-1.0, 0.0, 1.0)
 
 
 def test_encode_cached_mixes_known_and_new() -> None:
