@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import logging
 import os
@@ -311,6 +312,7 @@ def evaluate(
             counts["oos"] += 1
             counts["oos_rec"] += d.kind is DecisionKind.HANDOFF
             counts["oos_ans"] += d.kind is DecisionKind.ANSWER
+            counts["oos_ans_n"] += d.kind is DecisionKind.ANSWER
             counts["clar"] += d.kind is DecisionKind.CLARIFY
             counts["acc"] += d.kind is DecisionKind.HANDOFF
             continue
@@ -328,11 +330,51 @@ def evaluate(
     ins, oos, total = counts["ins"] or 1, counts["oos"] or 1, counts["ins"] + counts["oos"] or 1
     out = {k: counts[k] / ins for k in ("top1", "top3", "ans_ok", "wrong", "ins_ok")}
     out.update({k: counts[k] / oos for k in ("oos_rec", "oos_ans")})
+    answers = counts["ans_ok"] + counts["wrong"] + counts["oos_ans_n"]
+    out["prec"] = counts["ans_ok"] / answers if answers else 0.0
     out.update({"clar": counts["clar"] / total, "acc": counts["acc"] / total})
     out.update({"n_in": counts["ins"], "n_oos": counts["oos"]})
     # Threshold-free separability: right answers when the cut lets at most 5% of OOS through.
     cut = float(np.quantile(oos_top, 0.95, method="higher")) if oos_top else 0.0
     out["ans@oos5"] = sum(1 for s, ok in in_top if ok and s > cut) / max(1, len(in_top))
+    return out
+
+
+BINS = (0.0, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0001)
+
+
+def confidence_transfer(
+    retriever: Retriever,
+    thresholds: policy.Thresholds,
+    calibration: Sequence[policy.CalibrationQuery],
+    queries: Sequence[Query],
+    vectors: Sequence[dict[str, np.ndarray]],
+) -> dict[str, list[dict[str, float]]]:
+    """Calibrated confidence vs how often the top is right, on calibration and held-out queries.
+
+    In-scope queries whose best score reaches ``clarify``, by confidence bin: count, mean
+    confidence, share whose top candidate is right.
+    """
+    held_out = [
+        policy.CalibrationQuery(q.text, q.expected,
+                                retriever.score_all(q.text, at=q.at, query_vectors=v))
+        for q, v in zip(queries, vectors, strict=True) if q.expected is not None
+    ]
+    out: dict[str, list[dict[str, float]]] = {}
+    for label, qs in (("calibration", [q for q in calibration if q.expected is not None]),
+                      ("held-out", held_out)):
+        o = policy._outcomes(qs, thresholds.scorer)
+        if thresholds.confidence is None or not len(o.s1):
+            continue
+        p = thresholds.confidence.p_array(o.s1, o.s2)
+        keep = o.s1 >= thresholds.clarify
+        rows = []
+        for lo, hi in itertools.pairwise(BINS):
+            m = keep & (p >= lo) & (p < hi)
+            rows.append({"lo": lo, "hi": min(hi, 1.0), "n": int(m.sum()),
+                         "p": float(p[m].mean()) if m.any() else 0.0,
+                         "right": float((o.rank[m] == 0).mean()) if m.any() else 0.0})
+        out[label] = rows
     return out
 
 
@@ -355,7 +397,7 @@ def latency(
 def run_dataset(
     ds: Dataset, enc: Any, second: Any, configs: Sequence[str], n_lat: int,
     intents: Intents | None = None,
-) -> dict:
+) -> dict[str, Any]:
     log = logging.getLogger("bench")
     kb = KnowledgeBase(entries=tuple(ds.entries))
     oos = policy.load_generic_oos()
@@ -383,8 +425,7 @@ def run_dataset(
             kb_texts = [t for e in ds.entries for t in e.texts]
             intents.ensure(kb_texts + oos + [q.text for q in ds.queries])
             queries = policy.collect(full, kb, oos, intents)
-            thresholds = policy.calibrate_queries(queries, signals, n_entries=len(ds.entries),
-                                                  n_oos=len(oos))
+            thresholds = policy.calibrate_queries(queries, signals, n_entries=len(ds.entries))
             retriever = full.with_scorer(thresholds.scorer)
             metrics = evaluate(retriever, thresholds, ds.queries, vectors, intents)
             metrics.update(latency(retriever, thresholds, ds.queries, n_lat))
@@ -395,8 +436,7 @@ def run_dataset(
         base = full if uses_second else primary_only
         queries = calib_full if uses_second else calib_primary
         started = time.perf_counter()
-        thresholds = policy.calibrate_queries(queries, signals, n_entries=len(ds.entries),
-                                              n_oos=len(oos))
+        thresholds = policy.calibrate_queries(queries, signals, n_entries=len(ds.entries))
         calib_s = time.perf_counter() - started
         retriever = base.with_scorer(thresholds.scorer)
         metrics = evaluate(retriever, thresholds, ds.queries, vectors)
@@ -404,6 +444,9 @@ def run_dataset(
         metrics["calibrate_s"] = calib_s
         results[name] = {"metrics": metrics, "thresholds": thresholds.model_dump()}
         log.info("  %-30s %s", name, fmt(metrics))
+        if signals == policy.DEFAULT_SIGNALS:
+            transfer = confidence_transfer(retriever, thresholds, queries, ds.queries, vectors)
+            results[name]["confidence_transfer"] = transfer
     out = {"build_s": build_s, "collect_s": collect_s, "notes": ds.notes, "configs": results}
     campaigns = campaign_check(ds, full, kb, oos, enc, second)
     if campaigns:
@@ -414,7 +457,7 @@ def run_dataset(
 
 def campaign_check(
     ds: Dataset, full: Retriever, kb: KnowledgeBase, oos: list[str], enc: Any, second: Any
-) -> dict:
+) -> dict[str, Any]:
     """Top-1 of in-scope questions asked inside a campaign window, with and without precedence."""
     windows = [(e.valid_from, e.valid_until) for e in ds.entries if e.campaign]
     inside = [q for q in ds.queries if q.expected and any(
@@ -446,8 +489,8 @@ def canonical_only(
     return {"metrics": metrics, "thresholds": thresholds.model_dump()}
 
 
-COLUMNS = ("top1", "top3", "ans@oos5", "ans_ok", "wrong", "ins_ok", "clar", "oos_rec", "oos_ans",
-           "acc", "p50_ms", "p95_ms")
+COLUMNS = ("top1", "top3", "ans@oos5", "ans_ok", "wrong", "prec", "ins_ok", "clar", "oos_rec",
+           "oos_ans", "acc", "p50_ms", "p95_ms")
 
 
 def fmt(m: dict[str, float]) -> str:
@@ -466,6 +509,17 @@ def table(results: dict[str, Any]) -> str:
             m = r["metrics"]
             cells = [f"{m[k]:.1f}" if "ms" in k else f"{m[k]:.3f}" for k in COLUMNS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        default = "+".join(policy.DEFAULT_SIGNALS)
+        transfer = res["configs"].get(default, {}).get("confidence_transfer")
+        if transfer:
+            lines.append(f"\nConfidence vs top-1 right ({default}; in-scope queries at or above "
+                         "clarify; n / mean confidence / share right):")
+            lines.append("| queries | " + " | ".join(
+                f"[{r['lo']:.2f}, {r['hi']:.2f})" for r in next(iter(transfer.values()))) + " |")
+            lines.append("|---" * (1 + len(BINS) - 1) + "|")
+            for label, rows in transfer.items():
+                cells = [f"{r['n']} / {r['p']:.2f} / {r['right']:.2f}" for r in rows]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
         if "campaigns" in res:
             c = res["campaigns"]
             lines.append(f"\nCampaign precedence, {c['queries']} in-scope questions asked inside "

@@ -1,46 +1,59 @@
 """The answer-level policy: answer, clarify or hand off, thresholds calibrated per knowledge base.
 
-`decide` looks at the ranked candidates of one question:
+`decide` looks at the ranked candidates of one question (scores ``s1 ≥ s2 ≥ s3``):
 
-- **answer** when the best score reaches ``answer`` and leads the runner-up by at least ``margin``;
-- **clarify** when the best score reaches ``clarify`` (but the answer rule failed): the options
-  are the top candidates scoring at least ``clarify`` (up to 3), padded with the runner-up so there
-  are two;
-- **handoff** otherwise (nothing active, or nothing good enough).
+- **answer** when the best score reaches ``answer`` and the top candidate is confidently right:
+  the calibrated `Confidence` (the probability that the best candidate is the right one, from
+  ``s1`` and its lead over ``s2``) reaches ``min_confidence``;
+- **clarify** otherwise, when at least two of the top three candidates are *close*: each scores at
+  least ``clarify`` and lies less than ``margin`` below the best; the close ones are the options;
+- **handoff** otherwise (nothing active, nothing good enough, or one doubtful candidate alone).
 
-`calibrate` sets those numbers for one knowledge base from its own texts, never by hand:
+Thresholds without a confidence model (hand-set ones, `DEFAULT_THRESHOLDS`) answer when the best
+leads the runner-up by at least ``margin`` and offer every top candidate scoring at least
+``clarify`` (two at least) when they do not.
 
-1. *Leave-one-out*: every question or variant of an entry that has at least two is asked against
-   the index with that one text left out, as the shopper meets the index while the entry is live
-   (a campaign entry inside its window, an evergreen entry without the windowed ones); the entry
-   it belongs to is the right answer.
-2. *Out of scope*: generic questions a shop bot must not answer (``data/generic_oos.txt``).
-3. A logistic `Scorer` over the chosen signals is fitted on those queries (the right entry vs the
-   other pooled entries), so ``Candidate.score`` estimates "this entry is the answer".
-4. ``answer``, ``clarify`` and ``margin`` are searched on a grid to maximise a utility that weighs
-   the in-scope and the out-of-scope queries equally: a right answer is worth 1, a wrong answer
-   (in scope or out) costs ``wrong_answer_cost``, a clarification offering the right entry is
-   worth ``clarify_value``, a handoff of an out-of-scope question is worth 1 and of an in-scope one
-   0. Among equally good thresholds the middle of the plateau is taken, so the answer threshold
-   sits between the two score distributions rather than on the edge of one.
+`calibrate` sets every number for one knowledge base from its own data, never by hand:
 
-Without any entry that has variants there is nothing to leave out: the dense-only default scorer
-is kept and the thresholds are cut above the generic questions' scores (95th/80th percentile).
+1. *Calibration queries*: every question or variant of an entry that has at least two is asked
+   with that one text left out of the index (the entry keeps its other texts), as the shopper
+   meets the index while the entry is live (a campaign entry inside its window, an evergreen one
+   without the windowed entries); the knowledge base's own ``tests:`` questions are asked as they
+   are; generic questions a shop bot must not answer (``data/generic_oos.txt``) and the tests
+   expecting a handoff are the out-of-scope queries.
+2. A logistic `Scorer` over the chosen signals is fitted on them (the right entry vs the other
+   pooled entries), so ``Candidate.score`` estimates "this entry is the answer".
+3. ``clarify`` is cut so that at least ``target_oos_handoff`` (90%) of the out-of-scope queries
+   score below it: they are handed off, not clarified.
+4. `Confidence` is a logistic model of "the best candidate is right" over ``logit(s1)`` and
+   ``logit(s1) − logit(s2)``, fitted on the in-scope queries. ``min_confidence`` is the lowest
+   (never below 0.5) for which the expected wrong answers over the in-scope queries stay within
+   ``target_wrong_rate`` (5%); ``answer`` is the lowest best score (at least ``clarify``) that
+   lets at most that share of the out-of-scope queries be answered.
+5. ``margin`` is the lead over a runner-up that 90% of the in-scope queries whose right entry is
+   that runner-up (second or third, above ``clarify``) stay under: closer candidates are offered
+   together, farther ones are not.
 
-Leave-one-out is a cautious proxy. A left-out variant only has its siblings to match, while real
-shoppers often phrase a question like some variant; on the demo store the leave-one-out top-1 is
-about 0.6 against 0.88 for its held-out questions, so the calibrated policy there prefers
-clarifying to answering (few wrong answers, many clarifications; benchmarks/results). A shop that
-wants more direct answers lowers ``clarify_value`` or ``wrong_answer_cost``.
+Why a confidence model and a target instead of a search for the best utility on the held-out
+variants (the first policy): a held-out variant is harder than a shopper's question (the variants
+cover different facets, so what is left of the entry matches it less well: on the demo store its
+top-1 is about 0.6 against 0.88 for real questions), and a utility optimised on that distribution
+preferred clarifying (29% of in-scope demo questions answered, 59% of all clarified). The
+*conditional* chance that the best candidate is right given its score and lead carries over from
+held-out variants to real questions much better than the distribution of scores does
+(benchmarks/results/retrieval.md), and a wrong-answer target counted over all in-scope queries
+only grows when a doubtful query is answered, so the easier real questions are answered more,
+not less. Without any in-scope query (no entry has variants, no tests) the dense-only default
+scorer is kept and the cuts come from the out-of-scope queries alone.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +68,53 @@ logger = logging.getLogger(__name__)
 GENERIC_OOS_PATH = Path(__file__).resolve().parent / "data" / "generic_oos.txt"
 DEFAULT_SIGNALS = ("dense", "second", "lexical", "code")  # measured: benchmarks/retrieval.py
 MAX_OPTIONS = 3
+TARGET_WRONG_RATE = 0.05  # default share of in-scope (and OOS) calibration queries answered wrong
+TARGET_OOS_HANDOFF = 0.9  # default share of OOS calibration queries scoring below ``clarify``
+MIN_CONFIDENCE = 0.5  # never answer when the best candidate is more likely wrong than right
 _NEGATIVES_PER_QUERY = 8  # wrong entries per calibration query used to fit the scorer
-_MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+_CLOSE_QUANTILE = 0.9  # share of right runner-ups within ``margin`` of the best
+_FALLBACK_MARGIN = 0.1  # lead needed without any in-scope query to learn from
+_LOGIT_CLIP = 1e-6
+_TIE_PRIOR = 0.1  # weight of the "a tie is a coin flip" pseudo-query per in-scope query
+
+
+class Confidence(BaseModel):
+    """The probability that the best candidate is the right answer, from ``s1`` and ``s2``.
+
+    ``p = sigmoid(bias + level·logit(s1) + lead·(logit(s1) − logit(s2)))``; scores are clipped
+    to [1e-6, 1 − 1e-6] first (a lone candidate has ``s2 = 0``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: float
+    lead: float
+    bias: float
+    fitted_on: str = ""
+
+    def p(self, s1: float, s2: float) -> float:
+        """The confidence for one best and runner-up score."""
+        l1, l2 = _logit(s1), _logit(s2)
+        z = self.bias + self.level * l1 + self.lead * (l1 - l2)
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def p_array(self, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
+        """`p` for arrays of best and runner-up scores."""
+        l1, l2 = _logit_array(s1), _logit_array(s2)
+        z = self.bias + self.level * l1 + self.lead * (l1 - l2)
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+        return out
+
+
+def _logit(s: float) -> float:
+    s = min(1.0 - _LOGIT_CLIP, max(_LOGIT_CLIP, s))
+    return math.log(s / (1.0 - s))
+
+
+def _logit_array(s: np.ndarray) -> np.ndarray:
+    s = np.clip(s, _LOGIT_CLIP, 1.0 - _LOGIT_CLIP)
+    out: np.ndarray = np.log(s / (1.0 - s))
+    return out
 
 
 class Thresholds(BaseModel):
@@ -65,15 +123,29 @@ class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     answer: float = Field(ge=0.0, le=1.0)  # best score needed to answer
-    clarify: float = Field(ge=0.0, le=1.0)  # best score needed to offer options instead of a person
-    margin: float = Field(ge=0.0, le=1.0)  # lead over the runner-up needed to answer
+    clarify: float = Field(ge=0.0, le=1.0)  # score every offered option needs
+    margin: float = Field(ge=0.0, le=1.0)  # options lie less than this below the best
+    confidence: Confidence | None = None  # None: answer on a lead of at least ``margin``
+    min_confidence: float = Field(default=MIN_CONFIDENCE, ge=0.0, le=1.0)
     scorer: Scorer = DEFAULT_SCORER  # the signal combination the thresholds apply to
     method: str = "default"  # how they were calibrated, in words
-    in_scope_queries: int = 0  # leave-one-out queries used
+    in_scope_queries: int = 0  # in-scope calibration queries used (held-out texts + tests)
+    test_queries: int = 0  # of which the knowledge base's own test questions (in and out of scope)
     oos_queries: int = 0  # out-of-scope queries used
     expected: dict[str, float] = Field(default_factory=dict)  # rates on the calibration queries
-    wrong_answer_cost: float = 1.0
-    clarify_value: float = 0.5
+    target_wrong_rate: float = TARGET_WRONG_RATE
+    target_oos_handoff: float = TARGET_OOS_HANDOFF
+
+    def confident(self, best: float, runner: float) -> bool:
+        """Whether the best candidate is sure enough to be answered (its score aside)."""
+        if self.confidence is None:
+            return best - runner >= self.margin
+        return self.confidence.p(best, runner) >= self.min_confidence
+
+    @property
+    def near(self) -> float:
+        """How far below the best an option may lie (hand-set thresholds: any distance)."""
+        return self.margin if self.confidence is not None else math.inf
 
 
 #: Used only before a knowledge base is calibrated (dense-only default scorer).
@@ -102,31 +174,44 @@ def decide(
     common = {"text": text, "at": at, "candidates": list(ranked), "kb_version": kb_version}
     if not ranked:
         return Decision(kind=kind, reason="no active entry matched", **common)
+    t = thresholds
     best = ranked[0].score
     runner = ranked[1].score if len(ranked) > 1 else 0.0
     lead = f"best {best:.3f}, runner-up {runner:.3f}"
-    t = thresholds
+    if t.confidence is not None:
+        p = t.confidence.p(best, runner)
+        sure = f"confidence {p:.2f} {'≥' if p >= t.min_confidence else '<'} {t.min_confidence:.2f}"
+    else:
+        sure = f"lead {'≥' if best - runner >= t.margin else '<'} {t.margin:.3f}"
     if kind is DecisionKind.ANSWER:
-        reason = f"{lead}: ≥ answer {t.answer:.3f} with lead ≥ {t.margin:.3f}"
+        reason = f"{lead}: ≥ answer {t.answer:.3f}, {sure}"
         return Decision(kind=kind, entry=ranked[0], reason=reason, **common)
     if kind is DecisionKind.CLARIFY:
-        why = "lead too small" if best >= t.answer else f"< answer {t.answer:.3f}"
-        reason = f"{lead}: ≥ clarify {t.clarify:.3f} but {why}"
+        why = sure if best >= t.answer else f"< answer {t.answer:.3f}"
+        within = f" within {t.near:.3f} of the best" if t.confidence is not None else ""
+        reason = f"{lead}: {count} candidates ≥ clarify {t.clarify:.3f}{within}; {why}"
         return Decision(kind=kind, options=list(ranked[:count]), reason=reason, **common)
-    return Decision(kind=kind, reason=f"{lead}: < clarify {t.clarify:.3f}", **common)
+    if best < t.clarify:
+        reason = f"{lead}: < clarify {t.clarify:.3f}"
+    else:
+        why = sure if best >= t.answer else f"< answer {t.answer:.3f}"
+        reason = f"{lead}: no runner-up close enough to offer; {why}"
+    return Decision(kind=kind, reason=reason, **common)
 
 
 def choose(scores: Sequence[float], thresholds: Thresholds) -> tuple[DecisionKind, int]:
     """The decision for scores sorted best first, and how many top candidates it shows (options)."""
     if not scores:
         return DecisionKind.HANDOFF, 0
+    t = thresholds
     best = scores[0]
     runner = scores[1] if len(scores) > 1 else 0.0
-    if best >= thresholds.answer and best - runner >= thresholds.margin:
+    if best >= t.answer and t.confident(best, runner):
         return DecisionKind.ANSWER, 1
-    if best >= thresholds.clarify:
-        above = sum(1 for s in scores[:MAX_OPTIONS] if s >= thresholds.clarify)
-        return DecisionKind.CLARIFY, min(len(scores), max(2, above))
+    if best >= t.clarify:
+        close = 1 + sum(1 for s in scores[1:MAX_OPTIONS] if s >= t.clarify and best - s < t.near)
+        if close >= 2:
+            return DecisionKind.CLARIFY, close
     return DecisionKind.HANDOFF, 0
 
 
@@ -141,6 +226,7 @@ class CalibrationQuery:
     expected: str | None
     pool: list[Scored]
     acceptable: frozenset[str] = frozenset()  # entries that are also right (campaign twins)
+    source: str = "held-out"  # "held-out" text, the knowledge base's own "test", or "oos"
 
 
 IntentOf = Callable[[str], tuple[str | None, float | None]]
@@ -152,41 +238,60 @@ def collect(
     oos_questions: Iterable[str],
     intent_of: IntentOf | None = None,
 ) -> list[CalibrationQuery]:
-    """The leave-one-out and out-of-scope calibration queries of ``kb`` with their raw signals.
+    """The calibration queries of ``kb`` with their raw signals (held-out texts, tests, OOS).
 
     Each held-out text is asked as a shopper would meet the index while its entry is live: a
     windowed (campaign) entry's texts at the start of its window, campaign precedence applied; an
-    evergreen entry's texts with the windowed entries left out. Out-of-scope questions are asked
-    against every entry. ``intent_of`` gives Rasa's intent and confidence for a text, when the
-    ``intent`` signal is to be calibrated too.
+    evergreen entry's texts with the windowed entries left out. Only the asked text leaves the
+    index; the entry keeps its other texts. The knowledge base's test questions are asked at their
+    own time when they give one, else like a held-out text of their expected entry (nothing left
+    out); tests expecting a handoff and the generic questions are asked against every entry.
+    ``intent_of`` gives Rasa's intent and confidence for a text, when the ``intent`` signal is to
+    be calibrated too.
     """
     twins = _campaign_twins(retriever)
     windowed = [t for e in kb.entries if _windowed(e) for t in e.texts]
-    asked: list[tuple[str, Entry | None]] = []
+    # (text, expected entry or None, time to ask at, texts left out, source)
+    asked: list[tuple[str, Entry | None, datetime | None, list[str], str]] = []
     for entry in kb.entries:
         texts = list(dict.fromkeys(for_matching(t) or t for t in entry.texts))
         if len(texts) > 1:
-            asked += [(text, entry) for text in texts]
-    asked += [(question, None) for question in oos_questions]
-    vectors = retriever.encode_queries([text for text, _ in asked]) if asked else []
-    out: list[CalibrationQuery] = []
-    for (text, owner), vecs in zip(asked, vectors, strict=True):
+            for text in texts:
+                at, out = _as_live(entry, windowed)
+                asked.append((text, entry, at, [text, *out], "held-out"))
+    for test in kb.tests:
+        owner = kb.entry(test.expected) if test.expected is not None else None
+        if test.expected is not None and owner is None:
+            continue  # the loader reports unknown ids; nothing to learn from here
+        if owner is None:
+            asked.append((test.text, None, None, [], "test"))
+        elif test.at is not None:
+            asked.append((test.text, owner, test.at, [], "test"))
+        else:
+            at, out = _as_live(owner, windowed)
+            asked.append((test.text, owner, at, out, "test"))
+    asked += [(question, None, None, [], "oos") for question in oos_questions]
+    vectors = retriever.encode_queries([a[0] for a in asked]) if asked else []
+    out_queries: list[CalibrationQuery] = []
+    for (text, owner, at, leave_out, source), vecs in zip(asked, vectors, strict=True):
         intent, confidence = intent_of(text) if intent_of is not None else (None, None)
-        ask = partial(
-            retriever.score_all, text, query_vectors=vecs, intent=intent,
+        pool = retriever.score_all(
+            text, at=at, exclude_texts=leave_out, query_vectors=vecs, intent=intent,
             intent_confidence=confidence,
         )
-        if owner is None:  # out of scope: against every entry, whatever its window
-            pool = ask(at=None)
-            out.append(CalibrationQuery(text, None, pool))
-        elif _windowed(owner):  # inside its window, campaign precedence applied
-            at = owner.valid_from or owner.valid_until
-            pool = ask(at=at, exclude_texts=[text])
-            out.append(CalibrationQuery(text, owner.id, pool, twins.get(owner.id, frozenset())))
-        else:  # evergreen: as when no campaign runs
-            pool = ask(at=None, exclude_texts=[text, *windowed])
-            out.append(CalibrationQuery(text, owner.id, pool))
-    return out
+        if owner is None:
+            out_queries.append(CalibrationQuery(text, None, pool, source=source))
+        else:
+            also = twins.get(owner.id, frozenset()) if at is not None else frozenset()
+            out_queries.append(CalibrationQuery(text, owner.id, pool, also, source))
+    return out_queries
+
+
+def _as_live(entry: Entry, windowed: list[str]) -> tuple[datetime | None, list[str]]:
+    """When to ask a question of ``entry`` and which texts to leave out, as while it is live."""
+    if _windowed(entry):  # inside its window, campaign precedence applied
+        return entry.valid_from or entry.valid_until, []
+    return None, windowed  # evergreen: as when no campaign runs
 
 
 def _windowed(entry: Entry) -> bool:
@@ -233,19 +338,36 @@ def fit_scorer(queries: Sequence[CalibrationQuery], signals: Sequence[str]) -> S
     )
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:
+def _logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    l2: float = 1e-2,
+    *,
+    balanced: bool = True,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """Weights and bias of an L2-regularised logistic regression (Newton on standardised ``x``).
+
+    ``balanced`` weighs both (0/1) classes equally (a ranking score); otherwise rows count as
+    ``weights`` (all the same by default) and ``y`` may be soft, so the output estimates the
+    probability of ``y`` itself.
+    """
     mean, std = x.mean(axis=0), x.std(axis=0)
     std[std < 1e-9] = 1.0
     z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
     pos = y.sum()
-    sample = np.where(y == 1.0, 0.5 / pos, 0.5 / (len(y) - pos))
+    if balanced and 0 < pos < len(y):
+        sample = np.where(y == 1.0, 0.5 / pos, 0.5 / (len(y) - pos))
+    else:
+        w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+        sample = w / w.sum()
     beta = np.zeros(z.shape[1])
     ridge = l2 * np.eye(z.shape[1])
     ridge[-1, -1] = 0.0
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-np.clip(z @ beta, -60, 60)))
         grad = z.T @ (sample * (p - y)) + ridge @ beta
-        hess = (z * (sample * p * (1 - p))[:, None]).T @ z + ridge
+        hess = (z * (sample * p * (1 - p))[:, None]).T @ z + ridge + 1e-9 * np.eye(z.shape[1])
         step = np.linalg.solve(hess, grad)
         beta -= step
         if np.abs(step).max() < 1e-8:
@@ -256,66 +378,95 @@ def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarra
 
 @dataclass(frozen=True)
 class _Outcomes:
-    """Per-query arrays the threshold search needs (scores sorted best first)."""
+    """Per-query arrays the calibration needs (scores of the top three, best first)."""
 
-    s1: np.ndarray
-    s2: np.ndarray
-    s3: np.ndarray
-    rank: np.ndarray  # rank of the right entry (0 best); large when absent; OOS: large
-    s_true: np.ndarray  # score of the right entry (0 when absent)
+    s: np.ndarray  # (n, 3) scores, 0 where fewer candidates
+    rank: np.ndarray  # rank of the right entry (0 best); 99 when absent and for OOS
     in_scope: np.ndarray  # bool
+
+    @property
+    def s1(self) -> np.ndarray:
+        """Best scores."""
+        return self.s[:, 0]
+
+    @property
+    def s2(self) -> np.ndarray:
+        """Runner-up scores."""
+        return self.s[:, 1]
 
 
 def _outcomes(queries: Sequence[CalibrationQuery], scorer: Scorer) -> _Outcomes:
+    """Score every pooled entry of every query at once and read off the top three and the rank."""
     n = len(queries)
-    s = np.zeros((n, 3))
+    s = np.zeros((n, MAX_OPTIONS))
     rank = np.full(n, 99)
-    s_true = np.zeros(n)
-    for i, q in enumerate(queries):
-        scored = sorted(
-            ((scorer.score(c.signals), c.entry.id) for c in q.pool), key=lambda t: -t[0]
-        )
-        right = {q.expected, *q.acceptable} if q.expected else set()
-        for j, (score, entry_id) in enumerate(scored):
-            if j < 3:
-                s[i, j] = score
-            if entry_id in right and rank[i] == 99:
-                rank[i], s_true[i] = j, score
-    in_scope = np.array([q.expected is not None for q in queries])
-    return _Outcomes(s[:, 0], s[:, 1], s[:, 2], rank, s_true, in_scope)
+    sizes = [len(q.pool) for q in queries]
+    if not sum(sizes):
+        return _Outcomes(s, rank, np.array([q.expected is not None for q in queries], dtype=bool))
+    names = list(scorer.weights)
+    x = np.array([[c.signals.get(k, 0.0) for k in names] for q in queries for c in q.pool])
+    w = np.array([scorer.weights[k] for k in names])
+    z = (x @ w if len(names) else np.zeros(len(x))) + scorer.bias
+    scores = 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+    start = 0
+    for i, (q, size) in enumerate(zip(queries, sizes, strict=True)):
+        row = scores[start : start + size]
+        start += size
+        if not size:
+            continue
+        order = np.argsort(-row, kind="stable")
+        top = row[order[:MAX_OPTIONS]]
+        s[i, : len(top)] = top
+        if q.expected is not None:
+            right = {q.expected, *q.acceptable}
+            hits = [j for j, k in enumerate(order) if q.pool[k].entry.id in right]
+            if hits:
+                rank[i] = hits[0]
+    in_scope = np.array([q.expected is not None for q in queries], dtype=bool)
+    return _Outcomes(s, rank, in_scope)
 
 
-def utility(
-    o: _Outcomes,
-    answer: float,
-    clarify: float,
-    margin: float,
-    wrong_answer_cost: float = 1.0,
-    clarify_value: float = 0.5,
-) -> tuple[float, dict[str, float]]:
-    """The balanced utility of one threshold setting on calibration outcomes, and its rates.
+def outcome_kinds(o: _Outcomes, t: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """`choose` for every calibration query at once.
 
-    Mirrors `choose`: answer when ``s1 >= answer`` and ``s1 - s2 >= margin``; else clarify when
-    ``s1 >= clarify`` with options = top 3 scoring ``>= clarify``, at least the top 2.
+    Returns:
+        Kinds (0 handoff, 1 answer, 2 clarify) and whether the right entry is among the options
+        (False unless clarified).
     """
-    answered = (o.s1 >= answer) & (o.s1 - o.s2 >= margin)
-    clarified = ~answered & (o.s1 >= clarify)
-    in_options = (o.rank <= 1) | ((o.rank == 2) & (o.s_true >= clarify))
+    s1, s2 = o.s1, o.s2
+    if t.confidence is None:
+        sure = s1 - s2 >= t.margin
+    else:
+        sure = t.confidence.p_array(s1, s2) >= t.min_confidence
+    answered = (s1 >= t.answer) & sure
+    close = (o.s >= t.clarify) & (s1[:, None] - o.s < t.near)
+    close[:, 0] = s1 >= t.clarify
+    clarified = ~answered & close[:, 0] & (close[:, 1:].sum(axis=1) >= 1)
+    in_top = o.rank < MAX_OPTIONS
+    offered = np.zeros(len(s1), dtype=bool)
+    offered[in_top] = close[np.nonzero(in_top)[0], o.rank[in_top]]
+    kinds = np.where(answered, 1, np.where(clarified, 2, 0))
+    return kinds, clarified & offered
+
+
+def rates(o: _Outcomes, t: Thresholds) -> dict[str, float]:
+    """What ``t`` does on the calibration queries (shares of in-scope / of OOS queries)."""
+    kinds, hit = outcome_kinds(o, t)
     ins, oos = o.in_scope, ~o.in_scope
-    right = answered & (o.rank == 0)
-    value = np.where(right, 1.0, np.where(answered, -wrong_answer_cost, 0.0))
-    value = value + np.where(clarified & in_options, clarify_value, 0.0)
-    oos_value = np.where(answered, -wrong_answer_cost, np.where(clarified, 0.0, 1.0))
-    u_in = float(value[ins].mean()) if ins.any() else 0.0
-    u_oos = float(oos_value[oos].mean()) if oos.any() else 0.0
-    rates = {
-        "in_scope_answered_right": float(right[ins].mean()) if ins.any() else 0.0,
-        "in_scope_answered_wrong": float((answered & ~right)[ins].mean()) if ins.any() else 0.0,
-        "in_scope_clarified": float(clarified[ins].mean()) if ins.any() else 0.0,
-        "oos_handoff": float((~answered & ~clarified)[oos].mean()) if oos.any() else 0.0,
-        "oos_answered": float(answered[oos].mean()) if oos.any() else 0.0,
+    right = (kinds == 1) & (o.rank == 0)
+
+    def share(mask: np.ndarray, among: np.ndarray) -> float:
+        return float(mask[among].mean()) if among.any() else 0.0
+
+    return {
+        "in_scope_answered_right": share(right, ins),
+        "in_scope_answered_wrong": share((kinds == 1) & ~right, ins),
+        "in_scope_clarified": share(kinds == 2, ins),
+        "in_scope_clarified_hit": share(hit, ins),
+        "oos_handoff": share(kinds == 0, oos),
+        "oos_clarified": share(kinds == 2, oos),
+        "oos_answered": share(kinds == 1, oos),
     }
-    return (u_in + u_oos) / 2.0, rates
 
 
 def calibrate(
@@ -325,20 +476,30 @@ def calibrate(
     *,
     signals: Sequence[str] = DEFAULT_SIGNALS,
     fit: bool = True,
-    wrong_answer_cost: float = 1.0,
-    clarify_value: float = 0.5,
+    target_wrong_rate: float | None = None,
+    target_oos_handoff: float | None = None,
 ) -> Thresholds:
-    """Thresholds (and the scorer they apply to) for ``kb``, from its own texts; see the module doc.
+    """Thresholds (and the scorer they apply to) for ``kb``, from its own data; see the module doc.
 
     Args:
         retriever: A retriever built over ``kb.entries`` (its scorer is replaced, not used).
-        kb: The knowledge base.
+        kb: The knowledge base (its ``tests`` are calibration queries too).
         oos_questions: Questions the bot must not answer; `load_generic_oos` when ``None``.
         signals: Signals the fitted scorer may use (those the retriever lacks are dropped).
         fit: Fit a scorer; ``False`` keeps the retriever's scorer and only sets thresholds.
-        wrong_answer_cost: What a wrong answer costs relative to a right one.
-        clarify_value: What a clarification offering the right entry is worth.
+        target_wrong_rate: Share of calibration queries that may be answered wrong
+            (`KnowledgeSettings.target_wrong_rate` when ``None``).
+        target_oos_handoff: Share of out-of-scope queries that must score below ``clarify``
+            (`KnowledgeSettings.target_oos_handoff` when ``None``).
     """
+    if target_wrong_rate is None or target_oos_handoff is None:
+        from knowledge.settings import get_settings
+
+        settings = get_settings()
+        if target_wrong_rate is None:
+            target_wrong_rate = settings.target_wrong_rate
+        if target_oos_handoff is None:
+            target_oos_handoff = settings.target_oos_handoff
     oos = list(oos_questions) if oos_questions is not None else load_generic_oos()
     queries = collect(retriever, kb, oos)
     usable = [s for s in signals if s != "second" or retriever.has_second]
@@ -346,10 +507,9 @@ def calibrate(
         queries,
         usable if fit else None,
         n_entries=len(kb.entries),
-        n_oos=len(oos),
         scorer=retriever.scorer,
-        wrong_answer_cost=wrong_answer_cost,
-        clarify_value=clarify_value,
+        target_wrong_rate=target_wrong_rate,
+        target_oos_handoff=target_oos_handoff,
     )
 
 
@@ -358,84 +518,120 @@ def calibrate_queries(
     signals: Sequence[str] | None,
     *,
     n_entries: int,
-    n_oos: int,
     scorer: Scorer = DEFAULT_SCORER,
-    wrong_answer_cost: float = 1.0,
-    clarify_value: float = 0.5,
+    target_wrong_rate: float = TARGET_WRONG_RATE,
+    target_oos_handoff: float = TARGET_OOS_HANDOFF,
 ) -> Thresholds:
     """`calibrate` on already collected queries (``signals=None``: keep ``scorer``, no fit)."""
     n_in = sum(1 for q in queries if q.expected is not None)
+    n_oos = len(queries) - n_in
+    n_tests = sum(1 for q in queries if q.source == "test")
     if signals is not None and n_in:
         scorer = fit_scorer(queries, signals)
-    outcomes = _outcomes(queries, scorer)
+    o = _outcomes(queries, scorer)
+    clarify = _cut_above(o.s1[~o.in_scope], target_oos_handoff)
+    common = {"scorer": scorer, "in_scope_queries": n_in, "test_queries": n_tests,
+              "oos_queries": n_oos, "target_wrong_rate": target_wrong_rate,
+              "target_oos_handoff": target_oos_handoff}
+    held_out = sum(1 for q in queries if q.source == "held-out")
+    generic = sum(1 for q in queries if q.source == "oos")
+    sources = f"{held_out} held-out texts of {n_entries} entries + {n_tests} tests + {generic} OOS"
     if n_in:
-        answer, clarify, margin, rates = _search(outcomes, wrong_answer_cost, clarify_value)
-        how = f"leave-one-out over {n_in} texts of {n_entries} entries + {n_oos} OOS"
+        draft = Thresholds(answer=clarify, clarify=clarify, margin=1.0, **common)
+        confidence = _fit_confidence(o)
+        p = confidence.p_array(o.s1, o.s2)
+        min_confidence = _min_confidence(p[o.in_scope], o.s1[o.in_scope] >= clarify,
+                                         target_wrong_rate)
+        draft = draft.model_copy(update={"confidence": confidence,
+                                         "min_confidence": min_confidence})
+        answer = _answer_floor(o, draft, target_wrong_rate)
+        margin = _close_margin(o, clarify)
+        how = f"calibrated on {sources}"
+        thresholds = draft.model_copy(update={"answer": answer, "margin": margin, "method": how})
     else:
-        answer, clarify, margin, rates = _oos_only(outcomes)
-        how = f"no entry has variants: cut above the {n_oos} OOS questions' scores"
-    logger.info("calibrated %s: answer %.3f clarify %.3f margin %.3f", how, answer, clarify, margin)
-    return Thresholds(
-        answer=answer,
-        clarify=clarify,
-        margin=margin,
-        scorer=scorer,
-        method=how,
-        in_scope_queries=n_in,
-        oos_queries=n_oos,
-        expected={k: round(v, 4) for k, v in rates.items()},
-        wrong_answer_cost=wrong_answer_cost,
-        clarify_value=clarify_value,
+        answer = max(clarify, _cut_above(o.s1[~o.in_scope], 1.0 - target_wrong_rate))
+        how = f"no entry has variants and no tests: cut above the {n_oos} OOS questions' scores"
+        thresholds = Thresholds(answer=answer, clarify=clarify, margin=_FALLBACK_MARGIN,
+                                method=how, **common)
+    expected = {k: round(v, 4) for k, v in rates(o, thresholds).items()}
+    thresholds = thresholds.model_copy(update={"expected": expected})
+    logger.info("%s: answer %.3f clarify %.3f margin %.3f min_confidence %.3f", how,
+                thresholds.answer, thresholds.clarify, thresholds.margin,
+                thresholds.min_confidence)
+    return thresholds
+
+
+def _cut_above(values: np.ndarray, share: float) -> float:
+    """The lowest cut with at least ``share`` of ``values`` strictly below it (in [0, 1])."""
+    if not len(values):
+        return 0.5
+    ordered = np.sort(values)
+    k = math.ceil(share * len(ordered) - 1e-9)
+    if k <= 0:
+        return 0.0
+    return float(min(1.0, ordered[k - 1] + 1e-6))
+
+
+def _fit_confidence(o: _Outcomes) -> Confidence:
+    """`Confidence` fitted (every query counting the same) on the in-scope calibration queries.
+
+    A weak symmetry prior keeps the lead meaningful when the queries show no wrong top (a small
+    or very clean knowledge base): each query also counts `_TIE_PRIOR` of a tied copy of itself
+    (runner-up as good as the best), right half the time.
+    """
+    ins = o.in_scope
+    l1, l2 = _logit_array(o.s1[ins]), _logit_array(o.s2[ins])
+    n = len(l1)
+    x = np.vstack([np.column_stack([l1, l1 - l2]), np.column_stack([l1, np.zeros(n)])])
+    y = np.concatenate([(o.rank[ins] == 0).astype(np.float64), np.full(n, 0.5)])
+    w = np.concatenate([np.ones(n), np.full(n, _TIE_PRIOR)])
+    weights, bias = _logistic(x, y, balanced=False, weights=w)
+    y = y[:n]
+    return Confidence(
+        level=round(float(weights[0]), 6), lead=round(float(weights[1]), 6),
+        bias=round(float(bias), 6),
+        fitted_on=f"{int(y.sum())} of {len(y)} in-scope queries right at the top",
     )
 
 
-def _grid(values: np.ndarray, size: int = 50) -> np.ndarray:
-    """Quantiles of ``values`` and the midpoints between them (a gap's middle is a candidate)."""
-    qs = np.quantile(values, np.linspace(0.0, 1.0, size)) if len(values) else np.zeros(0)
-    points = np.unique(np.clip(np.concatenate([qs, [0.0, 1.0]]), 0.0, 1.0))
-    return np.unique(np.concatenate([points, (points[1:] + points[:-1]) / 2]))
+def _min_confidence(p: np.ndarray, eligible: np.ndarray, target: float) -> float:
+    """The lowest confidence to answer with expected wrong answers ≤ ``target`` of all queries.
+
+    ``p`` are the in-scope queries' confidences, ``eligible`` whether their best score reaches
+    the floor. Answering the most confident first, the expected wrong answers (``Σ 1 − p``)
+    only grow; the cut is where they would pass the target, never below `MIN_CONFIDENCE`.
+    """
+    if not len(p):
+        return MIN_CONFIDENCE
+    cand = np.where(eligible, p, -1.0)
+    order = np.argsort(-cand, kind="stable")
+    ranked = cand[order]
+    wrong = np.cumsum(np.where(ranked >= 0.0, 1.0 - ranked, 0.0)) / len(p)
+    within = np.nonzero((wrong <= target) & (ranked >= 0.0))[0]
+    if not len(within):
+        return 1.0
+    return float(np.clip(ranked[int(within[-1])], MIN_CONFIDENCE, 1.0))
 
 
-def _search(
-    o: _Outcomes, wrong_answer_cost: float, clarify_value: float
-) -> tuple[float, float, float, dict[str, float]]:
-    grid = _grid(np.concatenate([o.s1, o.s_true[o.in_scope]]))
-    results: list[tuple[float, float, float, float]] = []
-    ins, oos = o.in_scope, ~o.in_scope
-    for margin in _MARGINS:
-        for a in grid:
-            # `utility` for every clarify threshold at once (rows: clarify values).
-            cs = grid[grid <= a][:, None]
-            answered = (o.s1 >= a) & (o.s1 - o.s2 >= margin)
-            right = answered & (o.rank == 0)
-            base = np.where(right, 1.0, np.where(answered, -wrong_answer_cost, 0.0))
-            clarified = ~answered & (o.s1 >= cs)
-            in_options = (o.rank <= 1) | ((o.rank == 2) & (o.s_true >= cs))
-            value = base + np.where(clarified & in_options, clarify_value, 0.0)
-            oos_value = np.where(answered, -wrong_answer_cost, np.where(clarified, 0.0, 1.0))
-            u_in = value[:, ins].mean(axis=1) if ins.any() else np.zeros(len(cs))
-            u_oos = oos_value[:, oos].mean(axis=1) if oos.any() else np.zeros(len(cs))
-            for c, u in zip(cs[:, 0], (u_in + u_oos) / 2.0, strict=True):
-                results.append((float(u), float(a), float(c), margin))
-    best = max(r[0] for r in results)
-    ties = [r for r in results if r[0] >= best - 1e-9]
-    margin = min(r[3] for r in ties)
-    ties = [r for r in ties if r[3] == margin]
-    answer = _nearest(ties, float(np.median(sorted({r[1] for r in ties}))))
-    clarify = float(np.median(sorted({r[2] for r in ties if r[1] == answer})))
-    clarify = min(clarify, answer)
-    _, rates = utility(o, answer, clarify, margin, wrong_answer_cost, clarify_value)
-    return answer, clarify, margin, rates
+def _answer_floor(o: _Outcomes, t: Thresholds, target: float) -> float:
+    """The lowest best score (≥ ``clarify``) to answer with at most ``target`` of OOS answered."""
+    oos = ~o.in_scope
+    if not oos.any():
+        return t.clarify
+    sure = np.ones(len(o.s1), dtype=bool)
+    if t.confidence is not None:
+        sure = t.confidence.p_array(o.s1, o.s2) >= t.min_confidence
+    tops = np.sort(o.s1[oos & sure & (o.s1 >= t.clarify)])[::-1]
+    allowed = math.floor(target * int(oos.sum()) + 1e-9)
+    if len(tops) <= allowed:
+        return t.clarify
+    return float(min(1.0, max(t.clarify, tops[allowed] + 1e-6)))
 
 
-def _nearest(ties: Sequence[tuple[float, float, float, float]], answer: float) -> float:
-    return min((r[1] for r in ties), key=lambda a: abs(a - answer))
-
-
-def _oos_only(o: _Outcomes) -> tuple[float, float, float, dict[str, float]]:
-    top = o.s1[~o.in_scope]
-    answer = float(min(1.0, np.quantile(top, 0.95) + 1e-6)) if len(top) else 0.9
-    clarify = float(np.quantile(top, 0.8)) if len(top) else 0.7
-    margin = _MARGINS[2]
-    _, rates = utility(o, answer, clarify, margin)
-    return answer, clarify, margin, rates
+def _close_margin(o: _Outcomes, clarify: float) -> float:
+    """The lead over a right runner-up (2nd or 3rd, ≥ ``clarify``) that 90% of them stay under."""
+    rows = np.nonzero(o.in_scope & (o.rank >= 1) & (o.rank < MAX_OPTIONS))[0]
+    gaps = [o.s1[i] - o.s[i, o.rank[i]] for i in rows if o.s[i, o.rank[i]] >= clarify]
+    if not gaps:
+        return 1.0
+    return float(min(1.0, np.quantile(gaps, _CLOSE_QUANTILE) + 1e-6))

@@ -19,13 +19,21 @@ class KnowledgeSettings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     embedding_model: str = "var/models/multilingual-e5-small"  # sentence-transformers dir or name
-    second_encoder: bool = False  # also score with the second (USE) encoder when prepared
+    second_encoder: bool = True  # also score with the second (USE) encoder when installed
     timezone: str = "Asia/Shanghai"  # zone of naive times typed by people (CLI --at, API ``at``)
     demo_store: Path = DEMO_STORE_PATH  # published when Redis has no live version yet
     search_k: int = Field(default=5, ge=1, le=50)  # candidates retrieved per decision
     embedding_cache_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     live_poll_seconds: float = Field(default=30.0, gt=0)  # safety net if a pub/sub event is lost
     provisional_swap: bool = True  # answer from a new version at once, calibrated a moment later
+    # Operating points of the calibrated answer/clarify/handoff policy (`knowledge.decision`):
+    # share of calibration questions (the knowledge base's held-out variants and tests, and the
+    # generic out-of-scope list) the policy may answer wrong; real questions, easier than held-out
+    # variants, get fewer (benchmarks/results/retrieval.md).
+    target_wrong_rate: float = Field(default=0.05, gt=0.0, lt=0.5)
+    # share of the out-of-scope calibration questions that must score below the clarify threshold
+    # (handed to a person rather than offered options).
+    target_oos_handoff: float = Field(default=0.9, ge=0.5, le=1.0)
 
     @field_validator("timezone")
     @classmethod
