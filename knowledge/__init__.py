@@ -1,8 +1,8 @@
 """Knowledge: FAQ entries, validation, published versions, retrieval and the answer decision.
 
 Importing the package is cheap: the shapes, errors and settings load eagerly; everything heavier
-(loader, store, service, HTTP router) loads on first attribute access. Nothing here imports torch;
-only loading an encoder does.
+(loader, store, service, runtime, HTTP router) loads on first attribute access. Nothing here
+imports torch; only loading an encoder does.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from knowledge.settings import KnowledgeSettings, get_settings
 if TYPE_CHECKING:
     from knowledge.api import create_router
     from knowledge.loader import dump_yaml, load_kb, load_kb_bytes
-    from knowledge.service import KnowledgeIndex, KnowledgeRuntime, KnowledgeService
+    from knowledge.runtime import KnowledgeRuntime
+    from knowledge.service import KnowledgeIndex, KnowledgeService
     from knowledge.store import KnowledgeStore, VersionInfo
 
 _LAZY = {
@@ -41,7 +42,7 @@ _LAZY = {
     "load_kb": "knowledge.loader",
     "load_kb_bytes": "knowledge.loader",
     "KnowledgeIndex": "knowledge.service",
-    "KnowledgeRuntime": "knowledge.service",
+    "KnowledgeRuntime": "knowledge.runtime",
     "KnowledgeService": "knowledge.service",
     "KnowledgeStore": "knowledge.store",
     "VersionInfo": "knowledge.store",

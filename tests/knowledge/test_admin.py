@@ -24,6 +24,7 @@ from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore
 from tests.knowledge.conftest import CST, DOUBLE11_END, DOUBLE11_START, shop_kb
 from tests.knowledge.fakes import HashingEncoder
+from tests.knowledge.gates import CalibrationGate
 
 pytestmark = pytest.mark.redis
 
@@ -282,17 +283,22 @@ def test_templates_validate() -> None:
 
 
 async def test_publish_and_rollback_reach_every_process_within_two_seconds(
-    admin: AdminService, settings: KnowledgeSettings,
+    admin: AdminService, settings: KnowledgeSettings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Two running processes (runtimes) share Redis; one publishes through the admin.
+    """Two running processes (runtimes) share Redis; one publishes through the admin, then rolls
+    back while both are still calibrating the new version (held open by a gate).
 
-    Both answer from the new version within 2 s, and decide() calls running all the while on
-    both never fail and always come from one whole version.
+    Both answer from the new version, then from the old one, within 2 s each; decide() calls
+    running all the while on both never fail and always come from one whole version; the late
+    calibrations do not bring the rolled-back version back.
     """
     other = await started_runtime(settings)
+    review = await admin.upload(yaml_bytes(campaign_kb()), "d12.yaml", author="mgr")
+    gate = CalibrationGate(monkeypatch)  # armed after both runtimes and the review calibrated
     try:
         runtimes = (admin.runtime, other)
         first = await admin.store.live_id()
+        assert first is not None
         stop = threading.Event()
         seen: list[tuple[int, str | None, bool]] = []
         errors: list[BaseException] = []
@@ -313,21 +319,21 @@ async def test_publish_and_rollback_reach_every_process_within_two_seconds(
             thread.start()
         await asyncio.sleep(0.2)
 
-        review = await admin.upload(yaml_bytes(campaign_kb()), "d12.yaml", author="mgr")
         started = time.monotonic()
         published = (await admin.publish(review.draft.id, author="mgr")).version
         await asyncio.gather(*(r.wait_for_version(published.id, timeout=2.0) for r in runtimes))
         publish_seconds = time.monotonic() - started
 
-        # (a rollback issued while a runtime still recalibrates the new version waits for that
-        # calibration: the runtime's known limit, reported; here the rollback comes after it)
-        await asyncio.gather(*(r.wait_for_version(published.id, timeout=30.0, calibrated=True)
-                               for r in runtimes))
+        await gate.reached(2)  # both runtimes are calibrating the new version, and stay so
         started = time.monotonic()
-        assert first is not None
         await admin.rollback(first, author="mgr")
         await asyncio.gather(*(r.wait_for_version(first, timeout=2.0) for r in runtimes))
         rollback_seconds = time.monotonic() - started
+        assert gate.calls == 2  # the rollback did not wait for, or start, a calibration
+        gate.open()
+        for runtime in runtimes:
+            index = await runtime.settle()
+            assert index is not None and index.version_id == first and not index.provisional
         await asyncio.sleep(0.1)
         stop.set()
         for thread in askers:
@@ -343,6 +349,7 @@ async def test_publish_and_rollback_reach_every_process_within_two_seconds(
         print(json.dumps({"publish_s": round(publish_seconds, 3),
                           "rollback_s": round(rollback_seconds, 3), "decisions": len(seen)}))
     finally:
+        gate.open()
         await other.stop()
 
 

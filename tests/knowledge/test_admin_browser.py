@@ -207,10 +207,8 @@ async def test_manager_previews_publishes_and_rolls_back_a_campaign(
     await expect(page.get_by_test_id("live-version")).to_have_text(first)
     await expect(page.locator(f"[data-testid=version-row][data-version='{first}']")
                  ).to_have_attribute("data-live", "true")
-    # a rollback is a plain swap, but one issued while the runtime still recalibrates the version
-    # just published waits for that calibration (about 1 s idle on this knowledge base, several
-    # seconds on a busy machine): reported to the runtime's owner, hence the looser bound here
-    await bot_answers_within(base_url, INSIDE, "store-coupons", 10.0)
+    # a plain swap, even while the runtime may still be calibrating the version just published
+    assert await bot_answers_within(base_url, INSIDE, "store-coupons", 2.0) < 2.0
     actions = await page.locator("[data-testid=audit-row]").evaluate_all(
         "rows => rows.map(r => r.dataset.action)")
     assert actions[:2] == ["rollback", "publish"]
