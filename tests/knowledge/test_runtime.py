@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -211,10 +212,8 @@ async def test_stop_is_not_lost_when_a_refresh_swallows_the_cancel(
 
     async def live_swallowing_a_cancel() -> Any:
         entered.set()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # what the lost cancel looks like
             await asyncio.sleep(10.0)
-        except asyncio.CancelledError:
-            pass  # what the lost cancel looks like from here
         return await real_live()
 
     monkeypatch.setattr(runtime.store, "live", live_swallowing_a_cancel)
