@@ -120,7 +120,7 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
     logs.mkdir(parents=True, exist_ok=True)
     env = config.env()
     py = sys.executable
-    rasa_bin = config.root / ".venv-rasa" / "bin" / "rasa"
+    rasa_python = config.root / ".venv-rasa" / "bin" / "python"
     model = model or latest_model(config.root / "models")
     with contextlib.ExitStack() as stack:
         def start(name: str, args: list[str], ready: str | int, timeout: float) -> None:
@@ -149,8 +149,11 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
         start("actions", [py, "-m", "rasa_sdk", "--actions", "actions",
                           "--port", str(config.action_port)],
               f"http://127.0.0.1:{config.action_port}/health", 60)
-        start("rasa", [str(rasa_bin), "run", "--enable-api", "--auth-token", config.rasa_token,
-                       "-m", str(model), "--port", str(config.rasa_port),
+        # bot/rasa/serve.py is `rasa` with its action-response schema compiled once (see there)
+        serve = config.root / "bot" / "rasa" / "serve.py"
+        start("rasa", [str(rasa_python), str(serve), "run", "--enable-api",
+                       "--auth-token", config.rasa_token, "-m", str(model),
+                       "--port", str(config.rasa_port),
                        "--endpoints", "bot/rasa/endpoints.yml",
                        "--credentials", "bot/rasa/credentials.yml"],
               f"{config.rasa_url}/status?token={config.rasa_token}", 300)
