@@ -1,0 +1,49 @@
+"""bot/rasa/serve.py's two patches behave exactly as the Rasa 3.6 code they replace.
+
+The check runs in the Rasa venv (tests/helpers/rasa_serve_check.py) against Rasa's own
+``RedisTrackerStore._merge_trackers`` and ``RemoteAction._validate_action_result``; that the
+patched server still talks to the action server and Redis is covered by the e2e tests, which
+start Rasa through serve.py (kefu.stack).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.rasa
+
+
+@pytest.fixture(scope="module")
+def check(repo_root: Path) -> dict[str, Any]:
+    python = repo_root / ".venv-rasa" / "bin" / "python"
+    if not python.exists():
+        pytest.fail("the Rasa venv is missing: run `make setup`")
+    out = subprocess.run(
+        [str(python), str(repo_root / "tests/helpers/rasa_serve_check.py"),
+         str(repo_root / "bot/rasa/serve.py")],
+        capture_output=True, text=True, timeout=300, check=True, cwd=repo_root)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_linear_merge_gives_rasas_merged_tracker(check: dict[str, Any]) -> None:
+    merge = check["merge"]
+    sizes = merge.pop("sizes")
+    assert merge and all(case["same"] for case in merge.values()), merge
+    # the case save() meets on every turn: stored sessions + the new turn, nothing doubled
+    assert merge["last session + new turn"]["events"] == sum(sizes.values())
+    assert merge["whole tracker + new turn"]["events"] == sum(sizes.values())
+
+
+def test_responses_are_still_validated_with_rasas_error(check: dict[str, Any]) -> None:
+    validate = check["validate"]
+    assert validate["patched"]
+    assert validate["good"] == [True, True]
+    theirs, ours = validate["bad"]
+    assert ours is not None and ours == theirs
+    assert "Failed to validate Action server response" in ours

@@ -1,0 +1,98 @@
+"""Run with the Rasa venv's interpreter: compares bot/rasa/serve.py's patches with Rasa's own code.
+
+Prints one JSON object; tests/bot/test_rasa_serve.py reads it. Not collected by pytest (it
+imports ``rasa``, which only the Rasa venv has).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+from jsonschema import ValidationError
+from rasa.core.actions.action import RemoteAction
+from rasa.core.tracker_store import RedisTrackerStore
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+
+ORIGINAL_MERGE = RedisTrackerStore._merge_trackers
+ORIGINAL_VALIDATE = RemoteAction._validate_action_result
+serve = runpy.run_path(str(Path(sys.argv[1])), run_name="kefu_rasa_serve")  # applies the patches
+
+
+def turn(t: float, text: str, slot: str | None = None) -> list[Event]:
+    events: list[Event] = [
+        UserUttered(text, {"name": "greet", "confidence": 0.9}, timestamp=t),
+        ActionExecuted("utter_greet", timestamp=t + 0.1),
+        BotUttered(f"re: {text}", {"buttons": [{"title": "ok", "payload": "/affirm"}]},
+                   timestamp=t + 0.2),
+        ActionExecuted("action_listen", timestamp=t + 0.3),
+    ]
+    if slot is not None:
+        events.insert(2, SlotSet("language", slot, timestamp=t + 0.15))
+    return events
+
+
+def session(t: float) -> list[Event]:
+    return [ActionExecuted("action_session_start", timestamp=t), SessionStarted(timestamp=t + 0.01),
+            ActionExecuted("action_listen", timestamp=t + 0.02)]
+
+
+def tracker(events: list[Event]) -> DialogueStateTracker:
+    return DialogueStateTracker.from_events("web:alice", events)
+
+
+def dicts(t: DialogueStateTracker) -> list[dict[str, Any]]:
+    return [e.as_dict() for e in t.events]
+
+
+def merge_cases() -> dict[str, Any]:
+    first = session(0) + [e for i in range(30) for e in turn(1 + i, f"q{i}", "en" if i % 7 else None)]
+    second = session(100) + [e for i in range(5) for e in turn(101 + i, f"r{i}")]
+    new = turn(200, "new", "zh")
+    cases = {
+        # what save() meets: the stored tracker holds every session, the one in hand the last
+        "last session + new turn": (tracker(first + second), tracker(second + new)),
+        "whole tracker + new turn": (tracker(first + second), tracker(first + second + new)),
+        "nothing stored": (tracker([]), tracker(first)),
+        "repeated texts": (tracker(first), tracker(session(300) + turn(301, "q1") + turn(302, "q1"))),
+    }
+    out: dict[str, Any] = {}
+    for name, (prior, hand) in cases.items():
+        theirs, ours = ORIGINAL_MERGE(prior, hand), serve["merge_trackers"](prior, hand)
+        out[name] = {"same": dicts(theirs) == dicts(ours), "events": len(ours.events)}
+    out["sizes"] = {"first": len(first), "second": len(second), "new": len(new)}
+    return out
+
+
+def validation_cases() -> dict[str, Any]:
+    action = RemoteAction("action_answer_question", None)
+    good = {"events": [{"event": "slot", "name": "language", "value": "en", "timestamp": None}],
+            "responses": [{"text": "hi", "buttons": []}]}
+    bad = {"events": [{"event": "slot", "name": 3}], "responses": "nope"}
+    out: dict[str, Any] = {"good": [ORIGINAL_VALIDATE(action, good),
+                                    serve["validate_action_result"](action, good)]}
+    messages = []
+    for validate in (ORIGINAL_VALIDATE, serve["validate_action_result"]):
+        try:
+            validate(action, bad)
+            messages.append(None)
+        except ValidationError as exc:
+            messages.append(exc.message)
+    out["bad"] = messages
+    out["patched"] = RemoteAction._validate_action_result is serve["validate_action_result"]
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps({"merge": merge_cases(), "validate": validation_cases()}))
