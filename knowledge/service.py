@@ -262,6 +262,8 @@ _encoders_lock = threading.Lock()
 def shared_encoders(settings: KnowledgeSettings | None = None) -> tuple[Encoder, Encoder | None]:
     """The process's encoders (primary, optional second), loaded on first use and then shared.
 
+    Each is a `BatchingEncoder`: concurrent questions share a forward pass, repeats are cached.
+
     Raises:
         ModelNotPreparedError: the model files are missing (run ``make model``).
     """
@@ -269,10 +271,15 @@ def shared_encoders(settings: KnowledgeSettings | None = None) -> tuple[Encoder,
     key = (settings.embedding_model, settings.second_encoder)
     with _encoders_lock:
         if key not in _encoders:
+            from knowledge.batching import BatchingEncoder
             from knowledge.embedding import load_encoder, load_second_encoder  # imports torch
 
+            size = settings.query_vector_cache
             second = load_second_encoder() if settings.second_encoder else None
-            _encoders[key] = (load_encoder(settings.embedding_model), second)
+            _encoders[key] = (
+                BatchingEncoder(load_encoder(settings.embedding_model), cache_size=size),
+                BatchingEncoder(second, cache_size=size) if second is not None else None,
+            )
         return _encoders[key]
 
 

@@ -25,6 +25,7 @@ class KnowledgeSettings(BaseSettings):
     search_k: int = Field(default=5, ge=1, le=50)  # candidates retrieved per decision
     embedding_cache_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     live_poll_seconds: float = Field(default=30.0, gt=0)  # safety net if a pub/sub event is lost
+    query_vector_cache: int = Field(default=4096, ge=0)  # recent questions' vectors kept (LRU)
     provisional_swap: bool = True  # answer from a new version at once, calibrated a moment later
     # Operating points of the calibrated answer/clarify/handoff policy (`knowledge.decision`):
     # share of calibration questions (the knowledge base's held-out variants and tests, and the
