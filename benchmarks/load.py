@@ -273,12 +273,19 @@ async def benchmark(args: argparse.Namespace, gateway_url: str, rasa_url: str) -
     script = Script(args.seed)
     run_id = f"{int(time.time())}"
     await _warm_up(gateway_url, rasa_url, args.rasa_token)
+    single: dict[str, Any] = {}
+    if args.single_conversations:
+        one = await gateway_phase(gateway_url, script, "one shopper", 1,
+                                  args.single_conversations, 0, f"{run_id}-one")
+        single = one.report()
     gateway = await gateway_phase(gateway_url, script, "peak", args.shoppers, args.conversations,
                                   args.long, run_id)
     peak = gateway.report()
     rasa = await rasa_parse_phase(rasa_url, args.rasa_token, script, args.shoppers,
                                   max(200, len(gateway.samples)))
     result: dict[str, Any] = {"gateway": peak, "rasa_parse": rasa}
+    if single:
+        result["gateway_one_shopper"] = single
     if rasa["throughput_per_s"]:
         result["ratio_gateway_to_rasa_parse"] = round(
             peak["throughput_msgs_per_s"] / rasa["throughput_per_s"], 3)
@@ -308,7 +315,9 @@ def _stack(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
         config = StackConfig(
             state_dir=Path(tmp), redis_port=free_port(), rasa_port=free_port(),
             action_port=free_port(), gateway_port=free_port(), rasa_token=args.rasa_token,
-            extra_env={"KEFU_RASA_MAX_IN_FLIGHT": str(args.max_in_flight)})
+            extra_env={"KEFU_RASA_MAX_IN_FLIGHT": str(args.max_in_flight),
+                       **({} if args.query_cache is None
+                          else {"KEFU_QUERY_VECTOR_CACHE": str(args.query_cache)})})
         print(f"starting a stack in {tmp} (logs in {tmp}/logs) …", flush=True)
         with run_stack(config) as running:
             yield running.gateway_url, running.rasa_url
@@ -369,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conversations", type=int, default=60,
                         help="at least this many conversations per phase")
     parser.add_argument("--long", type=int, default=2, help="conversations with 100+ turns")
+    parser.add_argument("--single-conversations", type=int, default=20,
+                        help="conversations of the one-shopper-at-a-time phase (0: skip it)")
+    parser.add_argument("--query-cache", type=int, default=None,
+                        help="KEFU_QUERY_VECTOR_CACHE of a stack this script starts (0: off)")
     parser.add_argument("--overload-shoppers", type=int, default=64,
                         help="concurrent shoppers of the overload phase (0: skip it)")
     parser.add_argument("--max-in-flight", type=int, default=16,
@@ -385,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "stack": "external" if args.gateway_url else "started by benchmarks/load.py",
         "shoppers": args.shoppers, "conversations": args.conversations, "long": args.long,
         "overload_shoppers": args.overload_shoppers, "seed": args.seed,
+        "single_conversations": args.single_conversations, "query_vector_cache": args.query_cache,
         "kefu_rasa_max_in_flight": None if args.gateway_url else args.max_in_flight,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
