@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
+from kefu.redis import async_client
 from knowledge.models import Category, Entry, KnowledgeBase
 from knowledge.service import KnowledgeIndex, build_index
 from knowledge.settings import KnowledgeSettings
@@ -54,3 +57,11 @@ def shop_index(encoder: HashingEncoder) -> KnowledgeIndex:
 def settings(redis_url: str, tmp_path: Path) -> KnowledgeSettings:
     return KnowledgeSettings(redis_url=redis_url, demo_store=tmp_path / "no-demo.yaml",
                              live_poll_seconds=30.0)
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A Redis client on the test database (``redis`` tests), closed afterwards."""
+    redis = async_client(redis_url)
+    yield redis
+    await redis.aclose()

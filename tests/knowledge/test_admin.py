@@ -13,7 +13,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from kefu.keys import kb_draft_key
-from kefu.redis import async_client
 from knowledge.admin import GATE_OVERRIDE_ACTION, AdminService
 from knowledge.errors import DraftNotFound, GateRefused, ValidationFailed, VersionNotFound
 from knowledge.loader import dump_yaml, load_kb_bytes
@@ -54,13 +53,6 @@ def campaign_kb() -> KnowledgeBase:
 
 def yaml_bytes(kb: KnowledgeBase) -> bytes:
     return dump_yaml(kb).encode("utf-8")
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    redis = async_client(redis_url)
-    yield redis
-    await redis.aclose()
 
 
 async def started_runtime(settings: KnowledgeSettings) -> KnowledgeRuntime:

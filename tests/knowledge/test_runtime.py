@@ -34,13 +34,6 @@ def with_gift_wrap(kb: KnowledgeBase) -> KnowledgeBase:
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    redis = async_client(redis_url)
-    yield redis
-    await redis.aclose()
-
-
-@pytest.fixture
 async def runtime(
     settings: KnowledgeSettings, client: aioredis.Redis
 ) -> AsyncIterator[KnowledgeRuntime]:

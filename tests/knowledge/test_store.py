@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -22,13 +21,6 @@ def kb(*answers: str) -> KnowledgeBase:
                       for i, a in enumerate(answers)),
         tests=(TestQuestion(text="问题0?", expected="e0"),),
     )
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    redis = async_client(redis_url)
-    yield redis
-    await redis.aclose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ into a published entry that answers the next such question."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -15,7 +14,6 @@ from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore, Role, Turn
 from kefu.keys import kb_escalations_key
-from kefu.redis import async_client
 from knowledge.admin import AdminService
 from knowledge.errors import TopicNotFound, ValidationFailed
 from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
@@ -106,13 +104,6 @@ def test_topics_need_several_conversations_and_keep_examples_and_counts() -> Non
 
 
 # --- Redis: the stream and tickets ------------------------------------------------------------
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    redis = async_client(redis_url)
-    yield redis
-    await redis.aclose()
 
 
 @pytest.mark.redis
