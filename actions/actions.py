@@ -30,7 +30,7 @@ from actions.policy import (
 )
 from actions.services import Services, get_services
 from handoff.errors import HandoffError
-from kefu.conversation import BotAnalysis, CandidateScore, utcnow
+from kefu.conversation import BotAnalysis, CandidateScore, Role, utcnow
 from knowledge.models import Candidate, Decision, DecisionKind
 
 logger = logging.getLogger(__name__)
@@ -130,12 +130,20 @@ class KefuAction(Action, ABC):  # type: ignore[misc]
 
     async def hand_off(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                        message: Message, plan: HandoffPlan) -> Events:
-        """Open (or join) the conversation's ticket and tell the shopper a person takes over."""
+        """Open (or join) the conversation's ticket and tell the shopper a person takes over.
+
+        The shopper is told first, straight into the transcript, then the ticket is opened: the
+        handoff service follows up with the queue position (or "no one online, leave a message"),
+        and a reply uttered through Rasa would only reach the transcript after that.
+        """
         services = self.services
         order_number = tracker.get_slot("order_number")
         try:
             await services.conversations.set_profile(
                 message.conversation_id, language=message.language.value, channel=message.channel)
+            await services.conversations.append(
+                message.conversation_id, Role.BOT,
+                replies.handing_off(plan.reason, message.language).text)
             ticket = await services.handoff.request_handoff(
                 message.conversation_id, reason=plan.reason, channel=message.channel,
                 group=plan.group, priority=plan.priority,
@@ -147,7 +155,6 @@ class KefuAction(Action, ABC):  # type: ignore[misc]
             return []
         logger.info("%s handed off: ticket %s (%s)", message.conversation_id, ticket.id,
                     plan.reason)
-        _utter(dispatcher, replies.handing_off(plan.reason, message.language))
         return [SlotSet("last_decision", DecisionKind.HANDOFF.value)]
 
     async def remember_order_number(self, tracker: Tracker, message: Message) -> str | None:

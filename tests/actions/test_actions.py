@@ -134,6 +134,20 @@ def slot_values(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
 
 
+async def told(services: Services, conv: str = CONV) -> list[str]:
+    """What the shopper was sent, in transcript order (a handoff writes there, not via Rasa)."""
+    return [t.text for t in await services.conversations.sent_to_shopper(conv, None)]
+
+
+async def told_handing_off(services: Services, conv: str = CONV) -> str:
+    """The bot's handoff message, checked to come before the queue status the service sends."""
+    texts = await told(services, conv)
+    assert len(texts) >= 2, texts
+    status = texts[-1]  # position and wait, or "no one online, leave a message"
+    assert "客服" in status or "agent" in status.lower() or "team" in status.lower(), texts
+    return texts[-2]
+
+
 # --- answer_question -----------------------------------------------------------------------
 
 
@@ -199,8 +213,8 @@ async def test_second_clarification_in_a_row_hands_off(services: Services,
     ticket = await services.handoff.open_ticket(CONV)
     assert ticket is not None and ticket.reason is HandoffReason.REPEATED_FAILURE
     assert ticket.group == "aftersale"
-    assert messages[0]["text"] == "抱歉一直没能解决您的问题，已为您转接人工客服，请稍候。"
-    assert messages[0]["buttons"] == []
+    assert messages == []  # said through the transcript, before the queue status
+    assert await told_handing_off(services) == "抱歉一直没能解决您的问题，已为您转接人工客服，请稍候。"
 
 
 async def test_an_answer_resets_the_clarification_streak(services: Services,
@@ -222,7 +236,8 @@ async def test_unknown_question_hands_off_to_the_category_group(services: Servic
     assert ticket is not None
     assert (ticket.reason, ticket.group, ticket.priority, ticket.channel) == \
         (HandoffReason.LOW_CONFIDENCE, "logistics", Priority.NORMAL, "web")
-    assert messages[0]["text"] == "这个问题我暂时无法准确回答，已为您转接人工客服，请稍候。"
+    assert messages == []
+    assert await told_handing_off(services) == "这个问题我暂时无法准确回答，已为您转接人工客服，请稍候。"
     assert slot_values(events)["last_decision"] == "handoff"
     assert ticket.context.language == "zh"
 
@@ -231,9 +246,10 @@ async def test_knowledge_api_down_still_reaches_a_person(services: Services,
                                                          api: FakeKnowledgeApi) -> None:
     api.fail = True
     messages, _ = await run(ActionAnswerQuestion(services), tracker("how do i return this", "ask_question"))
+    assert messages == []
     ticket = await services.handoff.open_ticket(CONV)
     assert ticket is not None and ticket.reason is HandoffReason.LOW_CONFIDENCE
-    assert messages[0]["text"].startswith("I can't answer that reliably")
+    assert (await told_handing_off(services)).startswith("I can't answer that reliably")
     assert ticket.context.language == "en"
 
 
@@ -320,7 +336,8 @@ async def test_not_helpful_offers_a_person_then_hands_off(services: Services) ->
     ticket = await services.handoff.open_ticket(CONV)
     assert ticket is not None
     assert (ticket.reason, ticket.group) == (HandoffReason.REPEATED_FAILURE, "logistics")
-    assert second[0]["text"].startswith("Sorry I couldn't sort this out")
+    assert second == []
+    assert (await told_handing_off(services)).startswith("Sorry I couldn't sort this out")
     escalations = await services.redis.xrange(kb_escalations_key())
     assert [(f["text"], f["reason"]) for _id, f in escalations] == \
         [("啥时候发货", "not_helpful")] * 2
@@ -350,7 +367,10 @@ async def test_request_human_opens_one_ticket(services: Services) -> None:
         (HandoffReason.EXPLICIT_REQUEST, Priority.NORMAL, "presale")
     assert ticket.context.order_number == "E2026011512345678"
     assert len(await services.handoff.list_tickets()) == 1
-    assert messages[0]["text"] == again[0]["text"] == "好的，马上为您转接人工客服，请稍候。"
+    assert messages == again == []
+    texts = await told(services)
+    assert texts[0] == "好的，马上为您转接人工客服，请稍候。"  # first, then the queue status
+    assert texts.count("好的，马上为您转接人工客服，请稍候。") == 2 and len(texts) == 3
 
 
 async def test_complaint_jumps_the_queue_to_aftersale(services: Services) -> None:
@@ -361,7 +381,8 @@ async def test_complaint_jumps_the_queue_to_aftersale(services: Services) -> Non
     assert ticket is not None
     assert (ticket.reason, ticket.priority, ticket.group, ticket.channel) == \
         (HandoffReason.COMPLAINT, Priority.HIGH, "aftersale", "telegram")
-    assert messages[0]["text"].startswith("I'm very sorry")
+    assert messages == []
+    assert (await told_handing_off(services, "telegram:42")).startswith("I'm very sorry")
     [analysis] = await services.conversations.analyses("telegram:42")
     assert (analysis.intent, analysis.decision) == ("complain", "handoff")
 
