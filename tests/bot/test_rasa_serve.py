@@ -1,7 +1,8 @@
-"""bot/rasa/serve.py's two patches behave exactly as the Rasa 3.6 code they replace.
+"""bot/rasa/serve.py's patches behave exactly as the Rasa 3.6 code they replace.
 
 The check runs in the Rasa venv (tests/helpers/rasa_serve_check.py) against Rasa's own
-``RedisTrackerStore._merge_trackers`` and ``RemoteAction._validate_action_result``; that the
+``RedisTrackerStore._merge_trackers``, ``RemoteAction._validate_action_result`` and
+``Event.resolve_by_type``; that the
 patched server still talks to the action server and Redis is covered by the e2e tests, which
 start Rasa through serve.py (kefu.stack).
 """
@@ -47,3 +48,11 @@ def test_responses_are_still_validated_with_rasas_error(check: dict[str, Any]) -
     theirs, ours = validate["bad"]
     assert ours is not None and ours == theirs
     assert "Failed to validate Action server response" in ours
+
+
+def test_event_types_resolve_as_rasas_walk_did(check: dict[str, Any]) -> None:
+    resolve = check["resolve"]
+    assert resolve["patched"] and resolve["names"] >= 20 and resolve["same"]
+    assert resolve["topic"] == [None, None] and resolve["default"] == [True, True]
+    theirs, ours = resolve["unknown"]
+    assert ours == theirs == "Unknown event name 'no_such_event'."

@@ -24,9 +24,11 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.utils.common import all_subclasses
 
 ORIGINAL_MERGE = RedisTrackerStore._merge_trackers
 ORIGINAL_VALIDATE = RemoteAction._validate_action_result
+ORIGINAL_RESOLVE = Event.resolve_by_type
 serve = runpy.run_path(str(Path(sys.argv[1])), run_name="kefu_rasa_serve")  # applies the patches
 
 
@@ -94,5 +96,25 @@ def validation_cases() -> dict[str, Any]:
     return out
 
 
+def resolve_cases() -> dict[str, Any]:
+    names = sorted({c.type_name for c in all_subclasses(Event)})
+    ours = serve["resolve_by_type"]
+    same = [ORIGINAL_RESOLVE(n) is ours(n) for n in names]
+    unknown = []
+    for resolve in (ORIGINAL_RESOLVE, ours):
+        try:
+            resolve("no_such_event")
+            unknown.append("returned")
+        except ValueError as exc:
+            unknown.append(str(exc))
+    return {
+        "names": len(names), "same": all(same),
+        "topic": [ORIGINAL_RESOLVE("topic"), ours("topic")],
+        "default": [ORIGINAL_RESOLVE("x", SlotSet) is SlotSet, ours("x", SlotSet) is SlotSet],
+        "unknown": unknown, "patched": Event.resolve_by_type is ours,
+    }
+
+
 if __name__ == "__main__":
-    print(json.dumps({"merge": merge_cases(), "validate": validation_cases()}))
+    print(json.dumps({"merge": merge_cases(), "validate": validation_cases(),
+                      "resolve": resolve_cases()}))
