@@ -2,7 +2,8 @@
 
 A gateway answers shoppers from FastAPI's thread pool, and every question needs its vectors.
 One at a time, multilingual-e5-small takes ~24 ms a question on one core; eight in one batch take
-~10 ms each (benchmarks/results/load.json). `BatchingEncoder` wraps an encoder so that questions
+~10 ms each (measured on this project's 2-core machines; the load
+benchmark's figures are in the README). `BatchingEncoder` wraps an encoder so that questions
 arriving while a forward pass runs wait for the next one and go in together: with one shopper
 nothing waits, under a Double 11 peak the batches grow by themselves (no timer, no added latency).
 
