@@ -17,8 +17,9 @@ from kefu.redis import async_client
 from knowledge.loader import dump_yaml
 from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
 from knowledge.runtime import EmbeddingCache, KnowledgeRuntime
+from knowledge.service import KnowledgeIndex
 from knowledge.settings import KnowledgeSettings
-from knowledge.store import KnowledgeStore
+from knowledge.store import KnowledgeStore, VersionInfo
 from tests.knowledge.conftest import shop_kb
 from tests.knowledge.fakes import HashingEncoder
 from tests.knowledge.gates import CalibrationGate
@@ -114,14 +115,24 @@ def without_points(kb: KnowledgeBase) -> KnowledgeBase:
     return KnowledgeBase(entries=tuple(e for e in kb.entries if e.id != "points"))
 
 
-async def test_rollback_during_calibration_does_not_wait_for_it(
+async def publish_held_in_calibration(
     runtime: KnowledgeRuntime, gate: CalibrationGate,
-) -> None:
+) -> tuple[KnowledgeIndex, VersionInfo]:
+    """Publish a second version over the live index; it answers provisionally, its calibration is
+    held at the gate. Returns the index that was live before and the new version."""
     first = runtime.service.index
     assert first is not None and first.info is not None
     second = await runtime.store.publish(with_gift_wrap(shop_kb()), author="ops")
     assert (await runtime.wait_for_version(second.id, timeout=2.0)).provisional
     await gate.reached(1)  # the new version is being calibrated, and stays so until opened
+    return first, second
+
+
+async def test_rollback_during_calibration_does_not_wait_for_it(
+    runtime: KnowledgeRuntime, gate: CalibrationGate,
+) -> None:
+    first, second = await publish_held_in_calibration(runtime, gate)
+    assert first.info is not None
 
     await runtime.store.rollback(first.info.id, author="ops")
     assert await runtime.wait_for_version(first.info.id, timeout=2.0) is first
@@ -138,11 +149,8 @@ async def test_rollback_during_calibration_does_not_wait_for_it(
 async def test_a_calibration_made_stale_before_it_starts_is_skipped(
     runtime: KnowledgeRuntime, gate: CalibrationGate,
 ) -> None:
-    first = runtime.service.index
-    assert first is not None and first.info is not None
-    second = await runtime.store.publish(with_gift_wrap(shop_kb()), author="ops")
-    await runtime.wait_for_version(second.id, timeout=2.0)
-    await gate.reached(1)
+    first, second = await publish_held_in_calibration(runtime, gate)
+    assert first.info is not None
     third = await runtime.store.publish(without_points(shop_kb()), author="ops")
     assert (await runtime.wait_for_version(third.id, timeout=2.0)).provisional  # not queued
     await runtime.store.rollback(first.info.id, author="ops")
