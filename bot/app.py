@@ -36,7 +36,7 @@ from knowledge import admin_api
 from knowledge import api as knowledge_api
 from knowledge.admin import AdminService
 from knowledge.errors import KnowledgeError
-from knowledge.service import KnowledgeRuntime
+from knowledge.runtime import KnowledgeRuntime
 from knowledge.text import normalize
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ The path of every change, whether a file was uploaded or a draft was made from a
    campaign calendar and the test gate, and "try a question" at any time against the draft or live;
 4. **publish** with the author: refused when the draft answers its test questions worse than the
    live version unless the manager gives a written reason, which goes into the audit log;
-   every process swaps to the new version (`knowledge.service.KnowledgeRuntime`);
+   every process swaps to the new version (`knowledge.runtime.KnowledgeRuntime`);
 5. **roll back** to any earlier version in one call.
 
 Indexes of drafts and older versions are built on demand with the runtime's encoders and embedding
@@ -45,7 +45,8 @@ from knowledge.review import (
     run_gate,
     union_tests,
 )
-from knowledge.service import KnowledgeIndex, KnowledgeRuntime, KnowledgeService, shared_encoders
+from knowledge.runtime import KnowledgeRuntime
+from knowledge.service import KnowledgeIndex, KnowledgeService, shared_encoders
 from knowledge.store import AuditRecord, VersionInfo, kb_sha
 from knowledge.topics import (
     DEFAULT_TOPIC_SIMILARITY,

@@ -117,12 +117,12 @@ def _run(action: Callable[[Any], Awaitable[T]], *, encoders: bool = False) -> T:
 
 
 async def _admin(settings: KnowledgeSettings, redis: Any, *, encoders: bool) -> Any:
-    import knowledge.service
     from knowledge.admin import AdminService
+    from knowledge.runtime import KnowledgeRuntime
+    from knowledge.service import shared_encoders
 
-    loaded = (await asyncio.to_thread(knowledge.service.shared_encoders, settings)
-              if encoders else None)
-    runtime = knowledge.service.KnowledgeRuntime(settings, redis=redis, encoders=loaded)
+    loaded = await asyncio.to_thread(shared_encoders, settings) if encoders else None
+    runtime = KnowledgeRuntime(settings, redis=redis, encoders=loaded)
     return AdminService(runtime, redis, encoder=loaded[0] if loaded else None)
 
 

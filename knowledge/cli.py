@@ -188,7 +188,8 @@ def _index_from_file(path: Path, settings: KnowledgeSettings) -> Any:
 
 
 def _live_index(settings: KnowledgeSettings) -> Any:
-    from knowledge.service import KnowledgeRuntime, shared_encoders
+    from knowledge.runtime import KnowledgeRuntime
+    from knowledge.service import shared_encoders
 
     encoders = shared_encoders(settings)
 

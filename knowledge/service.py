@@ -5,7 +5,7 @@ thresholds). `KnowledgeService` answers from whichever index its single referenc
 request reads that reference once, so it never mixes two versions and never sees one half-built.
 `build_index` makes an index (calibrated, or *provisional* with borrowed thresholds), and
 `shared_encoders` loads the process's encoders once. Keeping a running process on the live
-version is `knowledge.runtime.KnowledgeRuntime`'s job (still importable from here).
+version is `knowledge.runtime.KnowledgeRuntime`'s job.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,9 +26,6 @@ from knowledge.retrieval import Encoder, Retriever
 from knowledge.settings import KnowledgeSettings, get_settings
 from knowledge.store import VersionInfo
 from knowledge.text import for_matching, normalize
-
-if TYPE_CHECKING:
-    from knowledge.runtime import KnowledgeRuntime as KnowledgeRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -281,12 +277,3 @@ def shared_encoders(settings: KnowledgeSettings | None = None) -> tuple[Encoder,
                 BatchingEncoder(second, cache_size=size) if second is not None else None,
             )
         return _encoders[key]
-
-
-def __getattr__(name: str) -> Any:
-    # KnowledgeRuntime moved to knowledge.runtime, which imports this module: re-exported lazily
-    if name == "KnowledgeRuntime":
-        from knowledge.runtime import KnowledgeRuntime
-
-        return KnowledgeRuntime
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

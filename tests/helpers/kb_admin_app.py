@@ -21,7 +21,7 @@ from knowledge import api as knowledge_api
 from knowledge.admin import AdminService
 from knowledge.models import Category, Entry, KnowledgeBase, TestQuestion
 from knowledge.retrieval import Encoder
-from knowledge.service import KnowledgeRuntime
+from knowledge.runtime import KnowledgeRuntime
 from knowledge.settings import KnowledgeSettings
 
 CST = timezone(timedelta(hours=8))

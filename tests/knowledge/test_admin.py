@@ -18,7 +18,7 @@ from knowledge.errors import DraftNotFound, GateRefused, ValidationFailed, Versi
 from knowledge.loader import dump_yaml, load_kb_bytes
 from knowledge.models import Category, Entry, KnowledgeBase, TestQuestion
 from knowledge.review import GateReport, Severity, WindowStatus
-from knowledge.service import KnowledgeRuntime
+from knowledge.runtime import KnowledgeRuntime
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore
 from tests.knowledge.conftest import CST, DOUBLE11_END, DOUBLE11_START, shop_kb

@@ -83,10 +83,3 @@ def test_build_reuses_known_vectors(shop_index: KnowledgeIndex) -> None:
 
 def test_zone_of_times_in_fixture() -> None:
     assert DOUBLE11_START.tzinfo == CST
-
-
-def test_the_runtime_is_still_importable_from_here() -> None:
-    import knowledge.runtime
-    import knowledge.service
-
-    assert knowledge.service.KnowledgeRuntime is knowledge.runtime.KnowledgeRuntime

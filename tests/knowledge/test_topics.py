@@ -17,7 +17,7 @@ from kefu.keys import kb_escalations_key
 from knowledge.admin import AdminService
 from knowledge.errors import TopicNotFound, ValidationFailed
 from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
-from knowledge.service import KnowledgeRuntime
+from knowledge.runtime import KnowledgeRuntime
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore
 from knowledge.topics import (
