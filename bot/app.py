@@ -37,6 +37,7 @@ from knowledge import api as knowledge_api
 from knowledge.admin import AdminService
 from knowledge.errors import KnowledgeError
 from knowledge.runtime import KnowledgeRuntime
+from knowledge.settings import get_settings as knowledge_settings
 from knowledge.text import normalize
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     gateway = Gateway(rasa, conversations, handoff, normalize=normalize,
                       max_chars=settings.max_message_chars,
                       backpressure=Backpressure(settings.rasa_max_in_flight,
-                                                settings.rasa_max_wait_seconds))
+                                                settings.rasa_max_wait_seconds),
+                      prefetch=knowledge.service.prefetch if _prefetching(settings) else None)
     web_chat = WebChat(gateway, conversations, redis)
     telegram = TelegramChannel.from_settings(settings, gateway, conversations, handoff, redis)
 
@@ -112,6 +114,11 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.state.knowledge = knowledge
     app.state.conversations = conversations
     return app
+
+
+def _prefetching(settings: BotSettings) -> bool:
+    """Whether messages are embedded on arrival: this process answers the knowledge decisions."""
+    return settings.load_knowledge and knowledge_settings().prefetch_query_vectors
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -67,8 +67,10 @@ class Gateway:
 
     def __init__(self, rasa: RasaClient, conversations: ConversationStore, handoff: HandoffPort,
                  *, normalize: Callable[[str], str] = str.strip, max_chars: int = 2000,
-                 backpressure: Backpressure | None = None) -> None:
+                 backpressure: Backpressure | None = None,
+                 prefetch: Callable[[str], None] | None = None) -> None:
         self._rasa = rasa
+        self._prefetch = prefetch
         self._backpressure = backpressure
         self._conversations = conversations
         self._handoff = handoff
@@ -90,7 +92,9 @@ class Gateway:
             return await self._rate(conv, rating)
         said = await self._conversations.append(conv, Role.SHOPPER, text)
         metadata = {"channel": channel, "original_text": text, "display_name": display_name or ""}
-        bot_messages = await self._send_to_rasa(conv, self._for_rasa(text), metadata)
+        for_rasa = self._for_rasa(text)
+        self._start_prefetch(for_rasa)
+        bot_messages = await self._send_to_rasa(conv, for_rasa, metadata)
         for m in bot_messages:
             if m.text or m.buttons:
                 await self._conversations.append(conv, Role.BOT, m.text, buttons=m.buttons)
@@ -111,6 +115,15 @@ class Gateway:
         if self._backpressure is None:
             return await self._rasa.send(conv, text, metadata)
         return await self._backpressure.send(self._rasa, conv, text, metadata)
+
+    def _start_prefetch(self, text: str) -> None:
+        """Let the knowledge side start embedding a typed message while Rasa classifies it."""
+        if self._prefetch is None or text.startswith("/"):  # button payloads are not questions
+            return
+        try:
+            self._prefetch(text)
+        except Exception:  # an optimisation only: the decision embeds the text itself
+            logger.exception("prefetching the question's vectors failed")
 
     def _validate(self, text: str) -> str:
         stripped = text.strip()

@@ -13,6 +13,11 @@ the text, never on the knowledge base version or the time, so a hit is always ri
 
 Large calls (index builds, calibration) go straight to the wrapped encoder: they are batches
 already, and routing them through the queue would make shoppers wait behind them.
+
+`prefetch` starts embedding without waiting: the gateway calls it when a shopper's message
+arrives, so the question is embedded on one core while Rasa classifies it on the other, and the
+knowledge decision that follows finds the vector ready (or joins the pass already under way,
+never embedding the same text twice).
 """
 
 from __future__ import annotations
@@ -30,12 +35,18 @@ DEFAULT_MAX_BATCH = 16  # beyond this a forward pass gains little per question (
 DEFAULT_CACHE_SIZE = 4096  # recent distinct questions whose vectors are kept (~6 MB for e5 + USE)
 
 
-@dataclass
+@dataclass(eq=False)  # one pass, hashed by identity
 class _Request:
     texts: list[str]
     done: threading.Event = field(default_factory=threading.Event)
     vectors: np.ndarray | None = None
     error: BaseException | None = None
+
+    def vector(self, text: str) -> np.ndarray:
+        """The finished pass's vector of ``text``."""
+        assert self.vectors is not None
+        row: np.ndarray = self.vectors[self.texts.index(text)]
+        return row
 
 
 class BatchingEncoder:
@@ -58,7 +69,8 @@ class BatchingEncoder:
         self.misses = 0  # texts embedded
         self.batches = 0  # forward passes made for queued calls
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache_lock = threading.Lock()  # guards _cache, _pending and the counters
+        self._pending: dict[str, _Request] = {}  # texts queued or being embedded, by text
         self._queue: list[_Request] = []
         self._queue_ready = threading.Condition()
         self._worker: threading.Thread | None = None
@@ -68,47 +80,70 @@ class BatchingEncoder:
         texts = list(texts)
         if len(texts) > self.max_batch:
             return np.asarray(self.inner.encode(texts), dtype=np.float32)
-        known = self._cached(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if missing:
-            fresh = self._through_queue(missing)
-            known.update(zip(missing, fresh, strict=True))
-            self._remember(missing, fresh)
+        known, waiting = self._claim(texts)
+        for request in dict.fromkeys(waiting.values()):  # ours and other callers' passes
+            request.done.wait()
+            if request.error is not None:
+                raise request.error
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            out[i] = known[text]
+            out[i] = known[text] if text in known else waiting[text].vector(text)
         return out
 
-    # --- cache ------------------------------------------------------------------------------
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Start embedding the texts not cached or under way, without waiting for them.
 
-    def _cached(self, texts: list[str]) -> dict[str, np.ndarray]:
+        A later `encode` of the same texts finds them in the cache, or waits for this pass.
+        Does nothing without a cache (the vectors would have nowhere to wait).
+        """
+        texts = list(texts)
+        if self.cache_size and 0 < len(texts) <= self.max_batch:
+            self._claim(texts)
+
+    # --- cache and passes under way -----------------------------------------------------------
+
+    def _claim(self, texts: list[str]) -> tuple[dict[str, np.ndarray], dict[str, _Request]]:
+        """Cached vectors, and the pass each other text waits for (queued here if none is)."""
         found: dict[str, np.ndarray] = {}
-        if not self.cache_size:
-            return found
+        waiting: dict[str, _Request] = {}
         with self._cache_lock:
             for text in texts:
-                vector = self._cache.get(text)
+                vector = self._cache.get(text) if self.cache_size else None
                 if vector is not None:
                     self._cache.move_to_end(text)
                     found[text] = vector
+                elif text in self._pending:
+                    waiting[text] = self._pending[text]
             self.hits += sum(1 for t in texts if t in found)
-        return found
+            missing = list(dict.fromkeys(t for t in texts if t not in found and t not in waiting))
+            if missing:
+                request = _Request(missing)
+                for text in missing:
+                    self._pending[text] = request
+                    waiting[text] = request
+        if missing:
+            self._enqueue(request)
+        return found, waiting
 
-    def _remember(self, texts: list[str], vectors: np.ndarray) -> None:
+    def _settle(self, request: _Request) -> None:
+        """Cache a finished pass's vectors and let its waiters go."""
         with self._cache_lock:
-            self.misses += len(texts)
-            if not self.cache_size:
-                return
-            for text, vector in zip(texts, vectors, strict=True):
-                self._cache[text] = vector
-                self._cache.move_to_end(text)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            for text in request.texts:
+                if self._pending.get(text) is request:
+                    del self._pending[text]
+            if request.vectors is not None:
+                self.misses += len(request.texts)
+                if self.cache_size:
+                    for text, vector in zip(request.texts, request.vectors, strict=True):
+                        self._cache[text] = vector
+                        self._cache.move_to_end(text)
+                    while len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
+        request.done.set()
 
     # --- batching ---------------------------------------------------------------------------
 
-    def _through_queue(self, texts: list[str]) -> np.ndarray:
-        request = _Request(texts)
+    def _enqueue(self, request: _Request) -> None:
         with self._queue_ready:
             self._queue.append(request)
             if self._worker is None:
@@ -116,11 +151,6 @@ class BatchingEncoder:
                     target=self._work, name=f"encoder-batch-{self.name}", daemon=True)
                 self._worker.start()
             self._queue_ready.notify()
-        request.done.wait()
-        if request.error is not None:
-            raise request.error
-        assert request.vectors is not None
-        return request.vectors
 
     def _next_batch(self) -> list[_Request]:
         """Wait for queued calls and take as many as fit one forward pass (at least one)."""
@@ -144,10 +174,10 @@ class BatchingEncoder:
             except BaseException as exc:  # every waiting caller gets it, the worker goes on
                 for request in batch:
                     request.error = exc
-                    request.done.set()
+                    self._settle(request)
                 continue
             self.batches += 1
             row = {t: i for i, t in enumerate(texts)}
             for request in batch:
                 request.vectors = vectors[[row[t] for t in request.texts]]
-                request.done.set()
+                self._settle(request)

@@ -295,10 +295,24 @@ class Retriever:
 
     def encode_queries(self, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
         """`encode_query` for many texts, one batch per encoder."""
-        queries = [for_matching(t) or t for t in texts]
-        indexes = [self._primary] + ([self._second] if self._second is not None else [])
-        matrices = {ix.encoder.name: ix.encoder.encode(queries) for ix in indexes}
+        queries = [_query_form(t) for t in texts]
+        matrices = {ix.encoder.name: ix.encoder.encode(queries) for ix in self._indexes()}
         return [{name: m[i] for name, m in matrices.items()} for i in range(len(queries))]
+
+    def prefetch_query(self, text: str) -> None:
+        """Start embedding ``text`` exactly as `search` will, without waiting.
+
+        Only encoders with a ``prefetch(texts)`` method (`BatchingEncoder`) start; others wait
+        for `search`.
+        """
+        query = _query_form(_query_form(text))  # score_all's form, then encode_queries'
+        for ix in self._indexes():
+            prefetch = getattr(ix.encoder, "prefetch", None)
+            if prefetch is not None:
+                prefetch([query])
+
+    def _indexes(self) -> list[_Index]:
+        return [self._primary] + ([self._second] if self._second is not None else [])
 
     def search(
         self,
@@ -351,7 +365,7 @@ class Retriever:
         allowed = self._allowed_rows(at, exclude_texts)
         if allowed is not None and not len(allowed):
             return []
-        query = for_matching(text) or text
+        query = _query_form(text)
         vecs = dict(query_vectors or {})
         if self._primary.encoder.name not in vecs or (
             self._second is not None and self._second.encoder.name not in vecs
@@ -527,3 +541,8 @@ class Retriever:
             score=s.score,
             signals=dict(s.signals),
         )
+
+
+def _query_form(text: str) -> str:
+    """The text the encoders and the lexical signal see for a query (emoji-only: kept as is)."""
+    return for_matching(text) or text

@@ -93,6 +93,13 @@ class _MemoEncoder:
                 self._remember(missing, vectors)
         return np.stack([computed[t] if t in computed else self.known[t] for t in texts])
 
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Let the wrapped encoder start on the unknown texts, if it can (`BatchingEncoder`)."""
+        missing = [t for t in texts if t not in self.known]
+        prefetch = getattr(self._inner, "prefetch", None)
+        if missing and prefetch is not None:
+            prefetch(missing)
+
     def freeze(self) -> None:
         self._frozen = True
 
@@ -230,6 +237,16 @@ class KnowledgeService:
         )
         return decide(text, candidates, index.thresholds, when, kb_version=index.version_id)
 
+    def prefetch(self, text: str) -> None:
+        """Start embedding ``text`` as `decide` will, without waiting.
+
+        The gateway calls this when a message arrives, so the vector is ready (or under way) by
+        the time Rasa's action asks for a decision.
+        """
+        index = self._index
+        if index is not None:
+            index.retriever.prefetch_query(normalize(text))
+
     def search(self, text: str, *, at: datetime | None = None, k: int = 5) -> list[Candidate]:
         """The ``k`` best candidates active at ``at`` (default: now), best first."""
         index = self._index
@@ -251,7 +268,7 @@ class KnowledgeService:
 
 # --- encoders ----------------------------------------------------------------------------------
 
-_encoders: dict[tuple[str, bool], tuple[Encoder, Encoder | None]] = {}
+_encoders: dict[tuple[str, bool, bool], tuple[Encoder, Encoder | None]] = {}
 _encoders_lock = threading.Lock()
 
 
@@ -264,7 +281,7 @@ def shared_encoders(settings: KnowledgeSettings | None = None) -> tuple[Encoder,
         ModelNotPreparedError: the model files are missing (run ``make model``).
     """
     settings = settings or get_settings()
-    key = (settings.embedding_model, settings.second_encoder)
+    key = (settings.embedding_model, settings.embedding_int8, settings.second_encoder)
     with _encoders_lock:
         if key not in _encoders:
             from knowledge.batching import BatchingEncoder
@@ -273,7 +290,8 @@ def shared_encoders(settings: KnowledgeSettings | None = None) -> tuple[Encoder,
             size = settings.query_vector_cache
             second = load_second_encoder() if settings.second_encoder else None
             _encoders[key] = (
-                BatchingEncoder(load_encoder(settings.embedding_model), cache_size=size),
+                BatchingEncoder(load_encoder(settings.embedding_model,
+                                             int8=settings.embedding_int8), cache_size=size),
                 BatchingEncoder(second, cache_size=size) if second is not None else None,
             )
         return _encoders[key]

@@ -161,3 +161,36 @@ async def test_overload_answers_busy_and_keeps_the_message(redis_url: str) -> No
     finally:
         await rasa.aclose()
         await redis.aclose()
+
+
+async def test_typed_messages_are_prefetched_before_rasa_and_payloads_are_not(
+        redis_url: str, fake_rasa: FakeRasa) -> None:
+    redis = async_client(redis_url)
+    conversations = ConversationStore(redis)
+    handoff = HandoffService(redis, conversations)
+    rasa = RasaClient("http://rasa", "token", transport=httpx.MockTransport(fake_rasa.handler))
+    seen: list[tuple[str, int]] = []  # (text, messages Rasa had received by then)
+    gateway = Gateway(rasa, conversations, handoff, normalize=lambda t: t.lower(),
+                      prefetch=lambda text: seen.append((text, len(fake_rasa.received))))
+    await gateway.handle("web", "gina", "  Refund 定金?  ")
+    await gateway.handle("web", "gina", "/feedback_helpful")
+    await handoff.request_handoff("web:gina", reason=HandoffReason.EXPLICIT_REQUEST, channel="web")
+    await gateway.handle("web", "gina", "still there?")  # a person's turn: Rasa never asked
+    assert seen == [("refund 定金?", 0)]
+    await rasa.aclose()
+    await redis.aclose()
+
+
+async def test_a_failing_prefetch_loses_nothing(redis_url: str, fake_rasa: FakeRasa) -> None:
+    redis = async_client(redis_url)
+    conversations = ConversationStore(redis)
+
+    def broken(_text: str) -> None:
+        raise RuntimeError("encoder gone (test)")
+
+    rasa = RasaClient("http://rasa", "token", transport=httpx.MockTransport(fake_rasa.handler))
+    gateway = Gateway(rasa, conversations, HandoffService(redis, conversations), prefetch=broken)
+    reply = await gateway.handle("web", "hank", "在吗")
+    assert [m.text for m in reply.messages] == ["echo:在吗"]
+    await rasa.aclose()
+    await redis.aclose()

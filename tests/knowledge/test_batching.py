@@ -25,6 +25,8 @@ class CountingEncoder(HashingEncoder):
         self.calls.append(len(texts))
         if self.fail:
             self.fail -= 1
+            if self.gate is not None:
+                self.gate.wait(timeout=30)
             raise RuntimeError("model crashed (test)")
         return super().encode(texts)
 
@@ -85,3 +87,53 @@ def test_a_failed_pass_fails_its_callers_and_the_next_pass_works() -> None:
                                HashingEncoder().encode(["a question"]), atol=1e-6)
     workers = [t for t in threading.enumerate() if t.name.startswith("encoder-batch-")]
     assert workers and all(t.daemon for t in workers)
+
+
+def test_a_prefetched_question_is_embedded_once_and_served_from_the_cache() -> None:
+    inner = CountingEncoder()
+    batching = BatchingEncoder(inner)
+    batching.prefetch(["定金能退吗"])
+    vector = batching.encode(["定金能退吗"])  # waits for the prefetch's pass if still running
+    np.testing.assert_allclose(vector, HashingEncoder().encode(["定金能退吗"]), atol=1e-6)
+    batching.prefetch(["定金能退吗"])  # cached: nothing to start
+    assert inner.calls == [1] and batching.misses == 1
+
+
+def test_a_question_asked_while_its_prefetch_runs_joins_that_pass() -> None:
+    inner = CountingEncoder()
+    inner.gate = threading.Event()  # the prefetch's pass holds until the question is asked
+    batching = BatchingEncoder(inner, cache_size=8)
+    batching.prefetch(["什么时候发货"])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        asked = [pool.submit(batching.encode, ["什么时候发货"]) for _ in range(2)]
+        threading.Event().wait(0.05)
+        assert not any(f.done() for f in asked)  # both wait for the pass under way
+        inner.gate.set()
+        vectors = [f.result(timeout=10) for f in asked]
+    np.testing.assert_array_equal(vectors[0], vectors[1])
+    assert inner.encoded == ["什么时候发货"]
+
+
+def test_prefetch_needs_a_cache_and_leaves_large_calls_alone() -> None:
+    inner = CountingEncoder()
+    BatchingEncoder(inner, cache_size=0).prefetch(["包邮吗"])  # nowhere to keep the vector
+    BatchingEncoder(inner, max_batch=2).prefetch(["a", "b", "c"])  # an index build's size
+    threading.Event().wait(0.05)
+    assert inner.calls == []
+
+
+def test_a_failed_prefetch_fails_the_question_waiting_for_it_and_the_next_ask_retries() -> None:
+    inner = CountingEncoder()
+    inner.fail = 1
+    inner.gate = threading.Event()
+    batching = BatchingEncoder(inner)
+    batching.prefetch(["能开发票吗"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        asked = pool.submit(batching.encode, ["能开发票吗"])
+        threading.Event().wait(0.05)
+        inner.gate.set()
+        with pytest.raises(RuntimeError, match="model crashed"):
+            asked.result(timeout=10)
+    np.testing.assert_allclose(batching.encode(["能开发票吗"]),
+                               HashingEncoder().encode(["能开发票吗"]), atol=1e-6)
+    assert inner.calls == [1, 1]

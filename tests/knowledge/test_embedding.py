@@ -16,7 +16,7 @@ from knowledge.embedding import (
     load_second_encoder,
 )
 from knowledge.errors import ModelNotPreparedError
-from tests.helpers.e5_model import e5_encoder
+from tests.helpers.e5_model import e5_encoder, e5_model_dir
 
 # (stored question, a shopper's paraphrase); every pair is on its own topic.
 PARAPHRASES = [
@@ -95,6 +95,24 @@ def test_e5_ranks_chinese_paraphrases_above_unrelated_questions(
     e5: SentenceTransformerEncoder,
 ) -> None:
     _check_paraphrases(e5, min_gap=0.05)
+
+
+@pytest.mark.model
+def test_int8_e5_stays_close_to_the_float_model_under_its_own_name(
+    e5: SentenceTransformerEncoder, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import torch
+
+    int8 = load_encoder(str(e5_model_dir(tmp_path_factory)), int8=True)
+    assert isinstance(int8, SentenceTransformerEncoder)
+    assert int8.name == f"{e5.name}+int8"  # stored float vectors are never mixed in
+    linears = [m for m in int8._model.modules() if type(m) is torch.nn.Linear]
+    assert linears == []  # every linear layer was swapped (fails if torch drops the API)
+    _check_vectors(int8, ["你好，请问什么时候发货？", "JSQ30-S3 怎么安装", "refund 🙏"])
+    texts = [t for pair in PARAPHRASES for t in pair]
+    cosines = np.sum(int8.encode(texts) * e5.encode(texts), axis=1)
+    assert cosines.min() > 0.95 and cosines.mean() > 0.98
+    _check_paraphrases(int8, min_gap=0.05)
 
 
 @pytest.mark.model  # USE ships in its package; no `make model` needed

@@ -3,9 +3,11 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from knowledge.batching import BatchingEncoder
 from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
 from knowledge.service import KnowledgeIndex, KnowledgeService, build_index
 from knowledge.settings import KnowledgeSettings
+from knowledge.text import for_matching
 from tests.knowledge.conftest import CST, DOUBLE11_END, DOUBLE11_START, shop_kb
 from tests.knowledge.fakes import HashingEncoder
 
@@ -79,6 +81,17 @@ def test_build_reuses_known_vectors(shop_index: KnowledgeIndex) -> None:
     assert set(encoder.encoded) == {"可以礼品包装吗", "能包装成礼物吗", "gift wrapping",
                                     "可以,下单备注礼品包装。"}
     assert set(index.new_vectors["fake-ngram"]) == set(encoder.encoded)
+
+
+def test_a_prefetched_question_is_not_embedded_again_by_its_decision() -> None:
+    inner = HashingEncoder()
+    service = KnowledgeService(build_index(shop_kb(), BatchingEncoder(inner)))
+    built = len(inner.encoded)
+    text = "可以退貨嗎？😊"  # traditional, full-width, emoji: prefetch normalises as decide does
+    service.prefetch(text)
+    decision = service.decide(text)
+    assert inner.encoded[built:] == [for_matching(text)]
+    assert decision.entry is not None and decision.entry.entry_id == "return-policy"
 
 
 def test_zone_of_times_in_fixture() -> None:
