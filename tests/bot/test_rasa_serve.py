@@ -56,3 +56,7 @@ def test_event_types_resolve_as_rasas_walk_did(check: dict[str, Any]) -> None:
     assert resolve["topic"] == [None, None] and resolve["default"] == [True, True]
     theirs, ours = resolve["unknown"]
     assert ours == theirs == "Unknown event name 'no_such_event'."
+
+
+def test_jieba_is_loaded_before_the_first_message(check: dict[str, Any]) -> None:
+    assert check["warm_up"] == {"before": False, "after": True}

@@ -115,6 +115,14 @@ def resolve_cases() -> dict[str, Any]:
     }
 
 
+def warm_up_case() -> dict[str, bool]:
+    import jieba
+
+    before = bool(jieba.dt.initialized)
+    serve["warm_up"]()
+    return {"before": before, "after": bool(jieba.dt.initialized)}
+
+
 if __name__ == "__main__":
     print(json.dumps({"merge": merge_cases(), "validate": validation_cases(),
-                      "resolve": resolve_cases()}))
+                      "resolve": resolve_cases(), "warm_up": warm_up_case()}))
