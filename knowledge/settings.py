@@ -28,9 +28,9 @@ class KnowledgeSettings(BaseSettings):
     query_vector_cache: int = Field(default=4096, ge=0)  # recent questions' vectors kept (LRU)
     # Embed a message as it reaches the gateway, while Rasa classifies it (needs the cache).
     prefetch_query_vectors: bool = True
-    # e5 with int8 linear layers: ~2x faster per question, answers less often at once
-    # (benchmarks/results/retrieval.md); vectors of the float model are not reused.
-    embedding_int8: bool = False
+    # e5 with int8 linear layers (feed-forward outputs stay float): ~1.5x faster per question,
+    # decisions within 1-3 points of float32 (benchmarks/results/retrieval.md).
+    embedding_int8: bool = True
     provisional_swap: bool = True  # answer from a new version at once, calibrated a moment later
     # Operating points of the calibrated answer/clarify/handoff policy (`knowledge.decision`):
     # share of calibration questions (the knowledge base's held-out variants and tests, and the

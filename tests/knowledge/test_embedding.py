@@ -106,12 +106,13 @@ def test_int8_e5_stays_close_to_the_float_model_under_its_own_name(
     int8 = load_encoder(str(e5_model_dir(tmp_path_factory)), int8=True)
     assert isinstance(int8, SentenceTransformerEncoder)
     assert int8.name == f"{e5.name}+int8"  # stored float vectors are never mixed in
-    linears = [m for m in int8._model.modules() if type(m) is torch.nn.Linear]
-    assert linears == []  # every linear layer was swapped (fails if torch drops the API)
+    floats = [m for m in int8._model.modules() if type(m) is torch.nn.Linear]
+    assert floats and all(m.in_features > m.out_features for m in floats)  # down-projections
+    assert len(floats) == 12  # one per layer; the rest is int8 (fails if torch drops the API)
     _check_vectors(int8, ["你好，请问什么时候发货？", "JSQ30-S3 怎么安装", "refund 🙏"])
     texts = [t for pair in PARAPHRASES for t in pair]
     cosines = np.sum(int8.encode(texts) * e5.encode(texts), axis=1)
-    assert cosines.min() > 0.95 and cosines.mean() > 0.98
+    assert cosines.min() > 0.98 and cosines.mean() > 0.99
     _check_paraphrases(int8, min_gap=0.05)
 
 
