@@ -16,6 +16,10 @@ policies, actions or knowledge decision): the raw-Rasa throughput the gateway is
 An optional overload phase (``--overload-shoppers``) checks that the gateway answers every
 message (200, possibly "busy") instead of failing.
 
+When it starts the stack itself, it also reads each process's CPU time from /proc around every
+phase: CPU milliseconds per message by process (gateway, actions, rasa, redis), and from them the
+highest full-path/raw-parse ratio this machine's cores allow (``ratio_bound_from_cpu``).
+
 Run against a running stack::
 
     .venv/bin/python benchmarks/load.py --gateway-url http://127.0.0.1:8000 \\
@@ -269,20 +273,63 @@ async def rasa_parse_phase(url: str, token: str, script: Script, shoppers: int,
     return row
 
 
-async def benchmark(args: argparse.Namespace, gateway_url: str, rasa_url: str) -> dict[str, Any]:
+class CpuMeter:
+    """CPU time the stack's processes spent, from /proc (a stack this script started only).
+
+    Each process of `run_stack` leads its own process group, so a group's total includes the
+    threads and children of that process (Rasa's, uvicorn's).
+    """
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = dict(pids) if Path("/proc/self/stat").exists() else {}
+        self._tick = os.sysconf("SC_CLK_TCK") if self.pids else 100
+
+    def read(self) -> dict[str, float]:
+        """Seconds of CPU (user + system) per stack process so far."""
+        totals = dict.fromkeys(self.pids, 0.0)
+        groups = {pid: name for name, pid in self.pids.items()}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended meanwhile
+            name = groups.get(int(fields[2]))  # field 5: process group
+            if name is not None:
+                totals[name] += (int(fields[11]) + int(fields[12])) / self._tick
+        return totals
+
+    def per_message(self, before: dict[str, float], count: int) -> dict[str, float]:
+        """Milliseconds of CPU per message since ``before``, by process and in total."""
+        if not self.pids or not count:
+            return {}
+        after = self.read()
+        row = {name: round((after[name] - before[name]) * 1000 / count, 2) for name in after}
+        row["total"] = round(sum(row.values()), 2)
+        return row
+
+
+async def benchmark(args: argparse.Namespace, gateway_url: str, rasa_url: str,
+                    pids: dict[str, int] | None = None) -> dict[str, Any]:
     script = Script(args.seed)
     run_id = f"{int(time.time())}"
+    cpu = CpuMeter(pids or {})
     await _warm_up(gateway_url, rasa_url, args.rasa_token)
     single: dict[str, Any] = {}
     if args.single_conversations:
+        before = cpu.read()
         one = await gateway_phase(gateway_url, script, "one shopper", 1,
                                   args.single_conversations, 0, f"{run_id}-one")
-        single = one.report()
+        single = {**one.report(), "cpu_ms_per_message": cpu.per_message(before, len(one.samples))}
+    before = cpu.read()
     gateway = await gateway_phase(gateway_url, script, "peak", args.shoppers, args.conversations,
                                   args.long, run_id)
-    peak = gateway.report()
+    peak = {**gateway.report(), "cpu_ms_per_message": cpu.per_message(before, len(gateway.samples))}
+    before = cpu.read()
     rasa = await rasa_parse_phase(rasa_url, args.rasa_token, script, args.shoppers,
                                   max(200, len(gateway.samples)))
+    rasa["cpu_ms_per_request"] = cpu.per_message(before, rasa["requests"])
     result: dict[str, Any] = {"gateway": peak, "rasa_parse": rasa}
     if single:
         result["gateway_one_shopper"] = single
@@ -290,6 +337,14 @@ async def benchmark(args: argparse.Namespace, gateway_url: str, rasa_url: str) -
         result["ratio_gateway_to_rasa_parse"] = round(
             peak["throughput_msgs_per_s"] / rasa["throughput_per_s"], 3)
         print(f"gateway / raw Rasa parse throughput: {result['ratio_gateway_to_rasa_parse']}")
+    full, parse = peak["cpu_ms_per_message"], rasa["cpu_ms_per_request"]
+    if full and parse:
+        # Throughput is at most cores / CPU per message; raw parse runs in one single-threaded
+        # Rasa process, so it is bound at one core / its CPU per request.
+        cores = os.cpu_count() or 1
+        result["ratio_bound_from_cpu"] = round(cores * parse["total"] / full["total"], 3)
+        print(f"CPU ms per message: full path {full}; raw parse {parse}; "
+              f"ratio bound {result['ratio_bound_from_cpu']}")
     if args.overload_shoppers:
         overload = await gateway_phase(gateway_url, script, "overload", args.overload_shoppers,
                                        args.overload_shoppers * 2, 0, run_id)
@@ -307,20 +362,21 @@ async def _warm_up(gateway_url: str, rasa_url: str, token: str) -> None:
 
 
 @contextlib.contextmanager
-def _stack(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+def _stack(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, int]]]:
     if args.gateway_url:
-        yield args.gateway_url.rstrip("/"), args.rasa_url.rstrip("/")
+        yield args.gateway_url.rstrip("/"), args.rasa_url.rstrip("/"), {}
         return
     with tempfile.TemporaryDirectory(prefix="kefu-load-") as tmp:
         config = StackConfig(
             state_dir=Path(tmp), redis_port=free_port(), rasa_port=free_port(),
             action_port=free_port(), gateway_port=free_port(), rasa_token=args.rasa_token,
             extra_env={"KEFU_RASA_MAX_IN_FLIGHT": str(args.max_in_flight),
+                       "KEFU_EMBEDDING_INT8": "true" if args.int8 else "false",
                        **({} if args.query_cache is None
                           else {"KEFU_QUERY_VECTOR_CACHE": str(args.query_cache)})})
         print(f"starting a stack in {tmp} (logs in {tmp}/logs) …", flush=True)
         with run_stack(config) as running:
-            yield running.gateway_url, running.rasa_url
+            yield running.gateway_url, running.rasa_url, running.pids
 
 
 def _outcome(body: dict[str, Any], busy: bool, mode: str) -> str:
@@ -386,13 +442,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="concurrent shoppers of the overload phase (0: skip it)")
     parser.add_argument("--max-in-flight", type=int, default=16,
                         help="KEFU_RASA_MAX_IN_FLIGHT of a stack this script starts")
+    parser.add_argument("--int8", action="store_true",
+                        help="KEFU_EMBEDDING_INT8 of a stack this script starts")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.long > args.conversations:
         parser.error("--long cannot exceed --conversations")
-    with _stack(args) as (gateway_url, rasa_url):
-        result = asyncio.run(benchmark(args, gateway_url, rasa_url))
+    with _stack(args) as (gateway_url, rasa_url, pids):
+        result = asyncio.run(benchmark(args, gateway_url, rasa_url, pids))
     result["run"] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "stack": "external" if args.gateway_url else "started by benchmarks/load.py",
@@ -400,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         "overload_shoppers": args.overload_shoppers, "seed": args.seed,
         "single_conversations": args.single_conversations, "query_vector_cache": args.query_cache,
         "kefu_rasa_max_in_flight": None if args.gateway_url else args.max_in_flight,
+        "embedding_int8": None if args.gateway_url else args.int8,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
