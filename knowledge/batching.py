@@ -3,9 +3,10 @@
 A gateway answers shoppers from FastAPI's thread pool, and every question needs its vectors.
 One at a time, multilingual-e5-small takes ~24-28 ms a question on one core in float32 (~18 ms in
 kefu's default int8); eight in one batch take ~10 ms each in float32 (measured on this project's
-2-core machines; the load benchmark's figures are in the README). `BatchingEncoder` wraps an encoder so that questions
-arriving while a forward pass runs wait for the next one and go in together: with one shopper
-nothing waits, under a Double 11 peak the batches grow by themselves (no timer, no added latency).
+2-core machines; the load benchmark's figures are in the README). `BatchingEncoder` wraps an
+encoder so that questions arriving while a forward pass runs wait for the next one and go in
+together: with one shopper nothing waits, under a Double 11 peak the batches grow by themselves
+(no timer, no added latency).
 
 It also keeps the vectors of recent questions (an LRU by text): a peak is many shoppers asking
 the same few questions ("什么时候发货", "定金能退吗"), and a vector depends only on the encoder and
