@@ -198,20 +198,27 @@ class KnowledgeStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(kb_live_key())
+                    await pipe.watch(kb_live_key(), kb_versions_key())
                     parent = cast(str | None, await pipe.get(kb_live_key()))
                     if only_if_empty and parent is not None:
                         return None
                     now = datetime.now(UTC)
+                    # Strictly after the newest version, even within the same millisecond:
+                    # the list of versions and their ids must keep the order of publishing.
+                    newest = cast(list[tuple[str, float]], await pipe.zrevrange(
+                        kb_versions_key(), 0, 0, withscores=True))
+                    stamp = int(now.timestamp() * 1000)
+                    if newest:
+                        stamp = max(stamp, int(newest[0][1]) + 1)
                     info = VersionInfo(
-                        id=new_version_id(now), author=author, created_at=now, note=note,
-                        entries=len(kb.entries), tests=len(kb.tests), parent=parent,
-                        sha=_sha(kb_json),
+                        id=new_version_id(datetime.fromtimestamp(stamp / 1000, UTC)),
+                        author=author, created_at=now, note=note, entries=len(kb.entries),
+                        tests=len(kb.tests), parent=parent, sha=_sha(kb_json),
                     )
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(kb_version_key(info.id),
                               mapping={"info": info.model_dump_json(), "kb": kb_json})
-                    pipe.zadd(kb_versions_key(), {info.id: int(now.timestamp() * 1000)})
+                    pipe.zadd(kb_versions_key(), {info.id: stamp})
                     self._make_live(pipe, AuditAction.PUBLISH, info.id, parent, author, note)
                     await pipe.execute()
                     break

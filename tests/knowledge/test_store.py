@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, tzinfo
 
 import pytest
 import redis.asyncio as aioredis
 
 from kefu.keys import kb_audit_key, kb_events_channel, kb_live_key
 from kefu.redis import async_client
+from knowledge import store as store_module
 from knowledge.errors import VersionNotFound
 from knowledge.models import Category, Entry, KnowledgeBase, TestQuestion
 from knowledge.store import AuditAction, KbEvent, KnowledgeStore, kb_sha, new_version_id
@@ -45,6 +47,21 @@ async def test_publish_makes_a_live_snapshot_with_parent_chain(store: KnowledgeS
     assert live[0] == second and live[1] == kb("a", "b")
     assert [v.id for v in await store.versions()] == [second.id, first.id]
     assert await store.get(first.id) == (first, kb("a"))
+
+
+async def test_versions_published_in_one_millisecond_keep_their_order(
+        store: KnowledgeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> FrozenClock:
+            return cls(2026, 11, 11, 0, 0, 0, 123000, tzinfo=UTC)
+
+    monkeypatch.setattr(store_module, "datetime", FrozenClock)
+    published = [await store.publish(kb(*"abc"[: n + 1]), author="alice") for n in range(3)]
+    ids = [v.id for v in published]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert [v.id for v in await store.versions()] == ids[::-1]
+    assert [v.parent for v in published] == [None, ids[0], ids[1]]
 
 
 async def test_version_ids_sort_by_time() -> None:
