@@ -8,7 +8,6 @@ from actions.actions import (
     ActionAnswerQuestion,
     ActionCaptureOrderNumber,
     ActionChooseOption,
-    ActionDetectLanguage,
     ActionFeedback,
     ActionHandoff,
 )
@@ -18,7 +17,6 @@ __all__ = [
     "ActionAnswerQuestion",
     "ActionCaptureOrderNumber",
     "ActionChooseOption",
-    "ActionDetectLanguage",
     "ActionFeedback",
     "ActionHandoff",
     "Services",

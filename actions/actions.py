@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 
 from actions import replies
 from actions.errors import KnowledgeUnavailableError
-from actions.language import Language, detect_language, language_of
 from actions.policy import (
     CLARIFY_STREAK,
     NOT_HELPFUL_STREAK,
@@ -31,6 +30,7 @@ from actions.policy import (
 from actions.services import Services, get_services
 from handoff.errors import HandoffError
 from kefu.conversation import BotAnalysis, CandidateScore, Role, utcnow
+from kefu.language import Language, detect_language, language_of
 from knowledge.models import Candidate, Decision, DecisionKind
 
 logger = logging.getLogger(__name__)
@@ -164,24 +164,6 @@ class KefuAction(Action, ABC):  # type: ignore[misc]
             await self.services.conversations.set_slot(
                 message.conversation_id, "order_number", str(found))
         return str(found) if found else None
-
-
-class ActionDetectLanguage(KefuAction):
-    """Slot mapping action: the reply language, from each message that has letters."""
-
-    def name(self) -> str:
-        """See base class."""
-        return "action_detect_language"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> Events:
-        """Set ``language`` when the message shows one and it differs from the slot."""
-        latest = tracker.latest_message or {}
-        text = str((latest.get("metadata") or {}).get("original_text") or latest.get("text") or "")
-        language = detect_language(text)
-        if language is None or language.value == tracker.get_slot("language"):
-            return []
-        return [SlotSet("language", language.value)]
 
 
 class ActionAnswerQuestion(KefuAction):

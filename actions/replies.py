@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from actions.language import Language
 from handoff.models import HandoffReason
+from kefu.language import Language
 from knowledge.models import Candidate
 
 HELPFUL_PAYLOAD = "/feedback_helpful"

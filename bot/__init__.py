@@ -1,5 +1,4 @@
-"""The shopper-facing side: Rasa project data (``bot/rasa``), gateway, channels, HTTP app."""
+"""The shopper-facing side: Rasa project data (``bot/rasa``), gateway, channels, HTTP app.
 
-from bot.gateway import Gateway, Mode, OutMessage, Reply
-
-__all__ = ["Gateway", "Mode", "OutMessage", "Reply"]
+Imports nothing: Rasa's own venv imports `bot.rasa.components`, and must not pull in the gateway.
+"""

@@ -24,6 +24,7 @@ CONFIG = Path("config.yml")
 DOMAIN = Path("bot/rasa/domain.yml")
 DATA = Path("bot/rasa/data")
 RASA_LOCK = Path("locks/rasa.txt")
+COMPONENTS = (Path("bot/rasa/components.py"), Path("kefu/language.py"))  # code in the model
 RASA_BIN = Path(".venv-rasa/bin/rasa")
 MODEL_PREFIX = "kefu-"
 KEEP_MODELS = 3
@@ -52,7 +53,7 @@ def fingerprint(paths: Iterable[Path]) -> str:
 
 def training_inputs(repo_root: Path) -> list[Path]:
     """Every file whose change calls for a new model."""
-    return [repo_root / p for p in (CONFIG, DOMAIN, DATA, RASA_LOCK)]
+    return [repo_root / p for p in (CONFIG, DOMAIN, DATA, RASA_LOCK, *COMPONENTS)]
 
 
 def model_path(repo_root: Path, models_dir: Path) -> Path:

@@ -19,7 +19,6 @@ from actions.actions import (
     ActionAnswerQuestion,
     ActionCaptureOrderNumber,
     ActionChooseOption,
-    ActionDetectLanguage,
     ActionFeedback,
     ActionHandoff,
 )
@@ -418,18 +417,3 @@ async def test_missing_order_number_is_asked_again(services: Services) -> None:
                                  tracker("my order number is 123", "give_order_number"))
     assert messages[0]["text"].startswith("I couldn't find an order number")
     assert events == [] and await services.conversations.slots(CONV) == {}
-
-
-@pytest.mark.parametrize(("text", "slot", "expected"), [
-    ("how do I return this?", "zh", [{"event": "slot", "timestamp": None, "name": "language",
-                                      "value": "en"}]),
-    ("怎么退货", "en", [{"event": "slot", "timestamp": None, "name": "language", "value": "zh"}]),
-    ("怎么退货", "zh", []),
-    ("/feedback_helpful", "en", []),
-    ("123456789012345678 👍", "en", []),
-])
-async def test_detect_language_sets_the_slot_only_on_change(
-        services: Services, text: str, slot: str, expected: list[dict[str, Any]]) -> None:
-    _, events = await run(ActionDetectLanguage(services),
-                          tracker(text, "ask_question", slots={"language": slot}))
-    assert events == expected

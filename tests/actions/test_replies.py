@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from actions.language import Language
 from actions.replies import choose_payload, clarify, handing_off, ordinal
 from handoff.models import HandoffReason
+from kefu.language import Language
 from knowledge.models import Candidate, Category
 
 

@@ -55,7 +55,7 @@ def test_every_intent_has_a_rule_and_every_rule_intent_exists(domain: dict[str, 
 
 def test_every_action_is_in_the_domain_and_served(domain: dict[str, Any]) -> None:
     served = {cls().name() for cls in (
-        kefu_actions.ActionDetectLanguage, kefu_actions.ActionAnswerQuestion,
+        kefu_actions.ActionAnswerQuestion,
         kefu_actions.ActionChooseOption, kefu_actions.ActionFeedback,
         kefu_actions.ActionHandoff, kefu_actions.ActionCaptureOrderNumber)}
     assert set(domain["actions"]) == served

@@ -76,11 +76,13 @@ def test_real_training_names_the_model_after_its_inputs(repo_root: Path, tmp_pat
     if not (repo_root / ".venv-rasa/bin/rasa").exists():
         pytest.fail("the Rasa venv is missing: run `make setup`")
     project = tmp_path / "repo"
-    for path in ("config.yml", "bot/rasa/domain.yml", "bot/rasa/data", "locks/rasa.txt"):
+    inputs = [p.relative_to(repo_root).as_posix() for p in training_inputs(repo_root)]
+    packages = ["bot/__init__.py", "bot/rasa/__init__.py", "kefu"]  # to import the NLU component
+    for path in inputs + packages:
         source, target = repo_root / path, project / path
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target)
+            shutil.copytree(source, target, dirs_exist_ok=True)
         else:
             shutil.copy(source, target)
     (project / ".venv-rasa").symlink_to(repo_root / ".venv-rasa")
@@ -97,6 +99,7 @@ def test_real_training_names_the_model_after_its_inputs(repo_root: Path, tmp_pat
         metadata = json.load(member)
     assert metadata["language"] == "zh" and metadata["assistant_id"] == "kefu"
     assert "give_order_number" in metadata["domain"]["intents"]
+    assert "bot.rasa.components.LanguageExtractor" in json.dumps(metadata["predict_schema"])
 
     started = time.monotonic()
     assert train_if_changed(project, models) == model

@@ -85,6 +85,29 @@ def test_greeting_gets_a_greeting(chat: RestChat, text: str, expected: str) -> N
     assert texts(chat.say(text)) == [expected]
 
 
+@pytest.mark.parametrize(("text", "language"), [
+    ("how do I return this?", "en"),
+    ("怎么退货", "zh"),
+    ("iphone 15 有货吗", "zh"),  # mixed: a Chinese character weighs three Latin letters
+    ("123456789012345678 👍", None),  # no letters: the conversation keeps its language
+])
+def test_rasa_parse_tags_the_reply_language(stack: StackConfig, text: str,
+                                            language: str | None) -> None:
+    parsed = httpx.post(f"{stack.rasa_url}/model/parse", params={"token": stack.rasa_token},
+                        json={"text": text}, timeout=30).json()
+    found = [e["value"] for e in parsed["entities"] if e["entity"] == "language"]
+    assert found == ([language] if language else [])
+
+
+def test_the_reply_language_follows_the_shopper_and_digits_keep_it(chat: RestChat) -> None:
+    assert texts(chat.say("hello")) == ["Hello! I'm the shop assistant. How can I help you?"]
+    assert texts(chat.say("123456789012345678")) == [  # no letters: still English
+        "Got it, order 123456789012345678. What can I help you with on this order?"]
+    assert texts(chat.say("谢谢")) == ["不客气，很高兴能帮到您！还有其他问题随时问我哦。"]
+    assert texts(chat.say("thanks!")) == [
+        "You're welcome! Ask me anytime if anything else comes up."]
+
+
 @pytest.mark.parametrize(("text", "entry_id"), [
     ("跑鞋脏了要怎么清理", "care-shoes"),
     ("你们默认用哪家快递发货", "carriers"),

@@ -1,4 +1,8 @@
-"""Which language to answer in: Chinese unless the shopper wrote mostly Latin letters."""
+"""Which language to answer in: Chinese unless the shopper wrote mostly Latin letters.
+
+Pure Python on purpose: Rasa's NLU component (`bot.rasa.components.LanguageExtractor`, in the
+Rasa venv) and the custom actions (the kefu venv) both import it.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from actions.language import Language, detect_language, language_of
+from kefu.language import Language, detect_language, language_of
 
 
 @pytest.mark.parametrize(("text", "expected"), [
