@@ -183,7 +183,7 @@ class SentenceTransformerEncoder:
         return _normalized(vectors, self.dim)
 
 
-def _quantize_linear_layers(model: Any) -> list[str]:
+def _quantize_linear_layers(model: Any) -> None:
     """Swap ``model``'s widening and square ``nn.Linear`` layers for int8 ones, in place.
 
     Dynamic quantisation: weights per output channel once, activations per call. Layers that
@@ -191,7 +191,7 @@ def _quantize_linear_layers(model: Any) -> list[str]:
     GELU's outlier-heavy activations) stay float32: on multilingual-e5-small that keeps a mean
     cosine of 0.996 to the float model (0.989 with every layer in int8, 0.982 per tensor) and the
     dev-set decisions within 1-3 points of it, for 1.5x the speed instead of 1.9x (measured in
-    benchmarks/results/retrieval.md). Returns the names of the quantised layers.
+    benchmarks/results/retrieval.md).
 
     torch 2.13 (kefu's pinned version) marks ``torch.ao.quantization`` deprecated in favour of
     torchao, which kefu does not install; the eager API works in 2.13 and its warnings are
@@ -209,7 +209,6 @@ def _quantize_linear_layers(model: Any) -> list[str]:
                   if isinstance(module, torch.nn.Linear)
                   and module.in_features <= module.out_features}
         quantize_dynamic(model, chosen, inplace=True)  # type: ignore[no-untyped-call]
-    return sorted(chosen)
 
 
 class UniversalSentenceEncoder:
