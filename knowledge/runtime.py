@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -49,15 +48,11 @@ from knowledge.service import (
     shared_encoders,
 )
 from knowledge.settings import KnowledgeSettings, get_settings
-from knowledge.store import KnowledgeStore, VersionInfo
+from knowledge.store import KnowledgeStore, VersionInfo, text_sha
 
 logger = logging.getLogger(__name__)
 
 _RECENT_INDEXES = 2  # calibrated indexes kept besides the live one: rollbacks to them are instant
-
-
-def _text_sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class EmbeddingCache:
@@ -71,7 +66,7 @@ class EmbeddingCache:
         """The cached vectors among ``texts`` (TTL refreshed on every hit)."""
         if not texts:
             return {}
-        keys = [kb_embedding_key(model, _text_sha(t)) for t in texts]
+        keys = [kb_embedding_key(model, text_sha(t)) for t in texts]
         values = cast(list[str | None], await self._redis.mget(keys))
         found: dict[str, np.ndarray] = {}
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -88,7 +83,7 @@ class EmbeddingCache:
             for model, by_text in vectors.items():
                 for text, vector in by_text.items():
                     data = base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes())
-                    pipe.set(kb_embedding_key(model, _text_sha(text)), data.decode("ascii"),
+                    pipe.set(kb_embedding_key(model, text_sha(text)), data.decode("ascii"),
                              ex=self._ttl)
             await pipe.execute()
 

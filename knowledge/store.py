@@ -80,10 +80,11 @@ def new_version_id(now: datetime | None = None) -> str:
 
 def kb_sha(kb: KnowledgeBase) -> str:
     """sha256 of the knowledge base's canonical JSON."""
-    return _sha(kb.model_dump_json())
+    return text_sha(kb.model_dump_json())
 
 
-def _sha(text: str) -> str:
+def text_sha(text: str) -> str:
+    """sha256 of ``text`` (UTF-8), hex."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -213,7 +214,7 @@ class KnowledgeStore:
                     info = VersionInfo(
                         id=new_version_id(datetime.fromtimestamp(stamp / 1000, UTC)),
                         author=author, created_at=now, note=note, entries=len(kb.entries),
-                        tests=len(kb.tests), parent=parent, sha=_sha(kb_json),
+                        tests=len(kb.tests), parent=parent, sha=text_sha(kb_json),
                     )
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(kb_version_key(info.id),
