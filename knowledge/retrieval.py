@@ -60,7 +60,7 @@ _POOL_LEXICAL = 20  # entries taken from the lexical index per query
 
 
 class Encoder(Protocol):
-    """What retrieval needs of an encoder (`knowledge.embedding.Encoder` satisfies it)."""
+    """What retrieval needs of an encoder (`knowledge.encoders.embedding.Encoder` satisfies it)."""
 
     @property
     def name(self) -> str:

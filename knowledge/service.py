@@ -284,8 +284,11 @@ def shared_encoders(settings: KnowledgeSettings | None = None) -> tuple[Encoder,
     key = (settings.embedding_model, settings.embedding_int8, settings.second_encoder)
     with _encoders_lock:
         if key not in _encoders:
-            from knowledge.batching import BatchingEncoder
-            from knowledge.embedding import load_encoder, load_second_encoder  # imports torch
+            from knowledge.encoders.batching import BatchingEncoder
+            from knowledge.encoders.embedding import (  # imports torch
+                load_encoder,
+                load_second_encoder,
+            )
 
             size = settings.query_vector_cache
             second = load_second_encoder() if settings.second_encoder else None

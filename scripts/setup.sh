@@ -64,7 +64,7 @@ step_rasa_venv() {
 
 step_model() {
   echo "==> embedding model"
-  .venv/bin/python -m knowledge.model_prep --out "${KEFU_MODEL_DIR:-var/models/multilingual-e5-small}"
+  .venv/bin/python -m knowledge.encoders.model_prep --out "${KEFU_MODEL_DIR:-var/models/multilingual-e5-small}"
 }
 
 step_train() {

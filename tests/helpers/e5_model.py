@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.embedding import SentenceTransformerEncoder
-from knowledge.model_prep import DEFAULT_MODEL_DIR, is_prepared, prepare_model
+from knowledge.encoders.embedding import SentenceTransformerEncoder
+from knowledge.encoders.model_prep import DEFAULT_MODEL_DIR, is_prepared, prepare_model
 
 _REPO = Path(__file__).resolve().parents[2]
 _prepared: dict[str, Path] = {}

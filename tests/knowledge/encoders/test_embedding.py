@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge.embedding import (
+from knowledge.encoders.embedding import (
     DEFAULT_MODEL,
     USE_NAME,
     Encoder,

