@@ -51,7 +51,7 @@ served; retrieval_fp32.md is the same run with the float model, whose conclusion
   answers equal or lower, right outcomes overall within 2.4 points (demo 0.791 / 0.777); one
   question's embed + search + decide 20.9 ms against 37.8 ms (p50, demo).
 So the default scorer combines dense + second + lexical + code
-(`knowledge.decision.DEFAULT_SIGNALS`).
+(`knowledge.calibration.DEFAULT_SIGNALS`).
 
 Run: ``.venv/bin/python benchmarks/retrieval.py`` (``--limit`` in-scope queries per dataset,
 ``--datasets``, ``--configs``, ``--no-int8`` for the float model). Writes
@@ -85,7 +85,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from knowledge import decision as policy  # noqa: E402
+from knowledge import calibration, decision  # noqa: E402
 from knowledge.models import DecisionKind, Entry, KnowledgeBase  # noqa: E402
 from knowledge.retrieval import DEFAULT_SCORER, Retriever  # noqa: E402
 from knowledge.settings import get_settings  # noqa: E402
@@ -302,7 +302,7 @@ class Intents:
 
 def evaluate(
     retriever: Retriever,
-    thresholds: policy.Thresholds,
+    thresholds: decision.Thresholds,
     queries: Sequence[Query],
     vectors: Sequence[dict[str, np.ndarray]],
     intents: Intents | None = None,
@@ -314,7 +314,7 @@ def evaluate(
         intent, confidence = intents(q.text) if intents else (None, None)
         candidates = retriever.search(q.text, at=q.at, k=5, query_vectors=vec, intent=intent,
                                       intent_confidence=confidence)
-        d = policy.decide(q.text, candidates, thresholds, q.at)
+        d = decision.decide(q.text, candidates, thresholds, q.at)
         ids = [c.entry_id for c in candidates]
         top = candidates[0].score if candidates else 0.0
         if q.expected is None:
@@ -358,8 +358,8 @@ BINS = (0.0, 0.3, 0.5, 0.7, 0.85, 0.95, 1.0001)
 
 def confidence_transfer(
     retriever: Retriever,
-    thresholds: policy.Thresholds,
-    calibration: Sequence[policy.CalibrationQuery],
+    thresholds: decision.Thresholds,
+    calibrated: Sequence[calibration.CalibrationQuery],
     queries: Sequence[Query],
     vectors: Sequence[dict[str, np.ndarray]],
 ) -> dict[str, list[dict[str, float]]]:
@@ -369,14 +369,14 @@ def confidence_transfer(
     confidence, share whose top candidate is right.
     """
     held_out = [
-        policy.CalibrationQuery(q.text, q.expected,
-                                retriever.score_all(q.text, at=q.at, query_vectors=v))
+        calibration.CalibrationQuery(q.text, q.expected,
+                                     retriever.score_all(q.text, at=q.at, query_vectors=v))
         for q, v in zip(queries, vectors, strict=True) if q.expected is not None
     ]
     out: dict[str, list[dict[str, float]]] = {}
-    for label, qs in (("calibration", [q for q in calibration if q.expected is not None]),
+    for label, qs in (("calibration", [q for q in calibrated if q.expected is not None]),
                       ("held-out", held_out)):
-        o = policy._outcomes(qs, thresholds.scorer)
+        o = calibration._outcomes(qs, thresholds.scorer)
         if thresholds.confidence is None or not len(o.s1):
             continue
         p = thresholds.confidence.p_array(o.s1, o.s2)
@@ -392,7 +392,7 @@ def confidence_transfer(
 
 
 def latency(
-    retriever: Retriever, thresholds: policy.Thresholds, queries: Sequence[Query], n: int
+    retriever: Retriever, thresholds: decision.Thresholds, queries: Sequence[Query], n: int
 ) -> dict[str, float]:
     times = []
     for e in CACHING:
@@ -400,7 +400,7 @@ def latency(
     for q in queries[:n]:
         start = time.perf_counter()
         candidates = retriever.search(q.text, at=q.at, k=5)
-        policy.decide(q.text, candidates, thresholds, q.at)
+        decision.decide(q.text, candidates, thresholds, q.at)
         times.append((time.perf_counter() - start) * 1000)
     for e in CACHING:
         e.bypass = False
@@ -413,15 +413,15 @@ def run_dataset(
 ) -> dict[str, Any]:
     log = logging.getLogger("bench")
     kb = KnowledgeBase(entries=tuple(ds.entries))
-    oos = policy.load_generic_oos()
+    oos = calibration.load_generic_oos()
     started = time.perf_counter()
     full = Retriever.build(ds.entries, enc, second)
     build_s = time.perf_counter() - started
     cache = full.new_vectors
     primary_only = Retriever.build(ds.entries, enc, vectors=cache)
     started = time.perf_counter()
-    calib_full = policy.collect(full, kb, oos)
-    calib_primary = policy.collect(primary_only, kb, oos)
+    calib_full = calibration.collect(full, kb, oos)
+    calib_primary = calibration.collect(primary_only, kb, oos)
     collect_s = time.perf_counter() - started
     vectors = full.encode_queries([q.text for q in ds.queries])
     log.info("%s: %d entries, %d queries; build %.1fs, collect %.1fs",
@@ -437,8 +437,8 @@ def run_dataset(
                 continue
             kb_texts = [t for e in ds.entries for t in e.texts]
             intents.ensure(kb_texts + oos + [q.text for q in ds.queries])
-            queries = policy.collect(full, kb, oos, intents)
-            thresholds = policy.calibrate_queries(queries, signals, n_entries=len(ds.entries))
+            queries = calibration.collect(full, kb, oos, intents)
+            thresholds = calibration.calibrate_queries(queries, signals, n_entries=len(ds.entries))
             retriever = full.with_scorer(thresholds.scorer)
             metrics = evaluate(retriever, thresholds, ds.queries, vectors, intents)
             metrics.update(latency(retriever, thresholds, ds.queries, n_lat))
@@ -449,7 +449,7 @@ def run_dataset(
         base = full if uses_second else primary_only
         queries = calib_full if uses_second else calib_primary
         started = time.perf_counter()
-        thresholds = policy.calibrate_queries(queries, signals, n_entries=len(ds.entries))
+        thresholds = calibration.calibrate_queries(queries, signals, n_entries=len(ds.entries))
         calib_s = time.perf_counter() - started
         retriever = base.with_scorer(thresholds.scorer)
         metrics = evaluate(retriever, thresholds, ds.queries, vectors)
@@ -457,7 +457,7 @@ def run_dataset(
         metrics["calibrate_s"] = calib_s
         results[name] = {"metrics": metrics, "thresholds": thresholds.model_dump()}
         log.info("  %-30s %s", name, fmt(metrics))
-        if signals == policy.DEFAULT_SIGNALS:
+        if signals == calibration.DEFAULT_SIGNALS:
             transfer = confidence_transfer(retriever, thresholds, queries, ds.queries, vectors)
             results[name]["confidence_transfer"] = transfer
     out = {"build_s": build_s, "collect_s": collect_s, "notes": ds.notes, "configs": results}
@@ -477,7 +477,7 @@ def campaign_check(
         (a is None or a <= q.at) and (b is None or q.at <= b) for a, b in windows)]
     if not inside:
         return {}
-    thresholds = policy.calibrate(full, kb, oos)
+    thresholds = calibration.calibrate(full, kb, oos)
     vectors = full.encode_queries([q.text for q in inside])
     out: dict[str, Any] = {"queries": len(inside)}
     for name, twins, margin in (("none", 9.0, -9.0), ("twins", 0.93, -9.0),
@@ -496,7 +496,7 @@ def canonical_only(
     entries = [e.model_copy(update={"variants": ()}) for e in ds.entries]
     retriever = Retriever.build(entries, enc, vectors=cache).with_scorer(DEFAULT_SCORER)
     kb = KnowledgeBase(entries=tuple(entries))
-    thresholds = policy.calibrate(retriever, kb, oos, fit=False)
+    thresholds = calibration.calibrate(retriever, kb, oos, fit=False)
     metrics = evaluate(retriever, thresholds, ds.queries, vectors)
     metrics.update(latency(retriever, thresholds, ds.queries, n_lat))
     return {"metrics": metrics, "thresholds": thresholds.model_dump()}
@@ -522,7 +522,7 @@ def table(results: dict[str, Any]) -> str:
             m = r["metrics"]
             cells = [f"{m[k]:.1f}" if "ms" in k else f"{m[k]:.3f}" for k in COLUMNS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        default = "+".join(policy.DEFAULT_SIGNALS)
+        default = "+".join(calibration.DEFAULT_SIGNALS)
         transfer = res["configs"].get(default, {}).get("confidence_transfer")
         if transfer:
             lines.append(f"\nConfidence vs top-1 right ({default}; in-scope queries at or above "

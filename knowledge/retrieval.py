@@ -14,7 +14,7 @@ each index and from the lexical index, then every pooled entry gets its signals 
   (recorded, and scored only if a scorer gives it a weight).
 
 A `Scorer` (a logistic model over the signals, fitted per knowledge base by
-`knowledge.decision.calibrate`) turns them into ``Candidate.score`` in [0, 1]: the estimated
+`knowledge.calibration.calibrate`) turns them into ``Candidate.score`` in [0, 1]: the estimated
 probability that the entry is the right answer. Thresholds live in `knowledge.decision`.
 
 Time: only entries active at ``at`` are considered. Campaign precedence: inside its window a
@@ -81,8 +81,8 @@ class Scorer(BaseModel):
     """Logistic combination of signals into a score in [0, 1].
 
     ``score = sigmoid(bias + Σ weights[s] * signals[s])``; signals without a weight are recorded
-    but not scored. `knowledge.decision.calibrate` fits one per knowledge base; `DEFAULT_SCORER` is
-    the dense- only fallback used before calibration.
+    but not scored. `knowledge.calibration.calibrate` fits one per knowledge base;
+    `DEFAULT_SCORER` is the dense- only fallback used before calibration.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

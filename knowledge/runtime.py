@@ -34,7 +34,8 @@ from redis.exceptions import RedisError
 
 from kefu.keys import kb_embedding_key, kb_events_channel
 from kefu.redis import async_client
-from knowledge.decision import Thresholds, load_generic_oos
+from knowledge.calibration import load_generic_oos
+from knowledge.decision import Thresholds
 from knowledge.errors import ValidationFailed
 from knowledge.loader import load_kb
 from knowledge.models import KnowledgeBase

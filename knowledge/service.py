@@ -20,7 +20,8 @@ from datetime import datetime
 
 import numpy as np
 
-from knowledge.decision import Thresholds, calibrate, decide, load_generic_oos
+from knowledge.calibration import calibrate, load_generic_oos
+from knowledge.decision import Thresholds, decide
 from knowledge.models import Candidate, Decision, DecisionKind, Entry, KnowledgeBase
 from knowledge.retrieval import Encoder, Retriever
 from knowledge.settings import KnowledgeSettings, get_settings

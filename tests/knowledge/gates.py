@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-import knowledge.decision
+import knowledge.calibration
 import knowledge.service
 
 
@@ -27,7 +27,7 @@ class CalibrationGate:
         self.fail = 0  # how many of the next calibrations raise instead
         self._open = threading.Event()
         self._lock = threading.Lock()
-        real: Callable[..., Any] = knowledge.decision.calibrate  # what knowledge.service calls
+        real: Callable[..., Any] = knowledge.calibration.calibrate  # what knowledge.service calls
         monkeypatch.setattr(knowledge.service, "calibrate", self._gated(real))
 
     def open(self) -> None:

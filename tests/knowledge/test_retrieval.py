@@ -236,7 +236,8 @@ def test_scorer_is_a_logistic_of_weighted_signals() -> None:
 
 
 def test_empty_knowledge_base() -> None:
-    from knowledge.decision import calibrate, decide
+    from knowledge.calibration import calibrate
+    from knowledge.decision import decide
     from knowledge.models import DecisionKind, KnowledgeBase
 
     r = Retriever.build([], HashingEncoder())

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from knowledge.decision import Thresholds, calibrate, decide
+from knowledge.calibration import calibrate
+from knowledge.decision import Thresholds, decide
 from knowledge.encoders.embedding import UniversalSentenceEncoder
 from knowledge.models import DecisionKind, Entry, KnowledgeBase
 from knowledge.retrieval import Retriever
