@@ -106,7 +106,7 @@ async def _record_escalation(services: Services, message: Message, text: str,
                              reason: str) -> None:
     """Best effort: feed the knowledge team's "questions we could not handle" list."""
     try:
-        from knowledge.topics import record_escalation  # pulls numpy: only when needed
+        from knowledge.curation.topics import record_escalation  # pulls numpy: only when needed
 
         await record_escalation(services.redis, text, reason, message.conversation_id)
     except Exception:  # never fail a shopper's turn for the review list

@@ -32,9 +32,9 @@ from handoff.errors import HandoffError
 from handoff.service import HandoffService, run_sweeper
 from kefu.conversation import ConversationStore, Role, Turn
 from kefu.redis import async_client
-from knowledge import admin_api
 from knowledge import api as knowledge_api
-from knowledge.admin import AdminService
+from knowledge.curation import admin_api
+from knowledge.curation.admin import AdminService
 from knowledge.errors import KnowledgeError
 from knowledge.runtime import KnowledgeRuntime
 from knowledge.settings import get_settings as knowledge_settings

@@ -12,7 +12,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-_COMMAND_MODULES = ("knowledge.cli", "knowledge.admin_cli", "handoff.cli", "bot.cli")
+_COMMAND_MODULES = (
+    "knowledge.curation.cli", "knowledge.curation.admin_cli", "handoff.cli", "bot.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

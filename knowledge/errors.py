@@ -130,7 +130,8 @@ class GateRefused(KnowledgeError):
     """Publishing was refused: the version answers its test questions worse than the live one.
 
     Attributes:
-        report: the gate report (a ``knowledge.review.GateReport``) with every question's outcome.
+        report: the gate report (a ``knowledge.curation.review.GateReport``) with every
+            question's outcome.
     """
 
     status_code = 409

@@ -16,9 +16,9 @@ from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore
 from kefu.redis import async_client
-from knowledge import admin_api
 from knowledge import api as knowledge_api
-from knowledge.admin import AdminService
+from knowledge.curation import admin_api
+from knowledge.curation.admin import AdminService
 from knowledge.models import Category, Entry, KnowledgeBase, TestQuestion
 from knowledge.retrieval import Encoder
 from knowledge.runtime import KnowledgeRuntime

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from kefu.redis import async_client
+from knowledge.curation.topics import record_escalation
 from knowledge.loader import dump_yaml
 from knowledge.models import KnowledgeBase
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore
-from knowledge.topics import record_escalation
 from tests.helpers.e5_model import e5_encoder
 from tests.helpers.kb_admin_app import (
     AFTER_D12,

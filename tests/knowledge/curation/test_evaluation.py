@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.decision import Thresholds
-from knowledge.errors import ValidationFailed
-from knowledge.evaluation import (
+from knowledge.curation.evaluation import (
     Prediction,
     ScoredId,
     evaluate,
@@ -17,6 +15,8 @@ from knowledge.evaluation import (
     load_questions,
     summarize,
 )
+from knowledge.decision import Thresholds
+from knowledge.errors import ValidationFailed
 from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
 from knowledge.retrieval import Scorer
 from knowledge.service import KnowledgeService, build_index

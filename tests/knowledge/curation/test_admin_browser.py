@@ -21,8 +21,8 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from kefu.redis import async_client
+from knowledge.curation.topics import record_escalation
 from knowledge.settings import DEMO_STORE_PATH, KnowledgeSettings
-from knowledge.topics import record_escalation
 from tests.helpers.e5_model import e5_encoder
 from tests.helpers.kb_admin_app import AGENT, CST, MANAGER, PASSWORD, add_accounts, create_admin_app
 from tests.helpers.processes import free_port
@@ -31,8 +31,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.model, pytest.mark.browser, pytest.
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "data" / "campaign_double12.yaml"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+CAMPAIGN_FILE = Path(__file__).resolve().parents[3] / "knowledge" / "data" / "campaign_double12.yaml"
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "var" / "screenshots"
 QUESTION = "现在有什么优惠券可以领"
 BEFORE = datetime(2026, 12, 8, 19, 59, tzinfo=CST)  # a minute before the double-12 coupons
 INSIDE = datetime(2026, 12, 8, 20, 0, tzinfo=CST)  # the first minute of the campaign

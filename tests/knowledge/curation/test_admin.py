@@ -13,11 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from kefu.keys import kb_draft_key
-from knowledge.admin import GATE_OVERRIDE_ACTION, AdminService
+from knowledge.curation.admin import GATE_OVERRIDE_ACTION, AdminService
+from knowledge.curation.review import GateReport, Severity, WindowStatus
 from knowledge.errors import DraftNotFound, GateRefused, ValidationFailed, VersionNotFound
 from knowledge.loader import dump_yaml, load_kb_bytes
 from knowledge.models import Category, Entry, KnowledgeBase, TestQuestion
-from knowledge.review import GateReport, Severity, WindowStatus
 from knowledge.runtime import KnowledgeRuntime
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore

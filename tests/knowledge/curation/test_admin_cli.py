@@ -12,10 +12,10 @@ import pytest
 import knowledge.service
 from kefu.cli import main
 from kefu.redis import async_client
+from knowledge.curation.topics import record_escalation
 from knowledge.loader import dump_yaml
 from knowledge.models import KnowledgeBase, TestQuestion
 from knowledge.settings import get_settings
-from knowledge.topics import record_escalation
 from tests.knowledge.conftest import DOUBLE11_START, shop_kb
 from tests.knowledge.fakes import HashingEncoder
 

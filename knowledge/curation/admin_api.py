@@ -2,8 +2,8 @@
 
 Routes only translate: they authenticate the caller with the agent console's session tokens
 (``Authorization: Bearer <token>`` from ``POST /api/v1/agent/login``), check the role, call
-:class:`~knowledge.admin.AdminService` and return its models. Every logged-in agent may look
-(versions, reviews, calendar, topics, "try a question"); only managers may change anything
+:class:`~knowledge.curation.admin.AdminService` and return its models. Every logged-in agent may
+look (versions, reviews, calendar, topics, "try a question"); only managers may change anything
 (upload, draft, publish, roll back): others get 403.
 
 Errors of these routes (and their dependencies) become JSON in :func:`error_response`, so the
@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from handoff.api import error_response as handoff_error_response
 from handoff.errors import HandoffError, NotAuthenticated, NotAuthorized
 from handoff.models import Agent, AgentRole
-from knowledge.admin import (
+from knowledge.curation.admin import (
     AdminService,
     DraftReview,
     PublishResult,
@@ -37,7 +37,8 @@ from knowledge.admin import (
     TryResult,
     VersionsView,
 )
-from knowledge.diff import KbDiff
+from knowledge.curation.diff import KbDiff
+from knowledge.curation.review import CampaignWindow, GateReport
 from knowledge.errors import (
     DraftNotFound,
     GateRefused,
@@ -50,7 +51,6 @@ from knowledge.errors import (
 )
 from knowledge.loader import KbFormat
 from knowledge.models import Category
-from knowledge.review import CampaignWindow, GateReport
 from knowledge.store import AuditRecord, VersionInfo
 
 logger = logging.getLogger(__name__)

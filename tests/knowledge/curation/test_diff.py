@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from knowledge.diff import ChangeKind, diff_kbs, render_diff
+from knowledge.curation.diff import ChangeKind, diff_kbs, render_diff
 from knowledge.models import Category, Entry, KnowledgeBase, TestQuestion
 
 CST = timezone(timedelta(hours=8))

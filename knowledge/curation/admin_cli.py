@@ -1,8 +1,9 @@
 """``kefu kb diff|check|calendar|audit|topics|draft``: the knowledge admin from scripts and CI.
 
-Thin wrappers over :class:`~knowledge.admin.AdminService`, registered into the ``kb`` command that
-`knowledge.cli` creates. ``kefu kb publish`` (in `knowledge.cli`) publishes through
-:func:`publish_file`, so the command line obeys the same test gate as the web page.
+Thin wrappers over :class:`~knowledge.curation.admin.AdminService`, registered into the ``kb``
+command that `knowledge.curation.cli` creates. ``kefu kb publish`` and ``kefu kb publish-draft``
+publish through `knowledge.curation.commands`, so the command line obeys the same test gate as the
+web page.
 
 Exit codes: 0 fine, 1 ``check`` found the gate would refuse, 2 a problem (printed on stderr).
 """
@@ -11,12 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from knowledge.curation.commands import (
+    admin_service,
+    default_author,
+    guard,
+    print_gate,
+    report_publish,
+)
 from knowledge.settings import KnowledgeSettings, get_settings
 
 T = TypeVar("T")
@@ -24,9 +30,7 @@ EXIT_GATE_REFUSED = 1
 
 
 def register(subparsers: Any) -> None:
-    """Add the admin sub-commands to ``kefu kb`` (created by `knowledge.cli.register`)."""
-    from knowledge.cli import _guard
-
+    """Add the admin sub-commands to ``kefu kb`` (created by `knowledge.curation.cli.register`)."""
     commands = _kb_commands(subparsers)
 
     diff = commands.add_parser("diff", help="what publishing FILE would change (entries, tests)")
@@ -34,7 +38,7 @@ def register(subparsers: Any) -> None:
     diff.add_argument("--merge", action="store_true",
                       help="FILE holds only some entries: merge them into the live version")
     diff.add_argument("--against", default=None, help="a version id instead of the live one")
-    diff.set_defaults(func=_guard(_diff))
+    diff.set_defaults(func=guard(_diff))
 
     check = commands.add_parser(
         "check", help="review FILE for CI: diff, close questions, test gate (exit 1: refused)")
@@ -42,21 +46,21 @@ def register(subparsers: Any) -> None:
     check.add_argument("--merge", action="store_true", help="merge FILE into the live version")
     check.add_argument("--all-pairs", action="store_true",
                        help="list every close question pair, not only those this change touches")
-    check.set_defaults(func=_guard(_check))
+    check.set_defaults(func=guard(_check))
 
     cal = commands.add_parser("calendar", help="when campaign entries go live and expire")
     cal.add_argument("--version", default=None, help="a version id (default: the live one)")
-    cal.set_defaults(func=_guard(_calendar))
+    cal.set_defaults(func=guard(_calendar))
 
     audit = commands.add_parser("audit", help="publishes, rollbacks and gate overrides")
     audit.add_argument("--limit", type=int, default=20)
-    audit.set_defaults(func=_guard(_audit))
+    audit.set_defaults(func=guard(_audit))
 
     topics = commands.add_parser("topics", help="escalated questions grouped by meaning")
     topics.add_argument("--min", type=int, default=2, dest="min_conversations",
                         help="smallest number of conversations per topic (default 2)")
     topics.add_argument("--json", action="store_true", help="print JSON")
-    topics.set_defaults(func=_guard(_topics))
+    topics.set_defaults(func=guard(_topics))
 
     draft = commands.add_parser(
         "draft", help="write the live knowledge base plus an entry drafted from a topic")
@@ -68,17 +72,17 @@ def register(subparsers: Any) -> None:
     draft.add_argument("--answer", default=None, help="default: the agents' most relevant reply")
     draft.add_argument("--category", default=None)
     draft.add_argument("--out", type=Path, default=None, help="also write the draft as YAML")
-    draft.add_argument("--author", default=_default_author())
-    draft.set_defaults(func=_guard(_draft))
+    draft.add_argument("--author", default=default_author())
+    draft.set_defaults(func=guard(_draft))
 
     publish = commands.add_parser(
         "publish-draft", help="publish a reviewed draft (from `kb draft`, `kb check` or the web)")
     publish.add_argument("draft_id")
-    publish.add_argument("--author", default=_default_author())
+    publish.add_argument("--author", default=default_author())
     publish.add_argument("--note", default="")
     publish.add_argument("--override-reason", default=None,
                          help="publish even though the test gate refuses (kept in the audit log)")
-    publish.set_defaults(func=_guard(_publish_draft))
+    publish.set_defaults(func=guard(_publish_draft))
 
 
 def _kb_commands(subparsers: Any) -> Any:
@@ -88,13 +92,6 @@ def _kb_commands(subparsers: Any) -> Any:
         kb = subparsers.add_parser("kb", help="knowledge base")
         return kb.add_subparsers(dest="kb_command", required=True)
     return next(a for a in kb._actions if isinstance(a, argparse._SubParsersAction))
-
-
-def _default_author() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _run(action: Callable[[Any], Awaitable[T]], *, encoders: bool = False) -> T:
@@ -109,77 +106,25 @@ def _run(action: Callable[[Any], Awaitable[T]], *, encoders: bool = False) -> T:
     async def main() -> T:
         redis = async_client(settings.redis_url)
         try:
-            return await action(await _admin(settings, redis, encoders=encoders))
+            return await action(await admin_service(settings, redis, encoders=encoders))
         finally:
             await redis.aclose()
 
     return asyncio.run(main())
 
 
-async def _admin(settings: KnowledgeSettings, redis: Any, *, encoders: bool) -> Any:
-    from knowledge.admin import AdminService
-    from knowledge.runtime import KnowledgeRuntime
-    from knowledge.service import shared_encoders
-
-    loaded = await asyncio.to_thread(shared_encoders, settings) if encoders else None
-    runtime = KnowledgeRuntime(settings, redis=redis, encoders=loaded)
-    return AdminService(runtime, redis, encoder=loaded[0] if loaded else None)
-
-
 # --- commands ---------------------------------------------------------------------------------
 
 
-def publish_file(path: Path, *, author: str, note: str, override_reason: str | None) -> int:
-    """``kefu kb publish``: validate, run the test gate, publish; prints the new version.
-
-    The model is loaded only when either version has test questions.
-    """
-    from kefu.redis import async_client
-    from knowledge.loader import load_kb
-    from knowledge.review import union_tests
-    from knowledge.store import KnowledgeStore
-
-    kb = load_kb(path)
-    settings = get_settings()
-
-    async def publish() -> Any:
-        redis = async_client(settings.redis_url)
-        try:
-            live = await KnowledgeStore(redis).live()
-            tests = union_tests(live[1] if live else None, kb)
-            admin = await _admin(settings, redis, encoders=bool(tests))
-            return await admin.publish_kb(kb, author=author, note=note,
-                                          override_reason=override_reason)
-        finally:
-            await redis.aclose()
-
-    return _report_publish(lambda: asyncio.run(publish()))
-
-
 def _publish_draft(args: argparse.Namespace) -> int:
-    return _report_publish(lambda: _run(
+    return report_publish(lambda: _run(
         lambda admin: admin.publish(args.draft_id, author=args.author, note=args.note,
                                     override_reason=args.override_reason), encoders=True))
 
 
-def _report_publish(publish: Callable[[], Any]) -> int:
-    from knowledge.errors import GateRefused
-
-    try:
-        result = publish()
-    except GateRefused as refused:
-        _print_gate(refused.report, file=sys.stderr)
-        raise
-    info = result.version
-    print(f"published {info.id} ({info.entries} entries) by {info.author}; it is live")
-    if result.gate.questions:
-        print(result.gate.summary + (" (overridden)" if result.overridden else ""))
-    return 0
-
-
 async def _read(path: Path, merge: bool, admin: Any) -> Any:
     """The knowledge base of ``path``, merged into the live one with ``merge``."""
-    from knowledge.admin import merged
+    from knowledge.curation.admin import merged
     from knowledge.loader import load_kb
 
     kb = load_kb(path)
@@ -188,7 +133,7 @@ async def _read(path: Path, merge: bool, admin: Any) -> Any:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from knowledge.diff import diff_kbs, render_diff
+    from knowledge.curation.diff import diff_kbs, render_diff
 
     async def diff(admin: Any) -> Any:
         kb = await _read(args.file, args.merge, admin)
@@ -202,11 +147,11 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from knowledge.diff import render_diff
+    from knowledge.curation.diff import render_diff
 
     async def review(admin: Any) -> Any:
         kb = await _read(args.file, args.merge, admin)
-        draft = await admin.save_draft(kb, filename=args.file.name, author=_default_author(),
+        draft = await admin.save_draft(kb, filename=args.file.name, author=default_author(),
                                        source="merge" if args.merge else "upload")
         return await admin.review(draft.id)
 
@@ -220,20 +165,9 @@ def _check(args: argparse.Namespace) -> int:
     for p in changed if not args.all_pairs else result.close_pairs:
         print(f"  {p.severity.value:<8} {p.entry_id} «{p.text}» ~ {p.other_id} «{p.other_text}» "
               f"score {p.score:.3f} (own {p.own_score:.3f})")
-    _print_gate(result.gate)
+    print_gate(result.gate)
     print(f"draft {result.draft.id} kept for review on the admin page")
     return 0 if result.gate.passed else EXIT_GATE_REFUSED
-
-
-def _print_gate(report: Any, file: Any = None) -> None:
-    out = file or sys.stdout
-    print(f"test gate: {report.summary}", file=out)
-    for q in report.questions:
-        live = q.live.entry_id or q.live.kind.value if q.live else "-"
-        draft = q.draft.entry_id or q.draft.kind.value
-        marks = ("✓" if q.live and q.live.correct else "✗", "✓" if q.draft.correct else "✗")
-        print(f"  {q.at:%Y-%m-%d %H:%M} «{q.text}» expect {q.expected or '(no answer)'}: "
-              f"live {live} {marks[0]}, new {draft} {marks[1]}", file=out)
 
 
 def _calendar(args: argparse.Namespace) -> int:
@@ -265,7 +199,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from knowledge.topics import topic_json
+    from knowledge.curation.topics import topic_json
 
     views = _run(lambda admin: admin.topics(min_conversations=args.min_conversations),
                  encoders=True)

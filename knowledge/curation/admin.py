@@ -5,8 +5,9 @@ The path of every change, whether a file was uploaded or a draft was made from a
 1. **validate** the whole file (`knowledge.loader`); nothing of an invalid file is kept;
 2. keep it as a **draft** in Redis (``kb_draft_key``, one week) so any gateway process can serve
    the review, and the manager can come back to it;
-3. **review**: the diff against the live version, close question pairs (`knowledge.review`), the
-   campaign calendar and the test gate, and "try a question" at any time against the draft or live;
+3. **review**: the diff against the live version, close question pairs
+   (`knowledge.curation.review`), the campaign calendar and the test gate, and "try a question" at
+   any time against the draft or live;
 4. **publish** with the author: refused when the draft answers its test questions worse than the
    live version unless the manager gives a written reason, which goes into the audit log;
    every process swaps to the new version (`knowledge.runtime.KnowledgeRuntime`);
@@ -31,12 +32,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from kefu.conversation import ConversationStore
 from kefu.keys import kb_audit_key, kb_draft_key
-from knowledge.diff import KbDiff, diff_kbs
-from knowledge.errors import DraftNotFound, GateRefused, Problem, TopicNotFound, ValidationFailed
-from knowledge.loader import KbFormat, dump_yaml, load_kb_bytes, template_bytes
-from knowledge.models import Category, Decision, Entry, KnowledgeBase
-from knowledge.retrieval import Encoder
-from knowledge.review import (
+from knowledge.curation.diff import KbDiff, diff_kbs
+from knowledge.curation.review import (
     CampaignWindow,
     ClosePair,
     GateReport,
@@ -45,15 +42,19 @@ from knowledge.review import (
     run_gate,
     union_tests,
 )
-from knowledge.runtime import KnowledgeRuntime
-from knowledge.service import KnowledgeIndex, KnowledgeService, shared_encoders
-from knowledge.store import AuditRecord, VersionInfo, kb_sha
-from knowledge.topics import (
+from knowledge.curation.topics import (
     DEFAULT_TOPIC_SIMILARITY,
     EscalationLog,
     Topic,
     group_topics,
 )
+from knowledge.errors import DraftNotFound, GateRefused, Problem, TopicNotFound, ValidationFailed
+from knowledge.loader import KbFormat, dump_yaml, load_kb_bytes, template_bytes
+from knowledge.models import Category, Decision, Entry, KnowledgeBase
+from knowledge.retrieval import Encoder
+from knowledge.runtime import KnowledgeRuntime
+from knowledge.service import KnowledgeIndex, KnowledgeService, shared_encoders
+from knowledge.store import AuditRecord, VersionInfo, kb_sha
 
 logger = logging.getLogger(__name__)
 

@@ -14,13 +14,8 @@ from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore, Role, Turn
 from kefu.keys import kb_escalations_key
-from knowledge.admin import AdminService
-from knowledge.errors import TopicNotFound, ValidationFailed
-from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
-from knowledge.runtime import KnowledgeRuntime
-from knowledge.settings import KnowledgeSettings
-from knowledge.store import KnowledgeStore
-from knowledge.topics import (
+from knowledge.curation.admin import AdminService
+from knowledge.curation.topics import (
     Escalation,
     EscalationLog,
     EscalationReason,
@@ -29,6 +24,11 @@ from knowledge.topics import (
     group_topics,
     record_escalation,
 )
+from knowledge.errors import TopicNotFound, ValidationFailed
+from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
+from knowledge.runtime import KnowledgeRuntime
+from knowledge.settings import KnowledgeSettings
+from knowledge.store import KnowledgeStore
 from tests.helpers.e5_model import e5_encoder
 from tests.knowledge.fakes import HashingEncoder
 

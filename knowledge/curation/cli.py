@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
-
-from knowledge.errors import KnowledgeError, NoLiveVersion, ValidationFailed
+from knowledge.curation.commands import default_author, guard, publish_file
+from knowledge.errors import NoLiveVersion, ValidationFailed
 from knowledge.settings import KnowledgeSettings, get_settings
 
 T = TypeVar("T")
@@ -31,35 +28,35 @@ def register(subparsers: Any) -> None:
 
     validate = commands.add_parser("validate", help="check a YAML/CSV/XLSX knowledge base")
     validate.add_argument("file", type=Path)
-    validate.set_defaults(func=_guard(_validate))
+    validate.set_defaults(func=guard(_validate))
 
     publish = commands.add_parser("publish", help="validate, then publish as the live version")
     publish.add_argument("file", type=Path)
-    publish.add_argument("--author", default=_default_author())
+    publish.add_argument("--author", default=default_author())
     publish.add_argument("--note", default="")
     publish.add_argument("--override-reason", default=None,
                          help="publish even though the test gate refuses (kept in the audit log)")
-    publish.set_defaults(func=_guard(_publish))
+    publish.set_defaults(func=guard(_publish))
 
     search = commands.add_parser("search", help="ranked candidates and the decision for a question")
     search.add_argument("question")
     search.add_argument("--at", type=_time, default=None, help="as-of time (ISO 8601; default now)")
     search.add_argument("--k", type=int, default=5)
     search.add_argument("--kb", type=Path, default=None, help="search this file, not the live one")
-    search.set_defaults(func=_guard(_search))
+    search.set_defaults(func=guard(_search))
 
     versions = commands.add_parser("versions", help="list published versions, newest first")
-    versions.set_defaults(func=_guard(_versions))
+    versions.set_defaults(func=guard(_versions))
 
     rollback = commands.add_parser("rollback", help="make an older version live again")
     rollback.add_argument("version")
-    rollback.add_argument("--author", default=_default_author())
+    rollback.add_argument("--author", default=default_author())
     rollback.add_argument("--note", default="")
-    rollback.set_defaults(func=_guard(_rollback))
+    rollback.set_defaults(func=guard(_rollback))
 
     template = commands.add_parser("template", help="write a starter file (header + one example)")
     template.add_argument("file", type=Path, help="target; the extension picks the format")
-    template.set_defaults(func=_guard(_template))
+    template.set_defaults(func=guard(_template))
 
     evaluate = subparsers.add_parser("eval", help="measure the decision on labelled questions")
     evaluate.add_argument("--kb", type=Path, required=True, help="knowledge base file")
@@ -68,17 +65,10 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("--json", type=Path, default=None, help="write the full report here")
     evaluate.add_argument("--now", type=_time, default=None,
                           help="time for lines without 'at' (default: now)")
-    evaluate.set_defaults(func=_guard(_eval))
+    evaluate.set_defaults(func=guard(_eval))
 
 
 # --- plumbing ---------------------------------------------------------------------------------
-
-
-def _default_author() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _time(value: str) -> datetime:
@@ -88,27 +78,6 @@ def _time(value: str) -> datetime:
         return parse_datetime(value, default_tz=get_settings().tz)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _guard(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn the package's errors into stderr lines and exit code 2."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except ValidationFailed as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            print(f"{len(exc.problems)} problem(s); nothing was changed", file=sys.stderr)
-        except KnowledgeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-        except RedisError as exc:
-            print(f"error: Redis at {get_settings().redis_url}: {exc}", file=sys.stderr)
-        except OSError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
-
-    return run
 
 
 def _with_redis(action: Callable[[Any], Awaitable[T]]) -> T:
@@ -150,7 +119,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from knowledge.admin_cli import publish_file  # the same test gate as the admin page
 
     note = args.note or f"published from {args.file.name}"
     return publish_file(args.file, author=args.author, note=note,
@@ -243,7 +211,7 @@ def _template(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from knowledge.evaluation import evaluate, format_report, load_questions
+    from knowledge.curation.evaluation import evaluate, format_report, load_questions
     from knowledge.loader import load_kb
     from knowledge.service import KnowledgeService, build_index, shared_encoders
 
