@@ -30,6 +30,7 @@ from actions.policy import (
 from actions.services import Services, get_services
 from handoff.errors import HandoffError
 from kefu.conversation import BotAnalysis, CandidateScore, Role, utcnow
+from kefu.escalations import record_escalation
 from kefu.language import Language, detect_language, language_of
 from knowledge.models import Candidate, Decision, DecisionKind
 
@@ -106,8 +107,6 @@ async def _record_escalation(services: Services, message: Message, text: str,
                              reason: str) -> None:
     """Best effort: feed the knowledge team's "questions we could not handle" list."""
     try:
-        from knowledge.curation.topics import record_escalation  # pulls numpy: only when needed
-
         await record_escalation(services.redis, text, reason, message.conversation_id)
     except Exception:  # never fail a shopper's turn for the review list
         logger.exception("could not record an escalation for %s", message.conversation_id)

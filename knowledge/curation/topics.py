@@ -3,8 +3,8 @@
 An *escalation* is a shopper question that ended in a handoff, a low-confidence decision or a
 "not helpful" click. They come from two places in Redis:
 
-- the stream ``kb_escalations_key()``, which the actions and the gateway append to through
-  :func:`record_escalation`;
+- the stream ``kb_escalations_key()``, which the actions append to through
+  :func:`kefu.escalations.record_escalation`;
 - handoff tickets (closed and claimed ones): the questions of their context packet whose knowledge
   decision was not an answer.
 
@@ -26,14 +26,14 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, cast
+from typing import cast
 
 import numpy as np
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kefu.conversation import BotAnalysis, ConversationStore, Role, Turn
+from kefu.escalations import EscalationReason
 from kefu.keys import (
     claimed_key,
     closed_key,
@@ -41,26 +41,15 @@ from kefu.keys import (
     kb_escalations_resolved_key,
     ticket_key,
 )
+from knowledge.retrieval import Encoder
 from knowledge.text import for_matching
-
-if TYPE_CHECKING:  # the actions import this module to record escalations: no faiss for that
-    from knowledge.retrieval import Encoder
 
 logger = logging.getLogger(__name__)
 
-ESCALATIONS_MAX_LEN = 20_000  # approximate cap of the escalations stream
 RESOLVED_KEEP_DAYS = 180  # resolved marks older than this are trimmed
 DEFAULT_TOPIC_SIMILARITY = 0.9  # average cosine (multilingual-e5-small) within one topic
 _NOT_ANSWERED = frozenset({"handoff", "clarify"})  # knowledge decisions that count as escalations
 _MAX_REPLIES = 5
-
-
-class EscalationReason(StrEnum):
-    """Why a question counts as one the knowledge base did not handle."""
-
-    HANDOFF = "handoff"  # the conversation went to a person
-    LOW_CONFIDENCE = "low_confidence"  # the knowledge decision was clarify or handoff
-    NOT_HELPFUL = "not_helpful"  # the shopper said the answer did not help
 
 
 class Escalation(BaseModel):
@@ -87,26 +76,6 @@ class Topic(BaseModel):
     first_at: datetime
     last_at: datetime
     escalation_ids: list[str]
-
-
-async def record_escalation(
-    redis: aioredis.Redis,
-    text: str,
-    reason: EscalationReason | str,
-    conversation_id: str,
-    at: datetime | None = None,
-) -> str:
-    """Append one escalated question to the escalations stream; returns its stream id.
-
-    Called by the actions (low confidence, "not helpful") and the gateway (handoff). Cheap: one
-    XADD capped at about :data:`ESCALATIONS_MAX_LEN` entries.
-    """
-    when = at or datetime.now(UTC)
-    fields = {"text": text, "reason": EscalationReason(reason).value,
-              "conversation": conversation_id, "at": when.isoformat()}
-    stream_id = await redis.xadd(kb_escalations_key(), cast(Any, fields),
-                                 maxlen=ESCALATIONS_MAX_LEN, approximate=True)
-    return str(stream_id)
 
 
 class EscalationLog:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kefu.escalations import record_escalation
 from kefu.redis import async_client
-from knowledge.curation.topics import record_escalation
 from knowledge.loader import dump_yaml
 from knowledge.models import KnowledgeBase
 from knowledge.settings import KnowledgeSettings

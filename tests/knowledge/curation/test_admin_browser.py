@@ -20,8 +20,8 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from kefu.escalations import record_escalation
 from kefu.redis import async_client
-from knowledge.curation.topics import record_escalation
 from knowledge.settings import DEMO_STORE_PATH, KnowledgeSettings
 from tests.helpers.e5_model import e5_encoder
 from tests.helpers.kb_admin_app import AGENT, CST, MANAGER, PASSWORD, add_accounts, create_admin_app

@@ -11,8 +11,8 @@ import pytest
 
 import knowledge.service
 from kefu.cli import main
+from kefu.escalations import record_escalation
 from kefu.redis import async_client
-from knowledge.curation.topics import record_escalation
 from knowledge.loader import dump_yaml
 from knowledge.models import KnowledgeBase, TestQuestion
 from knowledge.settings import get_settings

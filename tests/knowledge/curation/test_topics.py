@@ -13,16 +13,15 @@ from handoff.models import AgentRole, HandoffReason
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore, Role, Turn
+from kefu.escalations import EscalationReason, record_escalation
 from kefu.keys import kb_escalations_key
 from knowledge.curation.admin import AdminService
 from knowledge.curation.topics import (
     Escalation,
     EscalationLog,
-    EscalationReason,
     agent_replies_after,
     average_linkage,
     group_topics,
-    record_escalation,
 )
 from knowledge.errors import TopicNotFound, ValidationFailed
 from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
