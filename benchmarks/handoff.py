@@ -33,9 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from handoff.errors import AlreadyClaimed  # noqa: E402
-from handoff.models import Agent, HandoffReason, Presence, Priority, TicketStatus  # noqa: E402
+from handoff.models import HandoffReason, Priority, TicketStatus  # noqa: E402
 from handoff.service import HandoffService  # noqa: E402
 from handoff.settings import HandoffSettings  # noqa: E402
+from kefu.accounts import Agent, Presence  # noqa: E402
 from kefu.conversation import BotAnalysis, CandidateScore, ConversationStore, Role, utcnow  # noqa: E402
 from kefu.keys import lease_key  # noqa: E402
 from kefu.redis import async_client  # noqa: E402

@@ -29,6 +29,7 @@ from bot.rasa_client import RasaClient
 from bot.settings import BotSettings, get_settings
 from handoff import api as handoff_api
 from handoff.errors import HandoffError
+from handoff.models import CannedAnswer
 from handoff.service import HandoffService, run_sweeper
 from kefu.conversation import ConversationStore, Role, Turn
 from kefu.redis import async_client
@@ -98,8 +99,12 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
                   description="E-commerce customer-service bot with human handoff")
     app.include_router(api.create_router(gateway, readiness))
     app.include_router(knowledge_api.create_router(knowledge.service))
-    app.include_router(handoff_api.create_router(
-        handoff, knowledge_search=knowledge.service.search_async))
+    async def canned_answers(text: str) -> list[CannedAnswer]:
+        found = await knowledge.service.search_async(text)
+        return [CannedAnswer(entry_id=c.entry_id, question=c.question, answer=c.answer,
+                             score=c.score) for c in found]
+
+    app.include_router(handoff_api.create_router(handoff, knowledge_search=canned_answers))
     app.include_router(admin_api.create_router(AdminService(knowledge, redis),
                                                handoff.agents.authenticate))
     app.include_router(web_chat.create_router())

@@ -8,7 +8,6 @@ of handed-off conversations into the ticket; the Rasa actions call
 
 from handoff.errors import HandoffError
 from handoff.models import (
-    Agent,
     ContextPacket,
     HandoffEvent,
     HandoffReason,
@@ -20,7 +19,6 @@ from handoff.service import HandoffService, OnReturn, create_handoff_service, ru
 from handoff.settings import HandoffSettings, get_settings
 
 __all__ = [
-    "Agent",
     "ContextPacket",
     "HandoffError",
     "HandoffEvent",

@@ -20,9 +20,9 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Stre
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from handoff.errors import HandoffError, NotAuthenticated
+from handoff.errors import HandoffError
 from handoff.models import (
-    Agent,
+    CannedAnswer,
     ConsoleConfig,
     LeaseResponse,
     LoginRequest,
@@ -36,8 +36,9 @@ from handoff.models import (
     TransferRequest,
 )
 from handoff.service import HandoffService
+from kefu.accounts import Agent
 from kefu.conversation import Turn
-from knowledge.models import Candidate
+from kefu.errors import AccountError, NotAuthenticated
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +47,11 @@ CONSOLE_FILES = {"index.html": "text/html", "console.js": "text/javascript",
                  "console.css": "text/css"}
 PING_SECONDS = 15.0
 
-KnowledgeSearch = Callable[[str], Awaitable[list[Candidate]]]
+KnowledgeSearch = Callable[[str], Awaitable[list[CannedAnswer]]]
+"""Knowledge answers matching a search text, best first (the app wires the knowledge service)."""
 
 
-def error_response(exc: HandoffError) -> JSONResponse:
+def error_response(exc: HandoffError | AccountError) -> JSONResponse:
     """The JSON error for a handoff error: its status, message, code and structured fields."""
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
     body = {"detail": exc.message, "code": exc.code, **exc.fields()}
@@ -60,10 +62,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map handoff errors raised outside this router (e.g. by the gateway) the same way."""
 
     async def handle(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HandoffError)
+        assert isinstance(exc, HandoffError | AccountError)
         return error_response(exc)
 
     app.add_exception_handler(HandoffError, handle)
+    app.add_exception_handler(AccountError, handle)
 
 
 class _HandoffRoute(APIRoute):
@@ -75,7 +78,7 @@ class _HandoffRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
-            except HandoffError as exc:
+            except (HandoffError, AccountError) as exc:
                 return error_response(exc)
 
         return guarded
@@ -233,7 +236,7 @@ def _ticket_routes(router: APIRouter, service: HandoffService, auth: Any) -> Non
 def _canned_route(router: APIRouter, search: KnowledgeSearch, auth: Any) -> None:
     @router.get("/api/v1/knowledge/canned", tags=["agent console"])
     async def canned(_agent: Annotated[Agent, auth],
-                     q: Annotated[str, Query(min_length=1, max_length=500)]) -> list[Candidate]:
+                     q: Annotated[str, Query(min_length=1, max_length=500)]) -> list[CannedAnswer]:
         """Knowledge answers matching `q`, to insert into a reply."""
         return await search(q)
 

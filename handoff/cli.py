@@ -11,11 +11,11 @@ import asyncio
 import getpass
 import sys
 
-from handoff.errors import HandoffError
-from handoff.models import Agent, AgentRole
 from handoff.service import HandoffService
 from handoff.settings import get_settings
+from kefu.accounts import Agent, AgentRole
 from kefu.conversation import ConversationStore
+from kefu.errors import KefuError
 from kefu.redis import async_client
 
 
@@ -54,7 +54,7 @@ def _run(args: argparse.Namespace, action: str) -> int:
         redis = async_client(args.redis_url or get_settings().redis_url)
         try:
             return await _act(HandoffService(redis, ConversationStore(redis)), args, action)
-        except HandoffError as exc:
+        except KefuError as exc:  # account errors (exists, bad groups) and handoff ones
             print(f"error: {exc.message}", file=sys.stderr)
             return 2
         finally:

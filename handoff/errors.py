@@ -1,20 +1,17 @@
-"""Errors of the handoff package.
+"""Errors of the handoff package (a branch of :class:`kefu.errors.KefuError`).
 
-Every error carries structured fields and the HTTP status the console API answers with
-(mapped in one place: :func:`handoff.api.error_response`).
+Every error carries structured fields and the HTTP status the console API answers with, mapped
+to JSON in one place for the whole app (`kefu.http`). Who may do what is `kefu.accounts`' concern:
+its errors (`NotAuthenticated`, `NotAuthorized`, …) are raised here too.
 
 Tree::
 
     HandoffError                  base → 400
-    ├── NotAuthenticated          no, bad or expired session token; wrong password → 401
-    ├── NotAuthorized             a known agent may not do this (group, owner, role) → 403
     ├── TicketNotFound            no such ticket, or no open ticket for a conversation → 404
-    ├── AgentNotFound             no such agent → 404
     ├── TicketStateError          the ticket is not in a state that allows this → 409
     │   ├── AlreadyClaimed        another agent holds the ticket → 409
     │   ├── LeaseExpired          the agent's claim lapsed; the ticket went back to the queue → 409
     │   └── RatingNotAllowed      nothing resolved to rate for this conversation → 409
-    ├── AgentExists               an agent with that username already exists → 409
     ├── AgentUnavailable          the target agent of a transfer is not online → 409
     └── InvalidInput              unknown group, rating outside 1–5, empty text… → 422
 """
@@ -23,42 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from kefu.errors import KefuError
 
-class HandoffError(Exception):
+
+class HandoffError(KefuError):
     """Base of every handoff error."""
 
     status_code = 400
     code = "handoff_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def fields(self) -> dict[str, Any]:
-        """The structured fields of the error, for the API body."""
-        return {}
-
-
-class NotAuthenticated(HandoffError):
-    """The caller is not a logged-in agent."""
-
-    status_code = 401
-    code = "not_authenticated"
-
-
-class NotAuthorized(HandoffError):
-    """A logged-in agent tried something their role, groups or ownership do not allow."""
-
-    status_code = 403
-    code = "not_authorized"
-
-    def __init__(self, message: str, *, agent: str, action: str) -> None:
-        super().__init__(message)
-        self.agent = agent
-        self.action = action
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"agent": self.agent, "action": self.action}
 
 
 class TicketNotFound(HandoffError):
@@ -75,20 +44,6 @@ class TicketNotFound(HandoffError):
 
     def fields(self) -> dict[str, Any]:  # noqa: D102
         return {"ticket_id": self.ticket_id, "conversation_id": self.conversation_id}
-
-
-class AgentNotFound(HandoffError):
-    """No agent with that username."""
-
-    status_code = 404
-    code = "agent_not_found"
-
-    def __init__(self, message: str, *, username: str) -> None:
-        super().__init__(message)
-        self.username = username
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"username": self.username}
 
 
 class TicketStateError(HandoffError):
@@ -136,20 +91,6 @@ class RatingNotAllowed(TicketStateError):
     """The conversation has no resolved ticket to rate."""
 
     code = "rating_not_allowed"
-
-
-class AgentExists(HandoffError):
-    """The username is taken."""
-
-    status_code = 409
-    code = "agent_exists"
-
-    def __init__(self, message: str, *, username: str) -> None:
-        super().__init__(message)
-        self.username = username
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"username": self.username}
 
 
 class AgentUnavailable(HandoffError):

@@ -1,8 +1,9 @@
-"""Shapes of the handoff package: context packet, tickets, agents, events, console API bodies.
+"""Shapes of the handoff package: context packet, tickets, events, console API bodies.
 
 The :class:`ContextPacket` is the versioned contract between the bot side (what it knew when it gave
 up) and the agent console; :class:`Ticket` is what Redis stores under ``ticket_key``. Change them
-deliberately and bump :data:`CONTEXT_SCHEMA_VERSION` when the packet changes shape.
+deliberately and bump :data:`CONTEXT_SCHEMA_VERSION` when the packet changes shape. Agents
+themselves (accounts, roles, presence) are `kefu.accounts`': the knowledge admin has them too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kefu.accounts import Agent, Presence
 from kefu.conversation import BotAnalysis, Turn
 
 CONTEXT_SCHEMA_VERSION = 1
@@ -55,21 +57,6 @@ class TicketStatus(StrEnum):
     def is_open(self) -> bool:
         """True while a human owns (or is about to own) the conversation."""
         return self in (TicketStatus.WAITING, TicketStatus.CLAIMED)
-
-
-class AgentRole(StrEnum):
-    """What an agent may do."""
-
-    AGENT = "agent"  # serves tickets of their skill groups
-    MANAGER = "manager"  # serves and reassigns tickets of every group
-
-
-class Presence(StrEnum):
-    """Whether an agent takes new tickets."""
-
-    ONLINE = "online"  # at the console, counted for queue estimates and offline detection
-    AWAY = "away"  # logged in but not taking new tickets
-    OFFLINE = "offline"  # logged out or gone
 
 
 class ContextPacket(BaseModel):
@@ -143,21 +130,6 @@ class Ticket(BaseModel):
     def queue_score(self) -> float:
         """Sorted-set score in its group's queue: priority first, then first-come."""
         return self.priority.rank * QUEUE_RANK_SPAN + self.seq
-
-
-class Agent(BaseModel):
-    """A console user (no secrets: the password hash stays in Redis)."""
-
-    username: str
-    display_name: str
-    groups: list[str]
-    role: AgentRole = AgentRole.AGENT
-    presence: Presence = Presence.OFFLINE
-    created_at: datetime
-
-    def serves(self, group: str) -> bool:
-        """True when the agent may see and take tickets of ``group``."""
-        return self.role is AgentRole.MANAGER or group in self.groups
 
 
 class EventType(StrEnum):
@@ -266,6 +238,15 @@ class ResolveRequest(BaseModel):
 
     note: str = Field(default="", max_length=4000)
     return_to_bot: bool = True
+
+
+class CannedAnswer(BaseModel):
+    """A knowledge answer an agent may insert into a reply (``GET /api/v1/knowledge/canned``)."""
+
+    entry_id: str
+    question: str  # the entry's canonical question
+    answer: str
+    score: float  # how well the entry matches the search, in [0, 1]
 
 
 class LeaseResponse(BaseModel):

@@ -20,32 +20,22 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from handoff import messages, transitions
-from handoff.agents import AgentDirectory
 from handoff.context import build_packet, default_priority
 from handoff.errors import (
     AgentUnavailable,
     AlreadyClaimed,
     InvalidInput,
-    NotAuthorized,
     RatingNotAllowed,
     TicketNotFound,
     TicketStateError,
 )
 from handoff.events import EventBus
-from handoff.models import (
-    Agent,
-    AgentRole,
-    EventType,
-    HandoffEvent,
-    HandoffReason,
-    Presence,
-    Priority,
-    Ticket,
-    TicketStatus,
-)
+from handoff.models import EventType, HandoffEvent, HandoffReason, Priority, Ticket, TicketStatus
 from handoff.settings import HandoffSettings, get_settings
 from handoff.store import Change, TicketStore
+from kefu.accounts import Agent, AgentDirectory, AgentRole, Presence
 from kefu.conversation import Button, ConversationStore, Role, Turn, utcnow
+from kefu.errors import NotAuthorized
 from kefu.redis import async_client
 
 logger = logging.getLogger(__name__)

@@ -10,14 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from handoff.errors import (
-    AlreadyClaimed,
-    LeaseExpired,
-    NotAuthorized,
-    RatingNotAllowed,
-    TicketStateError,
-)
-from handoff.models import Agent, AgentRole, Priority, Ticket, TicketStatus, Transfer
+from handoff.errors import AlreadyClaimed, LeaseExpired, RatingNotAllowed, TicketStateError
+from handoff.models import Priority, Ticket, TicketStatus, Transfer
+from kefu.accounts import Agent, AgentRole
+from kefu.errors import NotAuthorized
 
 Transition = Callable[[Ticket, str | None], Ticket]
 

@@ -27,8 +27,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from handoff.api import error_response as handoff_error_response
-from handoff.errors import HandoffError, NotAuthenticated, NotAuthorized
-from handoff.models import Agent, AgentRole
+from handoff.errors import HandoffError
+from kefu.accounts import Agent, AgentRole
+from kefu.errors import AccountError, NotAuthenticated, NotAuthorized
 from knowledge.curation.admin import (
     AdminService,
     DraftReview,
@@ -138,7 +139,7 @@ class _AdminRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
-            except HandoffError as exc:
+            except (HandoffError, AccountError) as exc:
                 return handoff_error_response(exc)
             except KnowledgeError as exc:
                 return error_response(exc)

@@ -25,9 +25,9 @@ from bot.channels.telegram import SECRET_HEADER, TelegramChannel, shopper_text
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
 from bot.settings import BotSettings
-from handoff.models import Presence
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
+from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role
 from kefu.redis import async_client
 from tests.helpers.fake_bot_api import FakeBotApi, Shopper, _maybe_json

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from handoff.models import Agent, AgentRole, HandoffReason, Presence, Ticket
+from handoff.models import HandoffReason, Ticket
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
+from kefu.accounts import Agent, AgentRole, Presence
 from kefu.conversation import BotAnalysis, CandidateScore, ConversationStore, Role, utcnow
 from kefu.redis import async_client
 

@@ -10,17 +10,16 @@ from fastapi import FastAPI
 
 from handoff.api import create_router, install_error_handlers
 from handoff.errors import TicketNotFound
-from handoff.models import TicketStatus
+from handoff.models import CannedAnswer, TicketStatus
 from handoff.service import HandoffService
-from knowledge.models import Candidate, Category
 from tests.handoff.conftest import PASSWORD, AgentFactory, open_ticket, seed_conversation
 
 pytestmark = pytest.mark.redis
 
 
-async def canned_search(text: str) -> list[Candidate]:
-    return [Candidate(entry_id="refund-time", question="退款多久到账", matched=text,
-                      answer="退款 1-3 个工作日原路退回。", category=Category.AFTERSALE, score=0.9)]
+async def canned_search(_text: str) -> list[CannedAnswer]:
+    return [CannedAnswer(entry_id="refund-time", question="退款多久到账", answer="退款 1-3 个工作日原路退回。",
+                         score=0.9)]
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from handoff.errors import NotAuthenticated
 from handoff.service import HandoffService
+from kefu.errors import NotAuthenticated
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -18,11 +18,10 @@ from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright, expect
 
 from handoff.api import create_router
-from handoff.models import HandoffReason, TicketStatus
+from handoff.models import CannedAnswer, HandoffReason, TicketStatus
 from handoff.service import HandoffService
 from kefu.conversation import ConversationStore, Role
 from kefu.redis import async_client
-from knowledge.models import Candidate, Category
 from tests.handoff.conftest import PASSWORD, make_settings, seed_conversation
 from tests.helpers.processes import free_port, wait_for_http
 
@@ -33,10 +32,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
-async def canned(text: str) -> list[Candidate]:
-    return [Candidate(entry_id="refund-time", question="退款多久到账", matched=text,
-                      answer="退款将在 1-3 个工作日内原路退回。", category=Category.AFTERSALE,
-                      score=0.88)]
+async def canned(_text: str) -> list[CannedAnswer]:
+    return [CannedAnswer(entry_id="refund-time", question="退款多久到账", answer="退款将在 1-3 个工作日内原路退回。",
+                         score=0.88)]
 
 
 @pytest.fixture

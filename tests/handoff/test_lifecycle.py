@@ -11,13 +11,14 @@ from handoff.errors import (
     AgentUnavailable,
     InvalidInput,
     LeaseExpired,
-    NotAuthorized,
     RatingNotAllowed,
     TicketStateError,
 )
-from handoff.models import AgentRole, HandoffReason, Ticket, TicketStatus
+from handoff.models import HandoffReason, Ticket, TicketStatus
 from handoff.service import HandoffService
+from kefu.accounts import AgentRole
 from kefu.conversation import ConversationStore, Role, Turn
+from kefu.errors import NotAuthorized
 from tests.handoff.conftest import AgentFactory, make_settings, open_ticket, seed_conversation
 
 pytestmark = pytest.mark.redis

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from handoff.models import Presence, TicketStatus
+from handoff.models import TicketStatus
 from handoff.service import HandoffService
+from kefu.accounts import Presence
 from kefu.conversation import ConversationStore
 from kefu.redis import async_client
 from tests.handoff.conftest import PASSWORD, make_settings, open_ticket, seed_conversation

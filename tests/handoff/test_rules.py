@@ -10,8 +10,6 @@ from pydantic import ValidationError
 from handoff.context import infer_group, summarise
 from handoff.messages import closed, queued, rating_buttons
 from handoff.models import (
-    Agent,
-    AgentRole,
     EventType,
     HandoffEvent,
     HandoffReason,
@@ -20,6 +18,7 @@ from handoff.models import (
     TransferRequest,
 )
 from handoff.settings import HandoffSettings
+from kefu.accounts import Agent, AgentRole
 from kefu.conversation import BotAnalysis, Role, Turn
 
 NOW = datetime(2026, 6, 18, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai

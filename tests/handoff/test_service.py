@@ -6,7 +6,7 @@ import contextlib
 import pytest
 from redis.asyncio import Redis
 
-from handoff.errors import AlreadyClaimed, LeaseExpired, NotAuthorized, TicketNotFound
+from handoff.errors import AlreadyClaimed, LeaseExpired, TicketNotFound
 from handoff.models import (
     CONTEXT_SCHEMA_VERSION,
     EventType,
@@ -16,6 +16,7 @@ from handoff.models import (
 )
 from handoff.service import HandoffService, run_sweeper
 from kefu.conversation import Role
+from kefu.errors import NotAuthorized
 from tests.handoff.conftest import AgentFactory, make_settings, open_ticket, seed_conversation
 
 pytestmark = pytest.mark.redis

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 from fastapi import FastAPI
 
 from handoff import api as handoff_api
-from handoff.models import AgentRole
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
+from kefu.accounts import AgentRole
 from kefu.conversation import ConversationStore
 from kefu.redis import async_client
 from knowledge import api as knowledge_api

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from handoff.models import AgentRole, HandoffReason
+from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
+from kefu.accounts import AgentRole
 from kefu.conversation import ConversationStore, Role, Turn
 from kefu.escalations import EscalationReason, record_escalation
 from kefu.keys import kb_escalations_key

@@ -1,17 +1,32 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 import pytest
 from redis.asyncio import Redis
 
-from handoff.agents import AgentDirectory, check_password, hash_password
-from handoff.errors import AgentExists, AgentNotFound, InvalidInput, NotAuthenticated
-from handoff.models import AgentRole, Presence
-from handoff.service import HandoffService
-from tests.handoff.conftest import PASSWORD, make_settings
+from kefu.accounts import AgentDirectory, AgentRole, Presence, check_password, hash_password
+from kefu.errors import AgentExists, AgentNotFound, InvalidAccount, NotAuthenticated
 
 pytestmark = pytest.mark.redis
+
+PASSWORD = "s3cret-密码-pw"
+
+
+@dataclass
+class Policy:
+    """What `AgentDirectory` reads of the handoff settings, with a cheap bcrypt."""
+
+    groups: list[str] = field(default_factory=lambda: ["presale", "aftersale", "logistics"])
+    bcrypt_rounds: int = 4
+    session_ttl_seconds: int = 3600
+    presence_ttl_seconds: float = 60.0
+
+
+@pytest.fixture
+def agents(redis: Redis) -> AgentDirectory:
+    return AgentDirectory(redis, Policy())
 
 
 def test_passwords_are_bcrypt_hashed_and_long_ones_are_not_cut() -> None:
@@ -22,18 +37,17 @@ def test_passwords_are_bcrypt_hashed_and_long_ones_are_not_cut() -> None:
     assert not check_password(long_b, hashed)  # plain bcrypt would cut both at 72 bytes
 
 
-async def test_add_get_list(service: HandoffService) -> None:
-    agents = service.agents
+async def test_add_get_list(agents: AgentDirectory) -> None:
     added = await agents.add("li", PASSWORD, ["presale", " aftersale", "presale"],
                              role=AgentRole.MANAGER, display_name="小李")
     assert added.groups == ["presale", "aftersale"] and added.role is AgentRole.MANAGER
     with pytest.raises(AgentExists):
         await agents.add("li", PASSWORD, ["presale"])
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidAccount):
         await agents.add("wang", PASSWORD, ["kitchen"])
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidAccount):
         await agents.add("wang", "short", ["presale"])
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidAccount):
         await agents.add("bad name!", PASSWORD, ["presale"])
     with pytest.raises(AgentNotFound):
         await agents.get("nobody")
@@ -43,7 +57,7 @@ async def test_add_get_list(service: HandoffService) -> None:
 
 
 async def test_sessions_expire_and_logout(redis: Redis) -> None:
-    short = AgentDirectory(redis, make_settings(session_ttl_seconds=1))
+    short = AgentDirectory(redis, Policy(session_ttl_seconds=1))
     await short.add("s", PASSWORD, ["presale"])
     with pytest.raises(NotAuthenticated):
         await short.login("s", "wrong-password")
@@ -62,17 +76,17 @@ async def test_sessions_expire_and_logout(redis: Redis) -> None:
         await short.authenticate("")
 
 
-async def test_password_change(service: HandoffService) -> None:
-    await service.agents.add("p", PASSWORD, ["presale"])
-    await service.agents.set_password("p", "another-密码-123")
+async def test_password_change(agents: AgentDirectory) -> None:
+    await agents.add("p", PASSWORD, ["presale"])
+    await agents.set_password("p", "another-密码-123")
     with pytest.raises(NotAuthenticated):
-        await service.agents.login("p", PASSWORD)
-    token, _ = await service.agents.login("p", "another-密码-123")
+        await agents.login("p", PASSWORD)
+    token, _ = await agents.login("p", "another-密码-123")
     assert token
 
 
 async def test_presence_counts_only_fresh_online_agents(redis: Redis) -> None:
-    stale = AgentDirectory(redis, make_settings(presence_ttl_seconds=0.5))
+    stale = AgentDirectory(redis, Policy(presence_ttl_seconds=0.5))
     await stale.add("a", PASSWORD, ["presale", "logistics"])
     await stale.add("b", PASSWORD, ["presale"])
     assert await stale.online_count("presale") == 0

@@ -1,4 +1,8 @@
-"""Agents of the console: accounts (bcrypt), sessions that expire, presence and skill groups.
+"""Agent accounts: who may log in to the console, the knowledge admin and the supervisor pages.
+
+Accounts (bcrypt), sessions that expire, roles, presence and skill groups. They live below every
+package that needs them: handoff serves tickets to agents, the knowledge admin lets managers
+publish; both check the same session tokens here.
 
 Passwords are pre-hashed with SHA-256 before bcrypt so long passphrases are not cut at bcrypt's
 72 bytes. Session tokens are random; Redis keeps only their SHA-256 (``session_key``) with an idle
@@ -15,15 +19,66 @@ import re
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import cast
+from enum import StrEnum
+from typing import Protocol, cast
 
 import bcrypt
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 
-from handoff.errors import AgentExists, AgentNotFound, InvalidInput, NotAuthenticated
-from handoff.models import Agent, AgentRole, Presence
-from handoff.settings import HandoffSettings
+from kefu.errors import AgentExists, AgentNotFound, InvalidAccount, NotAuthenticated
 from kefu.keys import agent_key, agents_key, online_key, session_key
+
+
+class AgentRole(StrEnum):
+    """What an agent may do."""
+
+    AGENT = "agent"  # serves tickets of their skill groups
+    MANAGER = "manager"  # serves and reassigns tickets of every group; publishes knowledge
+
+
+class Presence(StrEnum):
+    """Whether an agent takes new tickets."""
+
+    ONLINE = "online"  # at the console, counted for queue estimates and offline detection
+    AWAY = "away"  # logged in but not taking new tickets
+    OFFLINE = "offline"  # logged out or gone
+
+
+class Agent(BaseModel):
+    """A console user (no secrets: the password hash stays in Redis)."""
+
+    username: str
+    display_name: str
+    groups: list[str]
+    role: AgentRole = AgentRole.AGENT
+    presence: Presence = Presence.OFFLINE
+    created_at: datetime
+
+    def serves(self, group: str) -> bool:
+        """True when the agent may see and take tickets of ``group``."""
+        return self.role is AgentRole.MANAGER or group in self.groups
+
+
+class AccountPolicy(Protocol):
+    """The settings accounts follow (`handoff.settings.HandoffSettings` has them)."""
+
+    @property
+    def groups(self) -> list[str]:
+        """The skill groups an agent may belong to."""
+
+    @property
+    def bcrypt_rounds(self) -> int:
+        """Cost of a password hash."""
+
+    @property
+    def session_ttl_seconds(self) -> int:
+        """Idle seconds before a session lapses."""
+
+    @property
+    def presence_ttl_seconds(self) -> float:
+        """How long an "online" agent may go unseen before counting as gone."""
+
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DUMMY_HASH = bcrypt.hashpw(b"kefu-timing-equaliser", bcrypt.gensalt(4))
@@ -50,7 +105,7 @@ def _token_sha(token: str) -> str:
 class AgentDirectory:
     """Creates agents, checks passwords, issues and checks session tokens, tracks presence."""
 
-    def __init__(self, redis: aioredis.Redis, settings: HandoffSettings) -> None:
+    def __init__(self, redis: aioredis.Redis, settings: AccountPolicy) -> None:
         self._redis = redis
         self._settings = settings
 
@@ -60,9 +115,9 @@ class AgentDirectory:
                   role: AgentRole = AgentRole.AGENT, display_name: str | None = None) -> Agent:
         """Create an agent; fails with :class:`AgentExists` if the username is taken."""
         if not _USERNAME.match(username):
-            raise InvalidInput("username: letters, digits, _ . - (max 64)", field="username")
+            raise InvalidAccount("username: letters, digits, _ . - (max 64)", field="username")
         if len(password) < 8:
-            raise InvalidInput("password must have at least 8 characters", field="password")
+            raise InvalidAccount("password must have at least 8 characters", field="password")
         groups = self.check_groups(groups)
         hashed = await asyncio.to_thread(hash_password, password, self._settings.bcrypt_rounds)
         agent = Agent(username=username, display_name=display_name or username, groups=groups,
@@ -84,7 +139,7 @@ class AgentDirectory:
         """Replace an agent's password."""
         await self.get(username)
         if len(password) < 8:
-            raise InvalidInput("password must have at least 8 characters", field="password")
+            raise InvalidAccount("password must have at least 8 characters", field="password")
         hashed = await asyncio.to_thread(hash_password, password, self._settings.bcrypt_rounds)
         await self._redis.hset(agent_key(username), "password_hash", hashed)
 
@@ -93,7 +148,7 @@ class AgentDirectory:
         cleaned = list(dict.fromkeys(g.strip() for g in groups if g.strip()))
         unknown = [g for g in cleaned if g not in self._settings.groups]
         if unknown or not cleaned:
-            raise InvalidInput(f"groups must be among {self._settings.groups}", field="groups")
+            raise InvalidAccount(f"groups must be among {self._settings.groups}", field="groups")
         return cleaned
 
     async def get(self, username: str) -> Agent:

@@ -1,0 +1,133 @@
+"""The one base of every error kefu raises on purpose, and the account errors.
+
+Every error carries the HTTP status the app answers with (``status_code``), a stable ``code``
+and its structured fields (``fields()``); `kefu.http` turns any of them into one JSON body,
+``{"detail": message, "code": code, **fields}``, in one place. Each package keeps one base of
+its own, derived from :class:`KefuError`, with its branch of the tree in its ``errors.py``.
+
+Tree::
+
+    KefuError                    base; → 500 unless a subclass says otherwise
+    ├── AccountError             agent accounts, sessions and roles (kefu.accounts) → 400
+    │   ├── NotAuthenticated     no, bad or expired session token; wrong password → 401
+    │   ├── NotAuthorized        a known agent may not do this (group, owner, role) → 403
+    │   ├── AgentNotFound        no such agent → 404
+    │   ├── AgentExists          an agent with that username already exists → 409
+    │   └── InvalidAccount       a username, password or group list that cannot be used → 422
+    ├── PageNotFound             no such file on a page (kefu.pages) → 404
+    ├── KnowledgeError           knowledge/errors.py
+    ├── HandoffError             handoff/errors.py
+    ├── ActionsError             actions/errors.py
+    └── GatewayError             bot/gateway/errors.py (channel errors: bot/channels/errors.py)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class KefuError(Exception):
+    """Base of every kefu error: a message, a status, a code and structured fields."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def fields(self) -> dict[str, Any]:
+        """The structured fields of the error, for the API body (JSON-ready values)."""
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer needs (``Retry-After``, ``WWW-Authenticate``)."""
+        return {}
+
+
+class AccountError(KefuError):
+    """Base of the errors of agent accounts, sessions and roles."""
+
+    status_code = 400
+    code = "account_error"
+
+
+class NotAuthenticated(AccountError):
+    """The caller is not a logged-in agent."""
+
+    status_code = 401
+    code = "not_authenticated"
+
+    def headers(self) -> dict[str, str]:  # noqa: D102
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class NotAuthorized(AccountError):
+    """A logged-in agent tried something their role, groups or ownership do not allow."""
+
+    status_code = 403
+    code = "not_authorized"
+
+    def __init__(self, message: str, *, agent: str, action: str) -> None:
+        super().__init__(message)
+        self.agent = agent
+        self.action = action
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"agent": self.agent, "action": self.action}
+
+
+class AgentNotFound(AccountError):
+    """No agent with that username."""
+
+    status_code = 404
+    code = "agent_not_found"
+
+    def __init__(self, message: str, *, username: str) -> None:
+        super().__init__(message)
+        self.username = username
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"username": self.username}
+
+
+class AgentExists(AccountError):
+    """The username is taken."""
+
+    status_code = 409
+    code = "agent_exists"
+
+    def __init__(self, message: str, *, username: str) -> None:
+        super().__init__(message)
+        self.username = username
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"username": self.username}
+
+
+class InvalidAccount(AccountError):
+    """A username, password or list of groups an account cannot have."""
+
+    status_code = 422
+    code = "invalid_account"
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"field": self.field}
+
+
+class PageNotFound(KefuError):
+    """A page served by `kefu.pages` has no file of that name."""
+
+    status_code = 404
+    code = "page_not_found"
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"name": self.name}
