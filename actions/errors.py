@@ -1,21 +1,37 @@
-"""Errors of the actions package.
+"""Errors of the actions package (a branch of :class:`kefu.errors.KefuError`).
 
 Tree::
 
-    ActionsError
-    └── KnowledgeUnavailableError   the gateway's knowledge API failed or answered nonsense
+    ActionsError                    base → 500
+    └── KnowledgeUnavailableError   the gateway's knowledge API failed or answered nonsense → 502
 """
 
 from __future__ import annotations
 
+from typing import Any
 
-class ActionsError(Exception):
+from kefu.errors import KefuError
+
+
+class ActionsError(KefuError):
     """Base of every error the actions package raises."""
+
+    code = "actions_error"
 
 
 class KnowledgeUnavailableError(ActionsError):
-    """The knowledge API could not be reached or returned an unusable response."""
+    """The knowledge API could not be reached or returned an unusable response.
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    Attributes:
+        upstream_status: the knowledge API's HTTP status, when it answered at all.
+    """
+
+    status_code = 502
+    code = "knowledge_unavailable"
+
+    def __init__(self, message: str, *, upstream_status: int | None = None) -> None:
         super().__init__(message)
-        self.status_code = status_code
+        self.upstream_status = upstream_status
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"upstream_status": self.upstream_status}

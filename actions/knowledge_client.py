@@ -61,7 +61,7 @@ class KnowledgeClient:
         try:
             data = await self._request("GET", ENTRY_PATH.format(entry_id=entry_id))
         except KnowledgeUnavailableError as exc:
-            if exc.status_code == httpx.codes.NOT_FOUND:
+            if exc.upstream_status == httpx.codes.NOT_FOUND:
                 return None
             raise
         try:
@@ -81,7 +81,7 @@ class KnowledgeClient:
         if response.is_error:
             raise KnowledgeUnavailableError(
                 f"{method} {path} answered {response.status_code}: {response.text[:200]}",
-                status_code=response.status_code,
+                upstream_status=response.status_code,
             )
         try:
             data = response.json()

@@ -16,27 +16,24 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from bot import api
 from bot.backpressure import Backpressure
 from bot.channels import TelegramChannel, WebChat
-from bot.errors import GatewayError, UpstreamUnavailable
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
 from bot.settings import BotSettings, get_settings
 from handoff import api as handoff_api
-from handoff.errors import HandoffError
 from handoff.models import CannedAnswer
 from handoff.service import HandoffService, run_sweeper
 from kefu.conversation import ConversationStore, Role, Turn
+from kefu.http import install_error_handlers
 from kefu.redis import async_client
 from knowledge import api as knowledge_api
 from knowledge.curation import admin_api
 from knowledge.curation.admin import AdminService
-from knowledge.errors import KnowledgeError
 from knowledge.runtime import KnowledgeRuntime
 from knowledge.settings import get_settings as knowledge_settings
 from knowledge.text import normalize
@@ -124,28 +121,6 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
 def _prefetching(settings: BotSettings) -> bool:
     """Whether messages are embedded on arrival: this process answers the knowledge decisions."""
     return settings.load_knowledge and knowledge_settings().prefetch_query_vectors
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """The one mapping from kefu exceptions to HTTP responses."""
-
-    async def gateway_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, GatewayError)
-        headers = {}
-        if isinstance(exc, UpstreamUnavailable) and exc.retry_after:
-            headers["Retry-After"] = str(int(exc.retry_after + 0.999))
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
-
-    async def handoff_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HandoffError)
-        return JSONResponse({"detail": str(exc)}, status_code=getattr(exc, "status_code", 400))
-
-    async def knowledge_error(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=getattr(exc, "status_code", 400))
-
-    app.add_exception_handler(GatewayError, gateway_error)
-    app.add_exception_handler(HandoffError, handoff_error)
-    app.add_exception_handler(KnowledgeError, knowledge_error)
 
 
 def tracker_events(turns: Sequence[Turn]) -> list[dict[str, Any]]:

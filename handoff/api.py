@@ -2,25 +2,21 @@
 
 Routes only translate: they authenticate the agent (``Authorization: Bearer <token>`` from
 ``POST /api/v1/agent/login``), call :class:`~handoff.service.HandoffService` and return its
-models. Handoff errors become JSON errors in one place, :func:`error_response`, used both by the
-router's own route class (so the mapping holds wherever the router is mounted) and by
-:func:`install_error_handlers` for handoff errors raised elsewhere in an app.
+models. Errors are raised, never answered here: the app maps every kefu error to JSON in one place
+(`kefu.http`).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route annotations at runtime and
 # they refer to the per-router ``auth`` dependency, a closure variable.
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
-from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 
-from handoff.errors import HandoffError
 from handoff.models import (
     CannedAnswer,
     ConsoleConfig,
@@ -38,7 +34,8 @@ from handoff.models import (
 from handoff.service import HandoffService
 from kefu.accounts import Agent
 from kefu.conversation import Turn
-from kefu.errors import AccountError, NotAuthenticated
+from kefu.errors import PageNotFound
+from kefu.http import agent_dependency, session_token
 
 logger = logging.getLogger(__name__)
 
@@ -51,54 +48,12 @@ KnowledgeSearch = Callable[[str], Awaitable[list[CannedAnswer]]]
 """Knowledge answers matching a search text, best first (the app wires the knowledge service)."""
 
 
-def error_response(exc: HandoffError | AccountError) -> JSONResponse:
-    """The JSON error for a handoff error: its status, message, code and structured fields."""
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
-    body = {"detail": exc.message, "code": exc.code, **exc.fields()}
-    return JSONResponse(body, status_code=exc.status_code, headers=headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Map handoff errors raised outside this router (e.g. by the gateway) the same way."""
-
-    async def handle(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HandoffError | AccountError)
-        return error_response(exc)
-
-    app.add_exception_handler(HandoffError, handle)
-    app.add_exception_handler(AccountError, handle)
-
-
-class _HandoffRoute(APIRoute):
-    """Turns handoff errors of these routes (and their dependencies) into JSON errors."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except (HandoffError, AccountError) as exc:
-                return error_response(exc)
-
-        return guarded
-
-
 def create_router(service: HandoffService,
                   knowledge_search: KnowledgeSearch | None = None) -> APIRouter:
     """The console API under ``/api/v1`` and the console itself under ``/console/``."""
-    router = APIRouter(route_class=_HandoffRoute)
-    bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/agent/login")
-
-    async def current_agent(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Agent:
-        if credentials is None:
-            raise NotAuthenticated("missing bearer token")
-        return await service.agents.authenticate(credentials.credentials)
-
-    auth = Depends(current_agent)
-    _agent_routes(router, service, auth, bearer)
+    router = APIRouter()
+    auth = Depends(agent_dependency(service.agents.authenticate))
+    _agent_routes(router, service, auth)
     _ticket_routes(router, service, auth)
     if knowledge_search is not None:
         _canned_route(router, knowledge_search, auth)
@@ -106,8 +61,7 @@ def create_router(service: HandoffService,
     return router
 
 
-def _agent_routes(router: APIRouter, service: HandoffService, auth: Any,
-                  bearer: HTTPBearer) -> None:
+def _agent_routes(router: APIRouter, service: HandoffService, auth: Any) -> None:
     tags: list[str | Any] = ["agent console"]
 
     @router.post("/api/v1/agent/login", tags=tags, responses={401: {"description": "bad login"}})
@@ -119,10 +73,9 @@ def _agent_routes(router: APIRouter, service: HandoffService, auth: Any,
 
     @router.post("/api/v1/agent/logout", tags=tags, status_code=204)
     async def logout(agent: Annotated[Agent, auth],
-                     credentials: Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
-                     ) -> Response:
+                     token: Annotated[str, Depends(session_token)]) -> Response:
         """End the session; the agent goes offline."""
-        await service.agents.logout(credentials.credentials, agent.username)
+        await service.agents.logout(token, agent.username)
         return Response(status_code=204)
 
     @router.get("/api/v1/agent/me", tags=tags)
@@ -253,7 +206,7 @@ def _console_routes(router: APIRouter) -> None:
     @router.get("/console/{name}", include_in_schema=False)
     async def console_asset(name: str) -> Response:
         if name not in CONSOLE_FILES:
-            return JSONResponse({"detail": "not found"}, status_code=404)
+            raise PageNotFound(f"no console file {name!r}", name=name)
         return _console_file(name)
 
 

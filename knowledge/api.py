@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from knowledge.decision import Thresholds
+from knowledge.errors import EntryNotFound
 from knowledge.models import Candidate, DecideRequest, Decision, Entry
 from knowledge.service import KnowledgeService
 from knowledge.store import VersionInfo
@@ -70,8 +71,7 @@ def create_router(service: KnowledgeService) -> APIRouter:
         """One entry of the live version."""
         found = service.entry(entry_id)
         if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND,
-                                f"no entry {entry_id!r} in the live knowledge base")
+            raise EntryNotFound(entry_id)
         return found
 
     @router.get("/version")

@@ -1,29 +1,36 @@
-"""Errors of the knowledge package.
+"""Errors of the knowledge package (a branch of :class:`kefu.errors.KefuError`).
 
 Every error the package raises on purpose derives from one base::
 
-    KnowledgeError
-    ├── ValidationFailed       a knowledge-base or questions file has problems (``.problems``)
-    ├── VersionNotFound        no published version with that id (``.version_id``)
-    ├── NoLiveVersion          nothing has been published yet
-    ├── ModelNotPreparedError  an encoder's files are missing (run ``make model``)
-    ├── DraftNotFound          no draft with that id, or it expired (``.draft_id``)
-    ├── TopicNotFound          no escalation topic with that id now (``.topic_id``)
+    KnowledgeError             base → 400
+    ├── ValidationFailed       a knowledge-base or questions file has problems (``.problems``) → 422
+    ├── VersionNotFound        no published version with that id (``.version_id``) → 404
+    ├── EntryNotFound          no entry with that id in the live version (``.entry_id``) → 404
+    ├── NoLiveVersion          nothing has been published yet → 409
+    ├── ModelNotPreparedError  an encoder's files are missing (run ``make model``) → 503
+    ├── DraftNotFound          no draft with that id, or it expired (``.draft_id``) → 404
+    ├── TopicNotFound          no escalation topic with that id now (``.topic_id``) → 404
     └── GateRefused            the version answers its test questions worse than the live one
-                               (``.report``); publish with an override reason instead
+                               (``.report``); publish with an override reason instead → 409
 
-Each class carries the HTTP ``status_code`` the app (``bot/app.py``, the one mapping) answers with;
-the CLI prints problems one per line and exits 2.
+Each class carries the HTTP ``status_code``, ``code`` and fields the app answers with (mapped once
+for the whole app in `kefu.http`); the CLI prints problems one per line and exits 2.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from kefu.errors import KefuError
 
 
-class KnowledgeError(Exception):
+class KnowledgeError(KefuError):
     """Base of every error the knowledge package raises on purpose."""
+
+    status_code = 400
+    code = "knowledge_error"
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class ValidationFailed(KnowledgeError):
     """
 
     status_code = 422
+    code = "validation_failed"
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems: list[Problem] = list(problems)
@@ -65,6 +73,10 @@ class ValidationFailed(KnowledgeError):
         first = str(self.problems[0]) if self.problems else "no details"
         more = f" (and {count - 1} more)" if count > 1 else ""
         super().__init__(f"{count} problem(s): {first}{more}")
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"problems": [{"file": p.file, "location": p.location, "field": p.field,
+                              "message": p.message, "text": str(p)} for p in self.problems]}
 
 
 class VersionNotFound(KnowledgeError):
@@ -75,16 +87,39 @@ class VersionNotFound(KnowledgeError):
     """
 
     status_code = 404
+    code = "version_not_found"
 
     def __init__(self, version_id: str) -> None:
         self.version_id = version_id
         super().__init__(f"no knowledge-base version {version_id!r}")
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"version_id": self.version_id}
+
+
+class EntryNotFound(KnowledgeError):
+    """The live knowledge base has no entry with that id.
+
+    Attributes:
+        entry_id: the id that was asked for.
+    """
+
+    status_code = 404
+    code = "entry_not_found"
+
+    def __init__(self, entry_id: str) -> None:
+        self.entry_id = entry_id
+        super().__init__(f"no entry {entry_id!r} in the live knowledge base")
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"entry_id": self.entry_id}
 
 
 class NoLiveVersion(KnowledgeError):
     """No knowledge-base version has been published yet."""
 
     status_code = 409
+    code = "no_live_version"
 
     def __init__(self) -> None:
         super().__init__(
@@ -96,6 +131,7 @@ class ModelNotPreparedError(KnowledgeError):
     """An encoder's model files are missing or incomplete (run ``make model``)."""
 
     status_code = 503
+    code = "model_not_prepared"
 
 
 class DraftNotFound(KnowledgeError):
@@ -106,10 +142,14 @@ class DraftNotFound(KnowledgeError):
     """
 
     status_code = 404
+    code = "draft_not_found"
 
     def __init__(self, draft_id: str) -> None:
         self.draft_id = draft_id
         super().__init__(f"no draft {draft_id!r}; upload the file again")
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"draft_id": self.draft_id}
 
 
 class TopicNotFound(KnowledgeError):
@@ -120,10 +160,14 @@ class TopicNotFound(KnowledgeError):
     """
 
     status_code = 404
+    code = "topic_not_found"
 
     def __init__(self, topic_id: str) -> None:
         self.topic_id = topic_id
         super().__init__(f"no escalation topic {topic_id!r}; list them again")
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"topic_id": self.topic_id}
 
 
 class GateRefused(KnowledgeError):
@@ -135,7 +179,12 @@ class GateRefused(KnowledgeError):
     """
 
     status_code = 409
+    code = "gate_refused"
 
     def __init__(self, report: object, summary: str) -> None:
         self.report = report
         super().__init__(f"{summary}; publish with an override reason to go ahead anyway")
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        dump = getattr(self.report, "model_dump", None)
+        return {"gate": dump(mode="json")} if callable(dump) else {}

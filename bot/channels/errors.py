@@ -3,12 +3,16 @@
 Tree::
 
     GatewayError (bot.errors)
-    └── ChannelError             a channel could not deliver a message to the shopper
+    └── ChannelError             a channel failed → 502
         ├── DeliveryFailed       transient (network, Telegram 5xx, flood wait too long): retry later
-        └── DeliveryRejected     permanent (bot blocked, chat gone, request refused): do not retry
+        ├── DeliveryRejected     permanent (bot blocked, chat gone, request refused): do not retry
+        ├── WebhookRefused       an update posted to the webhook without the right secret → 403
+        └── UnreadableUpdate     a webhook body that is not a Telegram update → 400
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from bot.errors import GatewayError
 
@@ -17,14 +21,20 @@ class ChannelError(GatewayError):
     """Base of the channel errors; ``channel`` names the channel (``telegram``, ``web``)."""
 
     status_code = 502
+    code = "channel_error"
 
     def __init__(self, message: str, *, channel: str) -> None:
         super().__init__(message)
         self.channel = channel
 
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {"channel": self.channel}
+
 
 class DeliveryFailed(ChannelError):
     """The message did not reach the shopper this time; sending it again later may work."""
+
+    code = "delivery_failed"
 
     def __init__(self, message: str, *, channel: str, retry_after: float | None = None) -> None:
         super().__init__(message, channel=channel)
@@ -33,3 +43,19 @@ class DeliveryFailed(ChannelError):
 
 class DeliveryRejected(ChannelError):
     """The channel refuses this message for good (e.g. the shopper blocked the bot)."""
+
+    code = "delivery_rejected"
+
+
+class WebhookRefused(ChannelError):
+    """An update reached the webhook without the secret the channel registered."""
+
+    status_code = 403
+    code = "webhook_refused"
+
+
+class UnreadableUpdate(ChannelError):
+    """The webhook's body is not an update the channel can read."""
+
+    status_code = 400
+    code = "unreadable_update"

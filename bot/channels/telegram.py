@@ -53,7 +53,12 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.channels.attachments import Attachment, AttachmentDesk, AttachmentKind
 from bot.channels.callbacks import CallbackCodec
 from bot.channels.delivery import DeliveryState, OutboundWorker, announce, stop_task
-from bot.channels.errors import DeliveryFailed, DeliveryRejected
+from bot.channels.errors import (
+    DeliveryFailed,
+    DeliveryRejected,
+    UnreadableUpdate,
+    WebhookRefused,
+)
 from bot.channels.formatting import split_text
 from bot.errors import InvalidMessage, UpstreamUnavailable
 from bot.gateway import Gateway, HandoffPort, OutMessage, Reply
@@ -193,12 +198,12 @@ class TelegramChannel:
         @router.post(WEBHOOK_PATH, include_in_schema=False)
         async def telegram_webhook(request: Request) -> Response:
             if not self._secret_matches(request.headers.get(SECRET_HEADER)):
-                return Response(status_code=403)
+                raise WebhookRefused("wrong or missing secret token", channel=CHANNEL)
             try:
                 data = await request.json()
                 update = Update.de_json(data, self.application.bot)
-            except (ValueError, TypeError, KeyError):
-                return Response(status_code=400)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise UnreadableUpdate("not a Telegram update", channel=CHANNEL) from exc
             await self.application.update_queue.put(update)
             return Response(status_code=200)
 

@@ -6,30 +6,26 @@ Routes only translate: they authenticate the caller with the agent console's ses
 look (versions, reviews, calendar, topics, "try a question"); only managers may change anything
 (upload, draft, publish, roll back): others get 403.
 
-Errors of these routes (and their dependencies) become JSON in :func:`error_response`, so the
-mapping holds wherever the router is mounted: validation problems come back row by row (422), a
-publish refused by the test gate comes back with the gate report (409).
+Errors are raised, never answered here: the app maps them to JSON in one place (`kefu.http`), so
+validation problems come back row by row (422), a publish refused by the test gate with the gate
+report (409), from the fields each error carries.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route annotations at runtime and
 # they refer to dependencies built inside ``create_router``.
 
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
-from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from handoff.api import error_response as handoff_error_response
-from handoff.errors import HandoffError
 from kefu.accounts import Agent, AgentRole
-from kefu.errors import AccountError, NotAuthenticated, NotAuthorized
+from kefu.errors import NotAuthorized, PageNotFound
+from kefu.http import Authenticate, agent_dependency
 from knowledge.curation.admin import (
     AdminService,
     DraftReview,
@@ -39,16 +35,10 @@ from knowledge.curation.admin import (
     VersionsView,
 )
 from knowledge.curation.diff import KbDiff
-from knowledge.curation.review import CampaignWindow, GateReport
+from knowledge.curation.review import CampaignWindow
 from knowledge.errors import (
-    DraftNotFound,
-    GateRefused,
-    KnowledgeError,
-    NoLiveVersion,
     Problem,
-    TopicNotFound,
     ValidationFailed,
-    VersionNotFound,
 )
 from knowledge.loader import KbFormat
 from knowledge.models import Category
@@ -65,10 +55,6 @@ _TEMPLATE_TYPES = {
     KbFormat.CSV: "text/csv",
     KbFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-
-Authenticate = Callable[[str], Awaitable[Agent]]
-"""Resolves a console session token to its agent (``AgentDirectory.authenticate``)."""
-
 
 class TryRequest(BaseModel):
     """Body of ``POST /api/v1/kb/try``: a question for the live version, a draft or a version."""
@@ -111,57 +97,14 @@ class TopicDraftRequest(BaseModel):
     category: Category | None = None
 
 
-def error_response(exc: KnowledgeError) -> JSONResponse:
-    """The JSON error of a knowledge error, with the details a person needs to fix it."""
-    body: dict[str, Any] = {"detail": str(exc), "code": type(exc).__name__}
-    status = 400
-    if isinstance(exc, ValidationFailed):
-        status = 422
-        body["problems"] = [{"file": p.file, "location": p.location, "field": p.field,
-                             "message": p.message, "text": str(p)} for p in exc.problems]
-    elif isinstance(exc, GateRefused):
-        status = 409
-        if isinstance(exc.report, GateReport):
-            body["gate"] = exc.report.model_dump(mode="json")
-    elif isinstance(exc, DraftNotFound | TopicNotFound | VersionNotFound):
-        status = 404
-    elif isinstance(exc, NoLiveVersion):
-        status = 409
-    return JSONResponse(body, status_code=status)
-
-
-class _AdminRoute(APIRoute):
-    """Turns the errors of these routes (and their dependencies) into JSON errors."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except (HandoffError, AccountError) as exc:
-                return handoff_error_response(exc)
-            except KnowledgeError as exc:
-                return error_response(exc)
-
-        return guarded
-
-
 def create_router(admin: AdminService, authenticate: Authenticate) -> APIRouter:
     """The admin API and page; ``authenticate`` is the console's token check.
 
     Mount with ``app.include_router(create_router(AdminService(runtime, redis),
     handoff.agents.authenticate))``.
     """
-    router = APIRouter(route_class=_AdminRoute)
-    bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/agent/login")
-
-    async def current_agent(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Agent:
-        if credentials is None:
-            raise NotAuthenticated("missing bearer token")
-        return await authenticate(credentials.credentials)
+    router = APIRouter()
+    current_agent = agent_dependency(authenticate)
 
     async def current_manager(agent: Annotated[Agent, Depends(current_agent)]) -> Agent:
         if agent.role is not AgentRole.MANAGER:
@@ -286,7 +229,7 @@ def _page_routes(router: APIRouter) -> None:
     @router.get("/admin/kb/{name}", include_in_schema=False)
     async def page_asset(name: str) -> Response:
         if name not in PAGE_FILES:
-            return JSONResponse({"detail": "not found"}, status_code=404)
+            raise PageNotFound(f"no admin page file {name!r}", name=name)
         return _page_file(name)
 
 

@@ -29,6 +29,7 @@ from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role
+from kefu.http import install_error_handlers
 from kefu.redis import async_client
 from tests.helpers.fake_bot_api import FakeBotApi, Shopper, _maybe_json
 from tests.helpers.fake_rasa import (
@@ -204,6 +205,7 @@ async def test_webhook_checks_the_secret_on_every_update(redis_url: str, api: Fa
         assert api.webhook["url"] == WEBHOOK_URL and api.webhook["secret_token"] == SECRET
         app = FastAPI()
         app.include_router(kefu.channel.create_router())
+        install_error_handlers(app)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://kefu") as http:
             update = {"update_id": 1, **api.text_update(Shopper(7), "怎么退货")}

@@ -21,6 +21,7 @@ from handoff.api import create_router
 from handoff.models import CannedAnswer, HandoffReason, TicketStatus
 from handoff.service import HandoffService
 from kefu.conversation import ConversationStore, Role
+from kefu.http import install_error_handlers
 from kefu.redis import async_client
 from tests.handoff.conftest import PASSWORD, make_settings, seed_conversation
 from tests.helpers.processes import free_port, wait_for_http
@@ -49,6 +50,7 @@ def console_url(redis_url: str) -> Iterator[str]:
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(create_router(service, knowledge_search=canned))
+    install_error_handlers(app)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=1, loop="asyncio"))

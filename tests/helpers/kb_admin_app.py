@@ -15,6 +15,7 @@ from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.accounts import AgentRole
 from kefu.conversation import ConversationStore
+from kefu.http import install_error_handlers
 from kefu.redis import async_client
 from knowledge import api as knowledge_api
 from knowledge.curation import admin_api
@@ -57,7 +58,7 @@ def create_admin_app(settings: KnowledgeSettings, encoder: Encoder) -> AdminApp:
     app.include_router(knowledge_api.create_router(runtime.service))
     app.include_router(handoff_api.create_router(handoff))
     app.include_router(admin_api.create_router(admin, handoff.agents.authenticate))
-    handoff_api.install_error_handlers(app)
+    install_error_handlers(app)
     return AdminApp(app, runtime, admin)
 
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from kefu.http import install_error_handlers
 from knowledge.api import create_router
 from knowledge.models import Decision
 from knowledge.service import KnowledgeIndex, KnowledgeService
@@ -15,6 +16,7 @@ from knowledge.settings import KnowledgeSettings
 def client_for(service: KnowledgeService) -> httpx.AsyncClient:
     app = FastAPI()
     app.include_router(create_router(service))
+    install_error_handlers(app)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu")
 
 

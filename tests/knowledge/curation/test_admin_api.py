@@ -191,7 +191,7 @@ async def test_gate_refusal_needs_a_written_override(http: httpx.AsyncClient) ->
     refused = await http.post(f"/api/v1/kb/drafts/{draft_id}/publish", headers=manager, json={})
     assert refused.status_code == 409
     body = refused.json()
-    assert body["code"] == "GateRefused" and body["gate"]["passed"] is False
+    assert body["code"] == "gate_refused" and body["gate"]["passed"] is False
     assert any(q["expected"] == "invoice" and not q["draft"]["correct"]
                for q in body["gate"]["questions"])
 
