@@ -9,7 +9,7 @@ conversations one message at a time (a shopper waits for the reply before typing
   conversations until the long ones end, so concurrency stays constant; a shopper presses
   a quick reply it was offered (feedback, clarification), and when handed to a person it goes
   back to the bot with the ``/back_to_bot`` button (or leaves), as real shoppers do;
-- every reply is timed; busy answers (bot/backpressure.py's ``BUSY_TEXT``) and errors are counted.
+- every reply is timed; busy answers (bot/gateway/backpressure.py's ``BUSY_TEXT``) and errors are counted.
 
 Then the same concurrency sends the same texts to Rasa's ``/model/parse`` (NLU only, no
 policies, actions or knowledge decision): the raw-Rasa throughput the gateway is compared to.
@@ -57,7 +57,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.backpressure import BUSY_TEXT  # noqa: E402
+from bot.gateway.backpressure import BUSY_TEXT  # noqa: E402
 from kefu.stack import StackConfig, run_stack  # noqa: E402
 from tests.helpers.processes import free_port  # noqa: E402
 

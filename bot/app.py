@@ -11,24 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from bot import api
-from bot.backpressure import Backpressure
 from bot.channels import TelegramChannel, WebChat
-from bot.gateway import Gateway
-from bot.rasa_client import RasaClient
-from bot.settings import BotSettings, get_settings
+from bot.channels.web import WIDGET_DIR
+from bot.gateway import Gateway, api
+from bot.gateway.backpressure import Backpressure
+from bot.gateway.rasa_client import RasaClient, tracker_events
+from bot.gateway.settings import BotSettings, get_settings
 from handoff import api as handoff_api
 from handoff.models import CannedAnswer
 from handoff.service import HandoffService, run_sweeper
-from kefu.conversation import ConversationStore, Role, Turn
+from kefu.conversation import ConversationStore, Turn
 from kefu.http import install_error_handlers
 from kefu.redis import async_client
 from knowledge import api as knowledge_api
@@ -39,9 +38,6 @@ from knowledge.settings import get_settings as knowledge_settings
 from knowledge.text import normalize
 
 logger = logging.getLogger(__name__)
-
-STATIC_DIR = Path(__file__).parent / "static"  # the web chat widget and its demo store page
-
 
 def create_app(settings: BotSettings | None = None) -> FastAPI:
     """Build the gateway app; services start in the lifespan."""
@@ -107,7 +103,7 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.include_router(web_chat.create_router())
     if telegram is not None:
         app.include_router(telegram.create_router())
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", StaticFiles(directory=WIDGET_DIR), name="static")
     install_error_handlers(app)
     app.state.gateway = gateway
     app.state.web_chat = web_chat
@@ -121,22 +117,3 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
 def _prefetching(settings: BotSettings) -> bool:
     """Whether messages are embedded on arrival: this process answers the knowledge decisions."""
     return settings.load_knowledge and knowledge_settings().prefetch_query_vectors
-
-
-def tracker_events(turns: Sequence[Turn]) -> list[dict[str, Any]]:
-    """Rasa tracker events for the human part of a conversation, so Rasa's history holds it too."""
-    events: list[dict[str, Any]] = []
-    for turn in turns:
-        stamp = turn.at.timestamp()
-        if turn.role is Role.SHOPPER:
-            events.append({
-                "event": "user", "text": turn.text, "timestamp": stamp,
-                "parse_data": {"intent": {"name": "human_conversation", "confidence": 1.0},
-                               "entities": [], "text": turn.text},
-                "metadata": {"handoff": True},
-            })
-        else:
-            events.append({"event": "bot", "text": turn.text, "timestamp": stamp,
-                           "metadata": {"handoff": True, "role": turn.role.value}})
-    events.append({"event": "action", "name": "action_listen"})
-    return events

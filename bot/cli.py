@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.settings import get_settings
+    from bot.gateway.settings import get_settings
 
     settings = get_settings()
     uvicorn.run("bot.app:create_app", factory=True, host=args.host or settings.host,

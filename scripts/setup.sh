@@ -69,7 +69,7 @@ step_model() {
 
 step_train() {
   echo "==> Rasa model"
-  .venv/bin/python -m bot.training
+  .venv/bin/python -m bot.rasa.training
 }
 
 for step in "$@"; do

@@ -1,8 +1,8 @@
-"""Errors of the shopper channels (a branch of :class:`bot.errors.GatewayError`).
+"""Errors of the shopper channels (a branch of :class:`bot.gateway.errors.GatewayError`).
 
 Tree::
 
-    GatewayError (bot.errors)
+    GatewayError (bot.gateway.errors)
     └── ChannelError             a channel failed → 502
         ├── DeliveryFailed       transient (network, Telegram 5xx, flood wait too long): retry later
         ├── DeliveryRejected     permanent (bot blocked, chat gone, request refused): do not retry
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.errors import GatewayError
+from bot.gateway.errors import GatewayError
 
 
 class ChannelError(GatewayError):

@@ -60,9 +60,9 @@ from bot.channels.errors import (
     WebhookRefused,
 )
 from bot.channels.formatting import split_text
-from bot.errors import InvalidMessage, UpstreamUnavailable
 from bot.gateway import Gateway, HandoffPort, OutMessage, Reply
-from bot.settings import BotSettings
+from bot.gateway.errors import InvalidMessage, UpstreamUnavailable
+from bot.gateway.settings import BotSettings
 from kefu.conversation import Button, ConversationStore, Role, Turn, conversation_id
 
 logger = logging.getLogger(__name__)

@@ -34,20 +34,22 @@ import contextlib
 import json
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from bot.channels.delivery import stop_task
-from bot.errors import InvalidMessage, UpstreamUnavailable
 from bot.gateway import Gateway
+from bot.gateway.errors import InvalidMessage, UpstreamUnavailable
 from kefu.conversation import ConversationStore, Role, Turn, conversation_id
 from kefu.keys import gw_client_ids_key
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "web"
+WIDGET_DIR = Path(__file__).parent / "static"  # the widget (widget.js) and its demo store page
 SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TURN_ID_PATTERN = re.compile(r"^\d{1,20}-\d{1,20}$")

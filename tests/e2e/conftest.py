@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright
 
-from bot.training import train_if_changed
+from bot.rasa.training import train_if_changed
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore

@@ -1,6 +1,6 @@
 """Rasa (REST channel + action server) faked at its HTTP edge for channel tests.
 
-Plug it into the real :class:`bot.rasa_client.RasaClient` with ``httpx.MockTransport``. Replies
+Plug it into the real :class:`bot.gateway.rasa_client.RasaClient` with ``httpx.MockTransport``. Replies
 are keyword-canned like the demo shop's bot: answers with "was this helpful?" buttons, a
 clarification with ``/choose_option`` buttons (one with an entry id too long for Telegram's
 64-byte callback data), a very long answer, markup that must stay text, and ``/request_human``

@@ -12,13 +12,13 @@ from pydantic import BaseModel
 
 import actions.errors
 import bot.channels.errors
-import bot.errors
+import bot.gateway.errors
 import handoff.errors
 import knowledge.errors
 from kefu.errors import KefuError, NotAuthenticated
 from kefu.http import install_error_handlers
 
-ERROR_MODULES = (actions.errors, bot.channels.errors, bot.errors, handoff.errors, knowledge.errors)
+ERROR_MODULES = (actions.errors, bot.channels.errors, bot.gateway.errors, handoff.errors, knowledge.errors)
 
 
 class Body(BaseModel):
@@ -34,7 +34,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
             [knowledge.errors.Problem("kb.csv", "row 3", "answer", "must not be empty")]),
         "ticket": handoff.errors.TicketNotFound("no ticket 't1'", ticket_id="t1"),
         "login": NotAuthenticated("session expired"),
-        "rasa": bot.errors.UpstreamUnavailable("Rasa is busy", service="rasa", retry_after=1.2),
+        "rasa": bot.gateway.errors.UpstreamUnavailable("Rasa is busy", service="rasa", retry_after=1.2),
     }
 
     @app.get("/raise/{name}")

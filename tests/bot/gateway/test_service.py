@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.errors import InvalidMessage, UpstreamUnavailable
 from bot.gateway import Gateway, Mode
-from bot.rasa_client import RasaClient
+from bot.gateway.errors import InvalidMessage, UpstreamUnavailable
+from bot.gateway.rasa_client import RasaClient
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from kefu.conversation import ConversationStore, Role
@@ -136,7 +136,7 @@ async def test_overload_answers_busy_and_keeps_the_message(redis_url: str) -> No
     """Past the in-flight limit a shopper gets the busy answer, not an error, and nothing is lost."""
     import asyncio
 
-    from bot.backpressure import BUSY_TEXT, Backpressure
+    from bot.gateway.backpressure import BUSY_TEXT, Backpressure
 
     redis = async_client(redis_url)
     conversations = ConversationStore(redis)

@@ -34,8 +34,8 @@ class BotSettings(BaseSettings):
     telegram_webhook_url: str | None = None  # public https URL that reaches POST /telegram/webhook
     telegram_webhook_secret: SecretStr | None = None  # X-Telegram-Bot-Api-Secret-Token
     telegram_base_url: str | None = None  # Bot API server root; tests point it at a fake server
-    # Peak load (bot/backpressure.py): Rasa calls in flight per process, and how long a message
-    # may wait for a slot before the shopper is asked to wait and send again.
+    # Peak load (bot/gateway/backpressure.py): Rasa calls in flight per process, and how long a
+    # message may wait for a slot before the shopper is asked to wait and send again.
     rasa_max_in_flight: int = 16
     rasa_max_wait_seconds: float = 2.0
 

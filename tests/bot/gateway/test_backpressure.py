@@ -8,9 +8,9 @@ import json
 import httpx
 import pytest
 
-from bot.backpressure import BUSY_TEXT, Backpressure
-from bot.errors import UpstreamUnavailable
-from bot.rasa_client import RasaClient
+from bot.gateway.backpressure import BUSY_TEXT, Backpressure
+from bot.gateway.errors import UpstreamUnavailable
+from bot.gateway.rasa_client import RasaClient
 
 
 class SlowRasa:

@@ -19,10 +19,9 @@ from fastapi.staticfiles import StaticFiles
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from bot.app import STATIC_DIR
-from bot.channels.web import WebChat
+from bot.channels.web import WIDGET_DIR, WebChat
 from bot.gateway import Gateway
-from bot.rasa_client import RasaClient
+from bot.gateway.rasa_client import RasaClient
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
@@ -56,7 +55,7 @@ async def site(redis_url: str) -> AsyncIterator[Site]:
     web = WebChat(gateway, conversations, redis, history_limit=5, block_ms=500)
     app = FastAPI()
     app.include_router(web.create_router())
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", StaticFiles(directory=WIDGET_DIR), name="static")
     server = LoopServer(app)
     await server.start()
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.training import fingerprint, main, model_path, train_if_changed, training_inputs
+from bot.rasa.training import fingerprint, main, model_path, train_if_changed, training_inputs
 
 
 def make_project(root: Path) -> Path:

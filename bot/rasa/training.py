@@ -97,8 +97,8 @@ def _prune(models_dir: Path, keep: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bot.training``: train the Rasa model if needed and print its path."""
-    root = Path(__file__).resolve().parents[1]
+    """``python -m bot.rasa.training``: train the Rasa model if needed and print its path."""
+    root = Path(__file__).resolve().parents[2]
     parser = argparse.ArgumentParser(description="train the Rasa model when its inputs changed")
     parser.add_argument("--root", type=Path, default=root, help="repository root")
     parser.add_argument("--models", type=Path, default=None, help="output dir (default: models)")

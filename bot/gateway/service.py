@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from bot.backpressure import Backpressure
-from bot.errors import InvalidMessage
-from bot.rasa_client import RasaClient, RasaMessage
+from bot.gateway.backpressure import Backpressure
+from bot.gateway.errors import InvalidMessage
+from bot.gateway.rasa_client import RasaClient, RasaMessage
 from kefu.conversation import Button, ConversationStore, Role, Turn, conversation_id
 
 logger = logging.getLogger(__name__)

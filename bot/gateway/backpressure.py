@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from bot.rasa_client import RasaClient, RasaMessage
+from bot.gateway.rasa_client import RasaClient, RasaMessage
 
 logger = logging.getLogger(__name__)
 

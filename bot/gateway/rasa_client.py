@@ -8,8 +8,8 @@ from typing import Any, cast
 
 import httpx
 
-from bot.errors import UpstreamUnavailable
-from kefu.conversation import Button
+from bot.gateway.errors import UpstreamUnavailable
+from kefu.conversation import Button, Role, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -81,3 +81,22 @@ def _message(item: Mapping[str, Any]) -> RasaMessage:
     buttons = [Button(title=str(b.get("title", "")), payload=str(b.get("payload", "")))
                for b in item.get("buttons") or []]
     return RasaMessage(text=str(item.get("text") or ""), buttons=buttons)
+
+
+def tracker_events(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """Rasa tracker events for the human part of a conversation, so Rasa's history holds it too."""
+    events: list[dict[str, Any]] = []
+    for turn in turns:
+        stamp = turn.at.timestamp()
+        if turn.role is Role.SHOPPER:
+            events.append({
+                "event": "user", "text": turn.text, "timestamp": stamp,
+                "parse_data": {"intent": {"name": "human_conversation", "confidence": 1.0},
+                               "entities": [], "text": turn.text},
+                "metadata": {"handoff": True},
+            })
+        else:
+            events.append({"event": "bot", "text": turn.text, "timestamp": stamp,
+                           "metadata": {"handoff": True, "role": turn.role.value}})
+    events.append({"event": "action", "name": "action_listen"})
+    return events

@@ -21,10 +21,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bot.app import STATIC_DIR
-from bot.channels.web import WebChat
+from bot.channels.web import WIDGET_DIR, WebChat
 from bot.gateway import Gateway
-from bot.rasa_client import RasaClient
+from bot.gateway.rasa_client import RasaClient
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore, Role, Turn
@@ -55,7 +54,7 @@ def build_app(redis_url: str, rasa: FakeRasa) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(web.create_router())
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", StaticFiles(directory=WIDGET_DIR), name="static")
     return app
 
 

@@ -13,7 +13,7 @@ from actions import actions as kefu_actions
 from kefu.keys import RASA_LOCK_PREFIX, RASA_TRACKER_PREFIX
 from kefu.stack import StackConfig
 
-RASA = Path(__file__).resolve().parents[2] / "bot" / "rasa"
+RASA = Path(__file__).resolve().parents[3] / "bot" / "rasa"
 
 
 def load(name: str) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from bot.app import create_app
 from bot.channels.attachments import AttachmentDesk
 from bot.channels.telegram import SECRET_HEADER, TelegramChannel, shopper_text
 from bot.gateway import Gateway
-from bot.rasa_client import RasaClient
-from bot.settings import BotSettings
+from bot.gateway.rasa_client import RasaClient
+from bot.gateway.settings import BotSettings
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.accounts import Presence

@@ -24,7 +24,7 @@ from bot.channels.delivery import (
 from bot.channels.errors import DeliveryFailed, DeliveryRejected
 from bot.channels.telegram import TelegramChannel
 from bot.gateway import Gateway
-from bot.rasa_client import RasaClient
+from bot.gateway.rasa_client import RasaClient
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore, Role, Turn
