@@ -18,7 +18,7 @@ once; routes raise and never build an error response or choose a status themselv
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -71,7 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
 
 
-def session_token(credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> str:
+def session_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> str:
     """The bearer token of the request (a FastAPI dependency); NotAuthenticated without one."""
     if credentials is None:
         raise NotAuthenticated("missing bearer token")
@@ -81,7 +83,7 @@ def session_token(credentials: HTTPAuthorizationCredentials | None = Depends(BEA
 def agent_dependency(authenticate: Authenticate) -> Callable[..., Awaitable[Agent]]:
     """A FastAPI dependency giving the logged-in agent of a request (or NotAuthenticated)."""
 
-    async def current_agent(token: str = Depends(session_token)) -> Agent:
+    async def current_agent(token: Annotated[str, Depends(session_token)]) -> Agent:
         return await authenticate(token)
 
     return current_agent
