@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from handoff.models import (
     CannedAnswer,
@@ -34,14 +34,12 @@ from handoff.models import (
 from handoff.service import HandoffService
 from kefu.accounts import Agent
 from kefu.conversation import Turn
-from kefu.errors import PageNotFound
 from kefu.http import agent_dependency, session_token
+from kefu.pages import add_page
 
 logger = logging.getLogger(__name__)
 
 CONSOLE_DIR = Path(__file__).parent / "console"
-CONSOLE_FILES = {"index.html": "text/html", "console.js": "text/javascript",
-                 "console.css": "text/css"}
 PING_SECONDS = 15.0
 
 KnowledgeSearch = Callable[[str], Awaitable[list[CannedAnswer]]]
@@ -57,7 +55,7 @@ def create_router(service: HandoffService,
     _ticket_routes(router, service, auth)
     if knowledge_search is not None:
         _canned_route(router, knowledge_search, auth)
-    _console_routes(router)
+    add_page(router, "/console", CONSOLE_DIR, title="客服工作台", subtitle="Agent console")
     return router
 
 
@@ -192,24 +190,3 @@ def _canned_route(router: APIRouter, search: KnowledgeSearch, auth: Any) -> None
                      q: Annotated[str, Query(min_length=1, max_length=500)]) -> list[CannedAnswer]:
         """Knowledge answers matching `q`, to insert into a reply."""
         return await search(q)
-
-
-def _console_routes(router: APIRouter) -> None:
-    @router.get("/console", include_in_schema=False)
-    async def console_root() -> RedirectResponse:
-        return RedirectResponse("/console/")
-
-    @router.get("/console/", include_in_schema=False)
-    async def console_index() -> FileResponse:
-        return _console_file("index.html")
-
-    @router.get("/console/{name}", include_in_schema=False)
-    async def console_asset(name: str) -> Response:
-        if name not in CONSOLE_FILES:
-            raise PageNotFound(f"no console file {name!r}", name=name)
-        return _console_file(name)
-
-
-def _console_file(name: str) -> FileResponse:
-    return FileResponse(CONSOLE_DIR / name, media_type=CONSOLE_FILES[name],
-                        headers={"Cache-Control": "no-cache"})

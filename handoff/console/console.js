@@ -1,4 +1,4 @@
-// kefu agent console: plain JS, no build step.
+// kefu agent console: plain JS, no build step, on the kefu UI kit (kit.js: el, api, login, toast).
 // Everything a shopper typed is put on the page as text (textContent / text nodes), never as HTML.
 "use strict";
 
@@ -18,46 +18,15 @@
     returned: "已转回机器人 Returned", cancelled: "已取消 Cancelled",
   };
 
+  const { $, el, clear, toast, api } = kefu;
   const state = {
-    token: sessionStorage.getItem("kefu.token"),
     me: null, config: null, agents: [],
     tickets: new Map(), knownWaiting: null, unread: new Set(),
     current: null, currentTicket: null, turnIds: new Set(), lastTurnId: null,
     stream: null, timers: [], refreshTimer: null,
   };
-  const $ = (id) => document.getElementById(id);
 
-  // --- DOM helpers (text only) -----------------------------------------------------------------
-
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === undefined || value === null || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "testid") node.setAttribute("data-testid", value);
-      else if (key === "dataset") Object.assign(node.dataset, value);
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === undefined || child === null || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function toast(text, kind) {
-    const box = $("toast");
-    box.textContent = text;
-    box.className = kind || "";
-    box.hidden = false;
-    clearTimeout(toast.timer);
-    toast.timer = setTimeout(() => { box.hidden = true; }, 4000);
-  }
+  // --- formatting ----------------------------------------------------------------------------
 
   function duration(seconds) {
     const s = Math.max(0, Math.floor(seconds));
@@ -76,59 +45,7 @@
     return (Date.now() - new Date(iso).getTime()) / 1000;
   }
 
-  // --- HTTP ----------------------------------------------------------------------------------
-
-  async function api(method, path, body) {
-    const headers = { Authorization: "Bearer " + state.token };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (res.status === 401) {
-      showLogin("会话已过期，请重新登录 Session expired, log in again");
-      throw new Error("not authenticated");
-    }
-    const data = res.status === 204 ? null : await res.json().catch(() => null);
-    if (!res.ok) {
-      const error = new Error((data && data.detail) || res.statusText);
-      error.status = res.status;
-      error.data = data;
-      throw error;
-    }
-    return data;
-  }
-
-  // --- login ---------------------------------------------------------------------------------
-
-  function showLogin(message) {
-    stopAll();
-    state.token = null;
-    sessionStorage.removeItem("kefu.token");
-    $("app-view").hidden = true;
-    $("login-view").hidden = false;
-    $("login-error").textContent = message || "";
-  }
-
-  async function login(event) {
-    event.preventDefault();
-    $("login-error").textContent = "";
-    const res = await fetch("/api/v1/agent/login", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: $("login-username").value, password: $("login-password").value }),
-    });
-    const data = await res.json().catch(() => ({}));
-    if (!res.ok) {
-      $("login-error").textContent = "用户名或密码错误 Wrong username or password";
-      return;
-    }
-    state.token = data.token;
-    sessionStorage.setItem("kefu.token", data.token);
-    $("login-password").value = "";
-    await start();
-  }
-
-  async function logout() {
-    try { await api("POST", "/api/v1/agent/logout"); } catch (e) { /* already gone */ }
-    showLogin("");
-  }
+  // --- session -------------------------------------------------------------------------------
 
   function stopAll() {
     if (state.stream) state.stream.abort();
@@ -142,8 +59,6 @@
     state.me = me.agent;
     state.config = me.config;
     state.knownWaiting = null;
-    $("login-view").hidden = true;
-    $("app-view").hidden = false;
     $("me").textContent = `${me.agent.display_name} (${me.agent.username}) · ${me.agent.groups.map((g) => GROUPS[g] || g).join(" / ")}`;
     $("presence").value = me.agent.presence === "away" ? "away" : "online";
     if (me.agent.presence !== "online" && me.agent.presence !== "away") await setPresence("online");
@@ -473,8 +388,8 @@
     const ctrl = new AbortController();
     state.stream = ctrl;
     try {
-      const res = await fetch("/api/v1/agent/events", { headers: { Authorization: "Bearer " + state.token }, signal: ctrl.signal });
-      if (res.status === 401) { showLogin("会话已过期，请重新登录 Session expired, log in again"); return; }
+      const res = await fetch("/api/v1/agent/events", { headers: kefu.authHeaders(), signal: ctrl.signal });
+      if (res.status === 401) { kefu.showLogin(kefu.EXPIRED); return; }
       if (!res.ok || !res.body) throw new Error("event stream " + res.status);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -492,7 +407,7 @@
       if (ctrl.signal.aborted) return;
     }
     setLive(false);
-    if (state.stream === ctrl && state.token) setTimeout(connectStream, 3000);
+    if (state.stream === ctrl && kefu.token()) setTimeout(connectStream, 3000);
   }
 
   function setLive(on) {
@@ -560,8 +475,6 @@
   // --- wiring --------------------------------------------------------------------------------
 
   document.addEventListener("DOMContentLoaded", () => {
-    $("login-form").addEventListener("submit", login);
-    $("logout").addEventListener("click", logout);
     $("presence").addEventListener("change", (e) => setPresence(e.target.value).catch((err) => toast(err.message, "error")));
     $("notify-enable").addEventListener("click", () => {
       if ("Notification" in window) Notification.requestPermission().then((p) => toast("提醒 Alerts: " + p));
@@ -591,6 +504,6 @@
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("reply-form").requestSubmit(); }
     });
     $("canned-form").addEventListener("submit", searchCanned);
-    if (state.token) start().catch(() => showLogin(""));
+    kefu.mount({ start, stop: stopAll });
   });
 })();

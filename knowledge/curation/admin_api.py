@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
-from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kefu.accounts import Agent, AgentRole
-from kefu.errors import NotAuthorized, PageNotFound
+from kefu.errors import NotAuthorized
 from kefu.http import Authenticate, agent_dependency
+from kefu.pages import add_page
 from knowledge.curation.admin import (
     AdminService,
     DraftReview,
@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/kb"
 PAGE_DIR = Path(__file__).parent / "admin_ui"
-PAGE_FILES = {"index.html": "text/html", "admin.js": "text/javascript", "admin.css": "text/css"}
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 _TEMPLATE_TYPES = {
     KbFormat.YAML: "application/yaml",
@@ -114,7 +113,7 @@ def create_router(admin: AdminService, authenticate: Authenticate) -> APIRouter:
 
     _read_routes(router, admin, Depends(current_agent))
     _change_routes(router, admin, Depends(current_manager))
-    _page_routes(router)
+    add_page(router, "/admin/kb", PAGE_DIR, title="知识库管理", subtitle="Knowledge admin")
     return router
 
 
@@ -215,24 +214,3 @@ def _change_routes(router: APIRouter, admin: AdminService, manager: Any) -> None
         return await admin.draft_from_topic(
             topic_id, author=agent.username, entry_id=body.entry_id, new_id=body.new_id,
             question=body.question, answer=body.answer, category=body.category)
-
-
-def _page_routes(router: APIRouter) -> None:
-    @router.get("/admin/kb", include_in_schema=False)
-    async def page_root() -> RedirectResponse:
-        return RedirectResponse("/admin/kb/")
-
-    @router.get("/admin/kb/", include_in_schema=False)
-    async def page_index() -> FileResponse:
-        return _page_file("index.html")
-
-    @router.get("/admin/kb/{name}", include_in_schema=False)
-    async def page_asset(name: str) -> Response:
-        if name not in PAGE_FILES:
-            raise PageNotFound(f"no admin page file {name!r}", name=name)
-        return _page_file(name)
-
-
-def _page_file(name: str) -> FileResponse:
-    return FileResponse(PAGE_DIR / name, media_type=PAGE_FILES[name],
-                        headers={"Cache-Control": "no-cache"})

@@ -162,8 +162,9 @@ async def test_console_files_and_openapi(client: httpx.AsyncClient) -> None:
     assert (await client.get("/console")).status_code in (307, 308)
     page = await client.get("/console/")
     assert page.status_code == 200 and 'data-testid="login-form"' in page.text
-    assert (await client.get("/console/console.js")).headers["content-type"].startswith(
-        "text/javascript")
+    for name in ("console.js", "kit.js"):
+        assert (await client.get(f"/console/{name}")).headers["content-type"].startswith(
+            "text/javascript")
     assert (await client.get("/console/secret.py")).status_code == 404
     assert (await client.get("/console/..%2fapi.py")).status_code == 404
     paths = (await client.get("/openapi.json")).json()["paths"]

@@ -1,41 +1,18 @@
-// 知识库管理 · Knowledge admin. Plain JS, no build step. Every piece of user or server text goes
-// into the page through textContent (never innerHTML), so a question like "<img onerror>" stays text.
+// 知识库管理 · Knowledge admin. Plain JS, no build step, on the kefu UI kit (kit.js: el, request,
+// login, toast). Every piece of user or server text goes into the page through textContent (never
+// innerHTML), so a question like "<img onerror>" stays text.
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "kefu.token"; // shared with the agent console: one login for both
+  const { $, el, clear, request, errorText } = kefu;
   const state = {
-    token: sessionStorage.getItem(TOKEN_KEY),
     agent: null,
     manager: false,
     draft: null, // the draft under review
     live: null,
   };
-  const $ = (id) => document.getElementById(id);
 
-  // --- DOM helpers ------------------------------------------------------------------------------
-
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === undefined || value === null) continue;
-      if (key === "testid") node.dataset.testid = value;
-      else if (key === "class") node.className = value;
-      else if (key.startsWith("data-")) node.setAttribute(key, value);
-      else if (key === "onclick") node.addEventListener("click", value);
-      else node[key] = value;
-    }
-    for (const child of children) {
-      if (child === undefined || child === null) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-    return node;
-  }
+  // --- formatting ------------------------------------------------------------------------------
 
   function fmtTime(iso) {
     if (!iso) return "…";
@@ -49,82 +26,25 @@
     return x === null || x === undefined ? "n/a" : (x * 100).toFixed(1) + "%";
   }
 
+  // Progress ("info") stays until the next message; results and errors go after a while.
   function flash(text, kind) {
-    const node = $("flash");
-    node.textContent = text;
-    node.className = "flash " + (kind || "info");
-    node.hidden = !text;
+    kefu.toast(text, kind || "info", kind === "info" || !kind ? 0 : 8);
   }
 
   const KIND_LABELS = { answer: "回答 answer", clarify: "澄清 clarify", handoff: "转人工 handoff" };
   const STATUS_LABELS = { upcoming: "未开始 upcoming", active: "进行中 active", expired: "已结束 expired" };
 
-  // --- HTTP -------------------------------------------------------------------------------------
-
-  async function api(method, path, body) {
-    const headers = { Authorization: "Bearer " + state.token };
-    const init = { method, headers };
-    if (body instanceof FormData) init.body = body;
-    else if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const res = await fetch(path, init);
-    let data = null;
-    const type = res.headers.get("content-type") || "";
-    if (type.includes("application/json")) data = await res.json();
-    if (res.status === 401) {
-      logout("登录已过期，请重新登录 Session expired, log in again");
-      throw new Error("not authenticated");
-    }
-    return { ok: res.ok, status: res.status, data };
-  }
-
-  function errorText(result) {
-    const detail = result.data && result.data.detail;
-    if (typeof detail === "string") return detail;
-    return "请求失败 Request failed (" + result.status + ")";
-  }
-
-  // --- login ------------------------------------------------------------------------------------
-
-  async function login(event) {
-    event.preventDefault();
-    $("login-error").textContent = "";
-    const res = await fetch("/api/v1/agent/login", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: $("login-username").value, password: $("login-password").value }),
-    });
-    const data = await res.json().catch(() => ({}));
-    if (!res.ok) {
-      $("login-error").textContent = data.detail || "登录失败 Login failed";
-      return;
-    }
-    state.token = data.token;
-    sessionStorage.setItem(TOKEN_KEY, data.token);
-    await start();
-  }
-
-  function logout(message) {
-    state.token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    $("app-view").hidden = true;
-    $("login-view").hidden = false;
-    $("login-error").textContent = message || "";
-  }
+  // --- session -------------------------------------------------------------------------------
 
   async function start() {
-    const me = await api("GET", "/api/v1/agent/me");
-    if (!me.ok) return logout(errorText(me));
+    const me = await request("GET", "/api/v1/agent/me");
+    if (!me.ok) throw new Error(errorText(me));
     state.agent = me.data.agent;
     state.manager = state.agent.role === "manager";
     $("me").textContent = state.agent.display_name + " (" + state.agent.username + ", " +
       (state.manager ? "管理员 manager" : "客服 agent") + ")";
     $("readonly-note").hidden = state.manager;
     for (const node of document.querySelectorAll(".manager-only")) node.hidden = !state.manager;
-    $("login-view").hidden = true;
-    $("app-view").hidden = false;
     await refreshVersions();
   }
 
@@ -152,7 +72,7 @@
     flash("校验并建立索引中… Validating and indexing…", "info");
     $("upload-submit").disabled = true;
     try {
-      const result = await api("POST", "/api/v1/kb/drafts", form);
+      const result = await request("POST", "/api/v1/kb/drafts", form);
       $("problems").hidden = true;
       if (result.status === 422 && result.data && result.data.problems) {
         $("review").hidden = true;
@@ -268,7 +188,7 @@
     const body = { note: $("publish-note").value, override_reason: reason || null };
     $("publish-submit").disabled = true;
     try {
-      const result = await api("POST", "/api/v1/kb/drafts/" + encodeURIComponent(state.draft.id) + "/publish", body);
+      const result = await request("POST", "/api/v1/kb/drafts/" + encodeURIComponent(state.draft.id) + "/publish", body);
       if (result.status === 409 && result.data && result.data.gate) {
         showGate(result.data.gate);
         $("override-label").hidden = false;
@@ -293,7 +213,7 @@
     event.preventDefault();
     if (!state.draft) return;
     const res = await fetch("/api/v1/kb/drafts/" + encodeURIComponent(state.draft.id) + "/file",
-      { headers: { Authorization: "Bearer " + state.token } });
+      { headers: kefu.authHeaders() });
     if (!res.ok) return flash("下载失败 Download failed", "error");
     const url = URL.createObjectURL(await res.blob());
     const link = el("a", { href: url, download: "draft-" + state.draft.id + ".yaml" });
@@ -323,7 +243,7 @@
     const target = $("try-target").value;
     if (target.startsWith("draft:")) body.draft_id = target.slice(6);
     else if (target.startsWith("version:")) body.version = target.slice(8);
-    const result = await api("POST", "/api/v1/kb/try", body);
+    const result = await request("POST", "/api/v1/kb/try", body);
     if (!result.ok) return flash(errorText(result), "error");
     flash("");
     const d = result.data.decision;
@@ -369,14 +289,14 @@
   }
 
   async function loadCalendar() {
-    const result = await api("GET", "/api/v1/kb/calendar");
+    const result = await request("GET", "/api/v1/kb/calendar");
     if (result.ok) renderCalendar($("live-calendar"), result.data);
   }
 
   // --- versions and audit -----------------------------------------------------------------------
 
   async function refreshVersions() {
-    const result = await api("GET", "/api/v1/kb/versions");
+    const result = await request("GET", "/api/v1/kb/versions");
     if (!result.ok) return flash(errorText(result), "error");
     state.live = result.data.live;
     $("live-version").textContent = state.live || "—";
@@ -394,7 +314,7 @@
         el("td", {}, v.author), el("td", {}, String(v.entries)), el("td", {}, v.note), actions));
       addTryTarget("version:" + v.id, "版本 Version " + v.id, false);
     }
-    const audit = await api("GET", "/api/v1/kb/audit?limit=50");
+    const audit = await request("GET", "/api/v1/kb/audit?limit=50");
     if (audit.ok) {
       const auditRows = clear($("audit-rows"));
       for (const r of audit.data) {
@@ -406,7 +326,7 @@
   }
 
   async function showVersionDiff(id) {
-    const result = await api("GET", "/api/v1/kb/versions/" + encodeURIComponent(id) + "/diff");
+    const result = await request("GET", "/api/v1/kb/versions/" + encodeURIComponent(id) + "/diff");
     if (!result.ok) return flash(errorText(result), "error");
     const d = result.data;
     $("version-diff").hidden = false;
@@ -419,7 +339,7 @@
   }
 
   async function rollback(id) {
-    const result = await api("POST", "/api/v1/kb/rollback", { version: id, note: "" });
+    const result = await request("POST", "/api/v1/kb/rollback", { version: id, note: "" });
     if (!result.ok) return flash(errorText(result), "error");
     flash("已回滚到 Rolled back to " + id, "ok");
     await refreshVersions();
@@ -430,7 +350,7 @@
   async function loadTopics() {
     const list = clear($("topic-list"));
     list.append(el("li", { class: "muted" }, "归类中… Grouping…"));
-    const result = await api("GET", "/api/v1/kb/topics");
+    const result = await request("GET", "/api/v1/kb/topics");
     clear(list);
     if (!result.ok) return flash(errorText(result), "error");
     if (!result.data.length) list.append(el("li", { class: "muted", testid: "no-topics" }, "没有待处理的问题 Nothing to learn right now"));
@@ -470,7 +390,7 @@
 
   async function draftFromTopic(id, body) {
     flash("起草中… Drafting…", "info");
-    const result = await api("POST", "/api/v1/kb/topics/" + encodeURIComponent(id) + "/draft", body);
+    const result = await request("POST", "/api/v1/kb/topics/" + encodeURIComponent(id) + "/draft", body);
     if (result.status === 422 && result.data && result.data.problems) {
       return flash(result.data.problems.map((p) => p.message).join("; "), "error");
     }
@@ -482,11 +402,6 @@
   // --- wiring -----------------------------------------------------------------------------------
 
   document.addEventListener("DOMContentLoaded", () => {
-    $("login-form").addEventListener("submit", login);
-    $("logout").addEventListener("click", async () => {
-      await api("POST", "/api/v1/agent/logout").catch(() => null);
-      logout("");
-    });
     for (const button of document.querySelectorAll("#tabs button")) {
       button.addEventListener("click", () => showTab(button.dataset.tab));
     }
@@ -495,6 +410,6 @@
     $("draft-download").addEventListener("click", downloadDraft);
     $("try-form").addEventListener("submit", tryQuestion);
     $("topics-refresh").addEventListener("click", loadTopics);
-    if (state.token) start().catch(() => logout(""));
+    kefu.mount({ start });
   });
 })();
