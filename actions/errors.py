@@ -8,8 +8,6 @@ Tree::
 
 from __future__ import annotations
 
-from typing import Any
-
 from kefu.errors import KefuError
 
 
@@ -28,10 +26,9 @@ class KnowledgeUnavailableError(ActionsError):
 
     status_code = 502
     code = "knowledge_unavailable"
+    field_names = ("upstream_status",)
 
     def __init__(self, message: str, *, upstream_status: int | None = None) -> None:
         super().__init__(message)
         self.upstream_status = upstream_status
 
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"upstream_status": self.upstream_status}

@@ -18,7 +18,7 @@ Tree::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
 from kefu.errors import KefuError
 
@@ -35,6 +35,7 @@ class TicketNotFound(HandoffError):
 
     status_code = 404
     code = "ticket_not_found"
+    field_names = ("ticket_id", "conversation_id")
 
     def __init__(self, message: str, *, ticket_id: str | None = None,
                  conversation_id: str | None = None) -> None:
@@ -42,49 +43,40 @@ class TicketNotFound(HandoffError):
         self.ticket_id = ticket_id
         self.conversation_id = conversation_id
 
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"ticket_id": self.ticket_id, "conversation_id": self.conversation_id}
-
 
 class TicketStateError(HandoffError):
     """The ticket's status does not allow the operation."""
 
     status_code = 409
     code = "ticket_state"
+    field_names: ClassVar[tuple[str, ...]] = ("ticket_id", "status")
 
     def __init__(self, message: str, *, ticket_id: str, status: str) -> None:
         super().__init__(message)
         self.ticket_id = ticket_id
         self.status = status
 
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"ticket_id": self.ticket_id, "status": self.status}
-
 
 class AlreadyClaimed(TicketStateError):
     """Another agent claimed the ticket first."""
 
     code = "already_claimed"
+    field_names = ("ticket_id", "status", "agent")
 
     def __init__(self, message: str, *, ticket_id: str, status: str, agent: str | None) -> None:
         super().__init__(message, ticket_id=ticket_id, status=status)
         self.agent = agent
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {**super().fields(), "agent": self.agent}
 
 
 class LeaseExpired(TicketStateError):
     """The agent's lease on the ticket lapsed (console gone too long); claim it again."""
 
     code = "lease_expired"
+    field_names = ("ticket_id", "status", "agent")
 
     def __init__(self, message: str, *, ticket_id: str, status: str, agent: str) -> None:
         super().__init__(message, ticket_id=ticket_id, status=status)
         self.agent = agent
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {**super().fields(), "agent": self.agent}
 
 
 class RatingNotAllowed(TicketStateError):
@@ -98,13 +90,11 @@ class AgentUnavailable(HandoffError):
 
     status_code = 409
     code = "agent_unavailable"
+    field_names = ("username",)
 
     def __init__(self, message: str, *, username: str) -> None:
         super().__init__(message)
         self.username = username
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"username": self.username}
 
 
 class InvalidInput(HandoffError):
@@ -112,10 +102,9 @@ class InvalidInput(HandoffError):
 
     status_code = 422
     code = "invalid_input"
+    field_names = ("field",)
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
 
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"field": self.field}

@@ -1,9 +1,10 @@
 """The one base of every error kefu raises on purpose, and the account errors.
 
-Every error carries the HTTP status the app answers with (``status_code``), a stable ``code``
-and its structured fields (``fields()``); `kefu.http` turns any of them into one JSON body,
-``{"detail": message, "code": code, **fields}``, in one place. Each package keeps one base of
-its own, derived from :class:`KefuError`, with its branch of the tree in its ``errors.py``.
+Every error carries the HTTP status the app answers with (``status_code``), a stable ``code`` and
+its structured fields (the attributes named in ``field_names``, or ``fields()``); `kefu.http` turns
+any of them into one JSON body, ``{"detail": message, "code": code, **fields}``, in one place. Each
+package keeps one base of its own, derived from :class:`KefuError`, with its branch of the tree in
+its ``errors.py``.
 
 Tree::
 
@@ -31,6 +32,7 @@ class KefuError(Exception):
 
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "error"
+    field_names: ClassVar[tuple[str, ...]] = ()  # attributes that go into the API body
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -38,7 +40,7 @@ class KefuError(Exception):
 
     def fields(self) -> dict[str, Any]:
         """The structured fields of the error, for the API body (JSON-ready values)."""
-        return {}
+        return {name: getattr(self, name) for name in self.field_names}
 
     def headers(self) -> dict[str, str]:
         """HTTP headers the answer needs (``Retry-After``, ``WWW-Authenticate``)."""
@@ -67,14 +69,12 @@ class NotAuthorized(AccountError):
 
     status_code = 403
     code = "not_authorized"
+    field_names = ("agent", "action")
 
     def __init__(self, message: str, *, agent: str, action: str) -> None:
         super().__init__(message)
         self.agent = agent
         self.action = action
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"agent": self.agent, "action": self.action}
 
 
 class AgentNotFound(AccountError):
@@ -82,13 +82,11 @@ class AgentNotFound(AccountError):
 
     status_code = 404
     code = "agent_not_found"
+    field_names = ("username",)
 
     def __init__(self, message: str, *, username: str) -> None:
         super().__init__(message)
         self.username = username
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"username": self.username}
 
 
 class AgentExists(AccountError):
@@ -96,13 +94,11 @@ class AgentExists(AccountError):
 
     status_code = 409
     code = "agent_exists"
+    field_names = ("username",)
 
     def __init__(self, message: str, *, username: str) -> None:
         super().__init__(message)
         self.username = username
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"username": self.username}
 
 
 class InvalidAccount(AccountError):
@@ -110,13 +106,11 @@ class InvalidAccount(AccountError):
 
     status_code = 422
     code = "invalid_account"
+    field_names = ("field",)
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"field": self.field}
 
 
 class PageNotFound(KefuError):
@@ -124,10 +118,9 @@ class PageNotFound(KefuError):
 
     status_code = 404
     code = "page_not_found"
+    field_names = ("name",)
 
     def __init__(self, message: str, *, name: str) -> None:
         super().__init__(message)
         self.name = name
 
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"name": self.name}

@@ -88,13 +88,11 @@ class VersionNotFound(KnowledgeError):
 
     status_code = 404
     code = "version_not_found"
+    field_names = ("version_id",)
 
     def __init__(self, version_id: str) -> None:
         self.version_id = version_id
         super().__init__(f"no knowledge-base version {version_id!r}")
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"version_id": self.version_id}
 
 
 class EntryNotFound(KnowledgeError):
@@ -106,13 +104,11 @@ class EntryNotFound(KnowledgeError):
 
     status_code = 404
     code = "entry_not_found"
+    field_names = ("entry_id",)
 
     def __init__(self, entry_id: str) -> None:
         self.entry_id = entry_id
         super().__init__(f"no entry {entry_id!r} in the live knowledge base")
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"entry_id": self.entry_id}
 
 
 class NoLiveVersion(KnowledgeError):
@@ -143,13 +139,11 @@ class DraftNotFound(KnowledgeError):
 
     status_code = 404
     code = "draft_not_found"
+    field_names = ("draft_id",)
 
     def __init__(self, draft_id: str) -> None:
         self.draft_id = draft_id
         super().__init__(f"no draft {draft_id!r}; upload the file again")
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"draft_id": self.draft_id}
 
 
 class TopicNotFound(KnowledgeError):
@@ -161,13 +155,11 @@ class TopicNotFound(KnowledgeError):
 
     status_code = 404
     code = "topic_not_found"
+    field_names = ("topic_id",)
 
     def __init__(self, topic_id: str) -> None:
         self.topic_id = topic_id
         super().__init__(f"no escalation topic {topic_id!r}; list them again")
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"topic_id": self.topic_id}
 
 
 class GateRefused(KnowledgeError):

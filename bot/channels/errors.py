@@ -12,8 +12,6 @@ Tree::
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.gateway.errors import GatewayError
 
 
@@ -22,13 +20,11 @@ class ChannelError(GatewayError):
 
     status_code = 502
     code = "channel_error"
+    field_names = ("channel",)
 
     def __init__(self, message: str, *, channel: str) -> None:
         super().__init__(message)
         self.channel = channel
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"channel": self.channel}
 
 
 class DeliveryFailed(ChannelError):

@@ -13,8 +13,6 @@ whole app in `kefu.http`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from kefu.errors import KefuError
 
 
@@ -30,13 +28,11 @@ class InvalidMessage(GatewayError):
 
     status_code = 422
     code = "invalid_message"
+    field_names = ("field",)
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
-
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"field": self.field}
 
 
 class UpstreamUnavailable(GatewayError):
@@ -44,14 +40,13 @@ class UpstreamUnavailable(GatewayError):
 
     status_code = 503
     code = "upstream_unavailable"
+    field_names = ("service", "retry_after")
 
     def __init__(self, message: str, *, service: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.service = service
         self.retry_after = retry_after
 
-    def fields(self) -> dict[str, Any]:  # noqa: D102
-        return {"service": self.service, "retry_after": self.retry_after}
 
     def headers(self) -> dict[str, str]:  # noqa: D102
         return {"Retry-After": str(int(self.retry_after + 0.999))} if self.retry_after else {}
