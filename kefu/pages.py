@@ -1,15 +1,14 @@
 """Serving kefu's browser pages (agent console, knowledge admin, supervisor pages) with the UI kit.
 
-A page is a directory holding ``index.html`` and its own script and stylesheet; every page loads
-the kit (``kefu/ui``: ``kit.js`` with ``el()``, ``api()``, login and session handling and toasts,
-``kit.css`` with the shared base) from its own path, before its own files. :func:`add_page` writes
-the routes once for every page:
+A page is a directory holding ``page.html`` (the markup of its logged-in view) and its own
+scripts and stylesheets. :func:`add_page` writes everything around it once, for every page:
 
 - ``{path}`` redirects to ``{path}/``;
-- ``{path}/`` answers ``index.html`` with the shared login form where it says
-  ``<!-- kefu:login -->`` (one markup, the page's title in it);
-- ``{path}/{name}`` answers one of the page's files or the kit's; anything else is a
-  :class:`~kefu.errors.PageNotFound`.
+- ``{path}/`` answers the kit's frame (``kefu/ui/page.html``): the document head loading the kit
+  (``kit.css``, ``kit.js`` with ``el()``, ``api()``, login and session handling, toasts) before
+  the page's own files, the one login form with the page's title, then ``page.html``;
+- ``{path}/{name}`` answers one of the page's scripts or stylesheets, or the kit's; anything else
+  is a :class:`~kefu.errors.PageNotFound`.
 
 Files are read on every request (``Cache-Control: no-cache``), so an edited page shows on reload.
 """
@@ -26,7 +25,6 @@ from kefu.errors import PageNotFound
 
 KIT_DIR = Path(__file__).parent / "ui"
 KIT_FILES = ("kit.js", "kit.css")
-LOGIN_MARK = "<!-- kefu:login -->"
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
 NO_CACHE = {"Cache-Control": "no-cache"}
 
@@ -43,8 +41,8 @@ def add_page(router: APIRouter, path: str, directory: Path, *, title: str,
 
     @router.get(f"{path}/", include_in_schema=False)
     async def page_index() -> HTMLResponse:
-        return HTMLResponse(render_index(directory, title=title, subtitle=subtitle),
-                            headers=NO_CACHE)
+        document = render(directory, path, title=title, subtitle=subtitle)
+        return HTMLResponse(document, headers=NO_CACHE)
 
     @router.get(f"{path}/{{name}}", include_in_schema=False)
     async def page_file(name: str) -> FileResponse:
@@ -54,9 +52,15 @@ def add_page(router: APIRouter, path: str, directory: Path, *, title: str,
         return FileResponse(found, media_type=MEDIA_TYPES[found.suffix], headers=NO_CACHE)
 
 
-def render_index(directory: Path, *, title: str, subtitle: str) -> str:
-    """The page's ``index.html`` with the shared login form in place of its mark."""
-    login = (KIT_DIR / "login.html").read_text(encoding="utf-8").rstrip()
-    login = login.replace("{title}", html.escape(title))
-    login = login.replace("{subtitle}", html.escape(subtitle))
-    return (directory / "index.html").read_text(encoding="utf-8").replace(LOGIN_MARK, login)
+def render(directory: Path, path: str, *, title: str, subtitle: str) -> str:
+    """The whole document of the page in ``directory``: the kit's frame around its markup."""
+    own = sorted(p.name for p in directory.iterdir() if p.suffix in MEDIA_TYPES)
+    styles = [f'  <link rel="stylesheet" href="{path}/{n}">' for n in own if n.endswith(".css")]
+    scripts = [f'  <script src="{path}/{n}" defer></script>' for n in own if n.endswith(".js")]
+    document = (KIT_DIR / "page.html").read_text(encoding="utf-8")
+    for mark, value in (("{title}", html.escape(title)), ("{subtitle}", html.escape(subtitle)),
+                        ("{path}", path), ("{styles}", "\n".join(styles)),
+                        ("{scripts}", "\n".join(scripts))):
+        document = document.replace(mark, value)
+    body = (directory / "page.html").read_text(encoding="utf-8").rstrip()
+    return document.replace("{body}", body)
