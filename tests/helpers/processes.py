@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
+
+
+def loaded_by(statement: str, modules: Sequence[str], cwd: Path) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``statement``."""
+    code = f"import sys; {statement}; print(sorted(m for m in {list(modules)!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
+                            check=True)
+    loaded: list[str] = ast.literal_eval(result.stdout.strip())
+    return loaded
 
 
 def free_port() -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import redis.asyncio as aioredis
 
 from kefu.escalations import EscalationReason, record_escalation
 from kefu.keys import kb_escalations_key
+from tests.helpers.processes import loaded_by
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -28,8 +27,5 @@ async def test_an_escalation_is_one_stream_entry(redis: aioredis.Redis) -> None:
 
 
 def test_the_action_server_records_escalations_without_numpy(repo_root: Path) -> None:
-    code = ("import sys, actions, kefu.escalations; "
-            "print(sorted(m for m in ('numpy', 'knowledge.curation.topics') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=repo_root, check=True)
-    assert result.stdout.strip() == "[]"
+    statement = "import actions, kefu.escalations"
+    assert loaded_by(statement, ["numpy", "knowledge.curation.topics"], repo_root) == []

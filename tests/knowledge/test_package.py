@@ -1,18 +1,14 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import knowledge
+from tests.helpers.processes import loaded_by
 
 
 def test_importing_the_package_stays_light(repo_root: Path) -> None:
-    code = ("import sys, knowledge; knowledge.KnowledgeService; knowledge.create_router; "
-            "print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=repo_root, check=True)
-    assert result.stdout.strip() == "[]"
+    statement = "import knowledge; knowledge.KnowledgeService; knowledge.create_router"
+    assert loaded_by(statement, ["torch", "sentence_transformers"], repo_root) == []
 
 
 def test_public_names_resolve() -> None:
