@@ -5,7 +5,7 @@ Run by path with the Rasa virtualenv's interpreter, never imported by kefu (it n
     .venv-rasa/bin/python bot/rasa/serve.py run --enable-api ...
 
 Profiled (py-spy) with one shopper at a time, three functions of Rasa took most of its CPU; each
-replacement gives the same results as Rasa's own code (tests/bot/test_rasa_serve.py):
+replacement gives the same results as Rasa's own code (tests/bot/rasa/test_serve.py):
 
 - every action server response is checked with ``jsonschema.validate(result, schema)``, which
   checks the constant schema against its meta-schema first, on every call: half of Rasa's CPU

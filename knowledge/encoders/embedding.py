@@ -194,8 +194,8 @@ def _quantize_linear_layers(model: Any) -> None:
     benchmarks/results/retrieval.md).
 
     torch 2.13 (kefu's pinned version) marks ``torch.ao.quantization`` deprecated in favour of
-    torchao, which kefu does not install; the eager API works in 2.13 and its warnings are
-    silenced for this one call. A torch upgrade is checked by tests/knowledge/test_embedding.py.
+    torchao, which kefu does not install; the eager API works in 2.13 and its warnings are silenced
+    for this one call. A torch upgrade is checked by tests/knowledge/encoders/test_embedding.py.
     """
     import warnings
 

@@ -1,6 +1,6 @@
 """Run with the Rasa venv's interpreter: compares bot/rasa/serve.py's patches with Rasa's own code.
 
-Prints one JSON object; tests/bot/test_rasa_serve.py reads it. Not collected by pytest (it
+Prints one JSON object; tests/bot/rasa/test_serve.py reads it. Not collected by pytest (it
 imports ``rasa``, which only the Rasa venv has).
 """
 
