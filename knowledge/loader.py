@@ -8,12 +8,16 @@ promotion window without a zone is ambiguous, so it is refused. YAML files have 
 
 Every problem of a file is collected (with the file, the row or entry and the field) and raised
 together as :class:`~knowledge.errors.ValidationFailed`; nothing of an invalid file is returned.
+What is harmless and fixed on the way — a variant repeating another up to case, width or spacing,
+as real exports have — is a *note*: the duplicate is dropped, the note logged and, on request,
+handed back (``notes=``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import unicodedata
 import zipfile
@@ -40,6 +44,8 @@ VARIANT_SEPARATOR = "|"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ID_MAX = 128
 
+logger = logging.getLogger(__name__)
+
 
 class KbFormat(StrEnum):
     """File formats a knowledge base can be written in."""
@@ -56,8 +62,10 @@ def format_of(filename: str) -> KbFormat | None:
             "xlsx": KbFormat.XLSX}.get(suffix)
 
 
-def load_kb(path: str | Path) -> KnowledgeBase:
+def load_kb(path: str | Path, *, notes: list[Problem] | None = None) -> KnowledgeBase:
     """Read and validate a knowledge-base file; the format comes from the extension.
+
+    ``notes`` receives what was fixed on the way (see the module doc).
 
     Raises:
         ValidationFailed: the file is missing, unreadable or has any problem (all are listed).
@@ -68,11 +76,14 @@ def load_kb(path: str | Path) -> KnowledgeBase:
     except OSError as exc:
         problem = Problem(str(path), "file", None, f"cannot read: {exc.strerror}")
         raise ValidationFailed([problem]) from exc
-    return load_kb_bytes(content, str(path))
+    return load_kb_bytes(content, str(path), notes=notes)
 
 
-def load_kb_bytes(content: bytes, filename: str) -> KnowledgeBase:
+def load_kb_bytes(content: bytes, filename: str, *,
+                  notes: list[Problem] | None = None) -> KnowledgeBase:
     """Validate an uploaded knowledge base; ``filename`` names it in problems and picks the format.
+
+    ``notes`` receives what was fixed on the way (see the module doc).
 
     Raises:
         ValidationFailed: the content has any problem (all are listed).
@@ -83,7 +94,13 @@ def load_kb_bytes(content: bytes, filename: str) -> KnowledgeBase:
                                         "unsupported file type; use .yaml, .yml, .csv or .xlsx")])
     reader = {KbFormat.YAML: _read_yaml, KbFormat.CSV: _read_csv, KbFormat.XLSX: _read_xlsx}[fmt]
     source = reader(content, filename)
-    return _Validator(filename).validate(source)
+    validator = _Validator(filename)
+    kb = validator.validate(source)
+    for note in validator.notes:
+        logger.warning("%s", note)
+    if notes is not None:
+        notes.extend(validator.notes)
+    return kb
 
 
 def parse_datetime(value: str | datetime, *, default_tz: tzinfo | None = None) -> datetime:
@@ -274,6 +291,7 @@ class _Validator:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.problems: list[Problem] = []
+        self.notes: list[Problem] = []  # fixed on the way, not refused
         self.id_locations: dict[str, str] = {}  # every id seen, valid entry or not
         self.entries_by_id: dict[str, Entry] = {}
         self.evergreen_texts: dict[str, str] = {}  # text key -> id of the always-active entry
@@ -384,7 +402,8 @@ class _Validator:
                 continue
             key = _text_key(text)
             if key in seen:
-                self.problem(where, "variants", f"variant {text!r} duplicates {seen[key]}")
+                self.notes.append(Problem(self.filename, where, "variants",
+                                          f"variant {text!r} repeats {seen[key]}; dropped"))
                 continue
             seen[key] = f"variant {text!r}"
             variants.append(text)

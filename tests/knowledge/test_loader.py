@@ -191,8 +191,6 @@ entries:
         ("entries[0] (id=a)", "colour", "unknown field"),
         ("entries[0] (id=a)", "answer", "must not be empty"),
         ("entries[0] (id=a)", "category", "unknown category 'foo'"),
-        ("entries[0] (id=a)", "variants", "variant '退货' duplicates variant '退货'"),
-        ("entries[0] (id=a)", "variants", "variant '怎么退货' duplicates the question"),
         ("entries[1] (id=a)", "id", "duplicate id 'a' (first used at entries[0] (id=a))"),
         ("entries[2]", "id", "missing required field"),
         ("entries[2]", "answer", "missing required field"),
@@ -306,3 +304,23 @@ def test_parse_datetime_default_zone() -> None:
     assert parse_datetime("2025-11-11T08:00", default_tz=CST) == datetime(2025, 11, 11, tzinfo=UTC)
     with pytest.raises(ValueError, match="no UTC offset"):
         parse_datetime("2025-11-11T08:00")
+
+
+def test_variants_repeating_up_to_case_width_or_spaces_are_dropped_with_a_note(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    content = """entries:
+  - id: a
+    question: 怎么退货
+    variants: [怎么 退货, 退货流程, 退货流程 , ＡＢＣ退货, abc退货, 退貨流程]
+    answer: 订单页申请
+    category: aftersale
+""".encode()
+    notes: list[Problem] = []
+    with caplog.at_level("WARNING", logger="knowledge.loader"):
+        kb = load_kb_bytes(content, "export.yaml", notes=notes)
+    # spacing, case and width make no new variant; another script (退貨) does
+    assert kb.entries[0].variants == ("退货流程", "ＡＢＣ退货", "退貨流程")
+    assert [(n.location, n.field) for n in notes] == [("entries[0] (id=a)", "variants")] * 3
+    assert "repeats the question; dropped" in notes[0].message
+    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 3
