@@ -44,10 +44,18 @@ class BM25:
             df.update(doc.keys())
         self._idf = {t: self._idf_of(f, n) for t, f in df.items()}
         self._max_idf = self._idf_of(0, n)
-        self._postings: dict[str, list[tuple[int, int]]] = {}
+        postings: dict[str, list[tuple[int, int]]] = {}
         for row, doc in enumerate(self._docs):
             for token, tf in doc.items():
-                self._postings.setdefault(token, []).append((row, tf))
+                postings.setdefault(token, []).append((row, tf))
+        self._norm = self.k1 * (1.0 - self.b + self.b * self._lengths / self._avg_length)
+        # per token: its documents and, precomputed, each one's BM25 term weight
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for token, hits in postings.items():
+            rows = np.array([r for r, _ in hits], dtype=np.int64)
+            tfs = np.array([f for _, f in hits], dtype=np.float64)
+            weight = self._idf[token] * tfs * (self.k1 + 1.0) / (tfs + self._norm[rows])
+            self._postings[token] = (rows, weight)
 
     @staticmethod
     def _idf_of(df: int, n: int) -> float:
@@ -67,12 +75,8 @@ class BM25:
         mass = sum(self.idf(t) for t in query_tokens)
         if not query_tokens or mass <= 0.0:
             return out.astype(np.float32)
-        norm = self.k1 * (1.0 - self.b + self.b * self._lengths / self._avg_length)
         for token in query_tokens:
-            postings = self._postings.get(token)
-            if not postings:
-                continue
-            rows = np.fromiter((r for r, _ in postings), dtype=np.int64, count=len(postings))
-            tfs = np.fromiter((f for _, f in postings), dtype=np.float64, count=len(postings))
-            out[rows] += self._idf[token] * tfs * (self.k1 + 1.0) / (tfs + norm[rows])
+            found = self._postings.get(token)
+            if found is not None:
+                out[found[0]] += found[1]
         return np.clip(out / mass, 0.0, 1.0).astype(np.float32)
