@@ -32,8 +32,8 @@ lint:
 typecheck:
 	.venv/bin/mypy
 
-bench:                          ## benchmarks; numbers land in benchmarks/results/ (about 30 minutes)
-	$(PY) benchmarks/retrieval.py
+bench:                          ## benchmarks; numbers land in benchmarks/results/ (about an hour)
+	$(PY) benchmarks/generalisation.py run  # the answer decision on ../shared/eval (KEFU_EVAL_DIR)
 	$(PY) benchmarks/handoff.py
 	$(PY) benchmarks/handoff_latency.py
 	$(PY) benchmarks/memory.py

@@ -11,7 +11,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from knowledge.decision import Thresholds
+from knowledge.decision import Policy
 from knowledge.errors import EntryNotFound
 from knowledge.models import Candidate, DecideRequest, Decision, Entry
 from knowledge.service import KnowledgeService
@@ -43,8 +43,8 @@ class VersionResponse(BaseModel):
 
     version: VersionInfo | None  # None: nothing published, every question is handed off
     entries: int
-    thresholds: Thresholds | None
-    provisional: bool = False  # answering with the previous calibration until this one's is ready
+    policy: Policy | None  # where the decision cuts the confidence model's probabilities
+    provisional: bool = False  # answering before its held-out questions are asked
     build_seconds: float | None
 
 
@@ -76,12 +76,12 @@ def create_router(service: KnowledgeService) -> APIRouter:
 
     @router.get("/version")
     def version() -> VersionResponse:
-        """The live version this process answers from, with its calibrated thresholds."""
+        """The live version this process answers from, with its answer policy."""
         index = service.index
         if index is None:
-            return VersionResponse(version=None, entries=0, thresholds=None, build_seconds=None)
+            return VersionResponse(version=None, entries=0, policy=None, build_seconds=None)
         return VersionResponse(version=index.info, entries=len(index.kb.entries),
-                               thresholds=index.thresholds, provisional=index.provisional,
+                               policy=index.policy, provisional=index.provisional,
                                build_seconds=index.build_seconds)
 
     return router

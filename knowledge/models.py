@@ -82,8 +82,8 @@ class Candidate(BaseModel):
     answer: str
     category: Category
     campaign: str | None = None
-    score: float  # combined score in [0, 1], comparable with the calibrated thresholds
-    signals: dict[str, float] = Field(default_factory=dict)  # e.g. dense, lexical, use, intent
+    score: float  # the ranker's probability for this entry among the live ones, in [0, 1]
+    signals: dict[str, float] = Field(default_factory=dict)  # e.g. dense, second, lexical, head
 
 
 class DecisionKind(StrEnum):
@@ -103,8 +103,10 @@ class Decision(BaseModel):
     candidates: list[Candidate]  # ranked, best first (top few)
     entry: Candidate | None = None  # the answer, when kind is answer
     options: list[Candidate] = Field(default_factory=list)  # up to 3, when kind is clarify
-    reason: str = ""  # short human-readable why (thresholds crossed, margin…)
+    reason: str = ""  # short human-readable why (the probabilities against their cuts)
     kb_version: str | None = None  # the published version that answered
+    confidence: float | None = None  # p(the best candidate is the right answer)
+    in_top3: float | None = None  # p(the right answer is among the first three)
 
 
 class DecideRequest(BaseModel):

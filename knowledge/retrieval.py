@@ -1,62 +1,45 @@
-"""Retrieval: the entries that could answer a question, with a combined score and its signals.
+"""Retrieval: every live entry's signals for a question, as arrays the ranker and confidence read.
 
-Every question and variant of every entry is a row of a FAISS inner-product index (vectors are
-L2-normalised, so inner product is cosine). A query gathers a pool of entries from the best rows of
-each index and from the lexical index, then every pooled entry gets its signals computed exactly:
+Every question and variant of every entry is a *row*. A query is compared with all rows and all
+entries at once (numpy; a knowledge base of 15 000 rows costs a few milliseconds), giving one
+``(queries, entries)`` array per signal:
 
-- ``dense``: best cosine between the query and the entry's texts under the primary encoder (e5);
-- ``second``: the same under the second encoder (USE), when one is given;
-- ``lexical``: best normalised BM25 between the query and the entry's texts (`knowledge.lexical`);
+- ``dense`` / ``second``: best cosine between the query and the entry's rows under the primary
+  encoder (multilingual e5) and the second one (USE; e5 again when there is none);
+- ``cent_dense`` / ``cent_second``: cosine with the mean of the entry's row vectors (many
+  variants make a better prototype than any one of them);
+- ``lexical``: best normalised BM25 of the entry's rows (`knowledge.lexical`);
 - ``answer``: cosine between the query and the entry's answer text (primary encoder);
-- ``code``: whether the product codes named by the query and by the entry (texts and answer) agree:
-  1, disagree: -1, or either names none: 0 (`knowledge.text.codes_agree`);
-- ``intent``: Rasa's intent confidence when its intent is a question intent, ``0`` otherwise
-  (recorded, and scored only if a scorer gives it a weight).
+- ``code``: product codes of the query and the entry agree 1, clash -1, else 0;
+- ``head``: the probability the knowledge base's own classifier (`knowledge.head`, fitted on its
+  rows at publish time) gives the entry, renormalised over the live entries;
+- ``canonical``: 1 for an entry with a single text (a plain Q&A sheet row), else 0.
 
-A `Scorer` (a logistic model over the signals, fitted per knowledge base by
-`knowledge.calibration.calibrate`) turns them into ``Candidate.score`` in [0, 1]: the estimated
-probability that the entry is the right answer. Thresholds live in `knowledge.decision`.
-
-Time: only entries active at ``at`` are considered. Campaign precedence: inside its window a
-campaign entry *shadows* the evergreen (``campaign is None``) entries on the same topic: a shadowed
-entry is dropped from the candidates and the campaign entry takes its place with at least its score
-(no clarification between two versions of one answer). A campaign entry C and an evergreen entry E
-are on the same topic when
-
-(a) they are twins: same category and some text of C and some text of E are near-duplicates
-    (primary-encoder cosine ≥ ``topic_similarity``, 0.93: on the demo store this pairs
-    ``d11-price-protection``/``price-protection``, ``cny-shipping``/``dispatch-time``,
-    ``cny-returns``/``return-7day``… and no unrelated pair of one category); or
-(b) for this very question E ranks above C but C matches it almost as well: the gap between their
-    ``dense`` signals is at most ``campaign_margin`` (0.03 in cosine).
+Time: an entry is live when ``at`` lies in its window. Campaign precedence: a live campaign
+entry hides its live evergreen *twin* — the evergreen entry on the same topic (`find_twins`):
+mutual nearest neighbours by the mean of their row vectors, same category, similar enough.
+Nothing else is lifted: a campaign entry competes with unrelated entries on its own signals, so
+a live campaign cannot steal their questions.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-import faiss
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from knowledge.lexical import BM25
-from knowledge.models import Candidate, Entry
-from knowledge.text import codes_agree, for_matching, model_numbers
+from knowledge.models import Entry
+from knowledge.text import codes_agree, for_matching, model_numbers, tokens
 
 logger = logging.getLogger(__name__)
 
-SIGNALS = ("dense", "second", "lexical", "answer", "code", "intent")
-#: Rasa intents meaning "a question for the knowledge base" (their confidence is the intent signal).
-QUESTION_INTENTS = frozenset(
-    {"faq", "ask_question", "question", "product_question", "nlu_fallback"}
-)
-_POOL_ROWS = 40  # rows taken from each index per query before exact scoring
-_POOL_LEXICAL = 20  # entries taken from the lexical index per query
+_CHUNK = 256  # queries compared with every row at once (bounds the (queries, rows) arrays)
+TWIN_SIMILARITY = 0.82  # default of KnowledgeSettings.twin_similarity
 
 
 class Encoder(Protocol):
@@ -77,67 +60,53 @@ class Encoder(Protocol):
         ...
 
 
-class Scorer(BaseModel):
-    """Logistic combination of signals into a score in [0, 1].
+class Head(Protocol):
+    """A classifier over the entries (`knowledge.head.EntryHead` satisfies it)."""
 
-    ``score = sigmoid(bias + Σ weights[s] * signals[s])``; signals without a weight are recorded
-    but not scored. `knowledge.calibration.calibrate` fits one per knowledge base;
-    `DEFAULT_SCORER` is the dense- only fallback used before calibration.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    weights: dict[str, float]
-    bias: float
-    fitted_on: str = "default"  # how it was obtained, for the record
-
-    def score(self, signals: Mapping[str, float]) -> float:
-        """The combined score of one candidate's signals."""
-        z = self.bias + sum(w * signals.get(name, 0.0) for name, w in self.weights.items())
-        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+    def proba(self, primary: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """``(queries, entries)`` probabilities from the queries' two vectors."""
+        ...
 
 
-#: Dense cosine alone, centred where multilingual-e5-small separates paraphrases from unrelated text
-#: (~0.88) with a slope that maps 0.80 → 0.02 and 0.95 → 0.94. Only used before calibration.
-DEFAULT_SCORER = Scorer(weights={"dense": 50.0}, bias=-44.0, fitted_on="default: dense only")
-
-
-@dataclass(frozen=True)
-class Scored:
-    """An entry with its raw signals for one query (before or after scoring)."""
-
-    entry: Entry
-    matched: str
-    signals: dict[str, float]
-    score: float = 0.0
+QueryVectors = Mapping[str, np.ndarray]  # encoder name -> one query's vector
 
 
 @dataclass
-class _Index:
-    """One encoder's vectors of every row, in a FAISS index and as a matrix for exact scoring."""
+class Signals:
+    """Every signal of every entry for a batch of queries; ``live`` masks what may answer."""
 
-    encoder: Encoder
-    matrix: np.ndarray
-    faiss_index: faiss.IndexFlatIP = field(repr=False)
+    dense: np.ndarray
+    second: np.ndarray
+    cent_dense: np.ndarray
+    cent_second: np.ndarray
+    lexical: np.ndarray
+    answer: np.ndarray
+    code: np.ndarray
+    head: np.ndarray
+    canonical: np.ndarray  # (entries,)
+    live: np.ndarray  # bool (queries, entries): active at the query's time, not hidden by a twin
+    best_row: np.ndarray  # (queries, entries): the row reaching ``dense``
+    texts: list[str] = field(default_factory=list)  # the queries as matched (normalised)
 
-    @classmethod
-    def of(cls, encoder: Encoder, matrix: np.ndarray) -> _Index:
-        index = faiss.IndexFlatIP(matrix.shape[1])
-        if len(matrix):
-            index.add(matrix)
-        return cls(encoder, matrix, index)
+    def __len__(self) -> int:
+        return len(self.texts)
 
-    def top_rows(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> np.ndarray:
-        k = min(k, self.faiss_index.ntotal)
-        if k == 0:
-            return np.zeros(0, dtype=np.int64)
-        params = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
-            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
-        _, rows = self.faiss_index.search(query.reshape(1, -1), k, params=params)
-        found: np.ndarray = rows[0][rows[0] >= 0]
-        return found
+    @staticmethod
+    def concat(parts: Sequence[Signals]) -> Signals:
+        """The signals of several batches of queries, in order."""
+        joined = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _PER_QUERY}
+        return Signals(canonical=parts[0].canonical, texts=[t for p in parts for t in p.texts],
+                       **joined)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> Signals:
+        """The signals of some of the queries."""
+        rows = np.asarray(rows, dtype=np.int64)
+        pick = {name: getattr(self, name)[rows] for name in _PER_QUERY}
+        return Signals(canonical=self.canonical, texts=[self.texts[i] for i in rows], **pick)
+
+
+_PER_QUERY = ("dense", "second", "cent_dense", "cent_second", "lexical", "answer", "code", "head",
+              "live", "best_row")
 
 
 def encode_cached(
@@ -163,41 +132,55 @@ def encode_cached(
     return matrix, fresh
 
 
+def query_form(text: str) -> str:
+    """The text the encoders and the lexical signal see for a query (emoji-only: kept as is)."""
+    return for_matching(text) or text
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    out: np.ndarray = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
 class Retriever:
-    """Scores the entries of one knowledge base against questions; see the module docstring."""
+    """The indexes of one knowledge base and the signals of its entries; see the module doc."""
 
     def __init__(
         self,
         entries: Sequence[Entry],
+        rows: Sequence[str],
         row_entry: np.ndarray,
-        row_texts: Sequence[str],
-        row_originals: Sequence[str],
-        primary: _Index,
-        second: _Index | None,
+        originals: Sequence[str],
+        primary: tuple[Encoder, np.ndarray],
+        second: tuple[Encoder, np.ndarray] | None,
         answers: np.ndarray,
         *,
-        scorer: Scorer,
-        topic_similarity: float,
-        campaign_margin: float,
         new_vectors: dict[str, dict[str, np.ndarray]],
+        head: Head | None = None,
+        twin_similarity: float = TWIN_SIMILARITY,
     ) -> None:
         self.entries = tuple(entries)
-        self._row_entry = row_entry
-        self._row_texts = list(row_texts)
-        self._row_originals = list(row_originals)
-        self._primary = primary
-        self._second = second
-        self._answers = answers
-        self._lexical = BM25(self._row_texts)
-        self._row_codes = [model_numbers(t) for t in self._row_texts]
-        self._answer_codes = [model_numbers(e.answer) for e in self.entries]
-        self.scorer = scorer
-        self.topic_similarity = topic_similarity
-        self.campaign_margin = campaign_margin
+        self.rows = list(rows)
+        self.row_entry = row_entry
+        self.originals = list(originals)  # each row's text as written
+        self.starts = np.searchsorted(row_entry, np.arange(len(self.entries) + 1))
+        self._primary_encoder, self.primary_rows = primary
+        self._second_encoder: Encoder | None = second[0] if second is not None else None
+        self.second_rows: np.ndarray | None = second[1] if second is not None else None
+        self.answers = answers
         self.new_vectors = new_vectors
-        self._starts = np.searchsorted(row_entry, np.arange(len(self.entries) + 1))
+        self.head = head
+        self._lexical = BM25(self.rows)
+        self._sum_primary = self._entry_sums(self.primary_rows)
+        self._sum_second = self._entry_sums(self.second_rows) if self.has_second else None
+        self.canonical = (np.diff(self.starts) <= 1).astype(np.float64)
+        self._codes = [model_numbers(e.answer).union(*(model_numbers(t) for t in e.texts))
+                       for e in self.entries]
         self._index_of = {e.id: i for i, e in enumerate(self.entries)}
-        self._shadows = self._find_shadows()
+        self.twins = find_twins(self.entries, self.centroids("primary"), self.centroids("second"),
+                                twin_similarity)
+        self._tokens: list[frozenset[str]] | None = None
 
     @classmethod
     def build(
@@ -207,342 +190,307 @@ class Retriever:
         second: Encoder | None = None,
         *,
         vectors: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-        scorer: Scorer | None = None,
-        topic_similarity: float = 0.93,
-        campaign_margin: float = 0.03,
+        twin_similarity: float = TWIN_SIMILARITY,
     ) -> Retriever:
         """Index ``entries`` with ``encoder`` (and ``second``).
 
         Args:
             entries: The knowledge base's entries (all of them; time filtering happens per query).
             encoder: The primary encoder (multilingual e5).
-            second: An optional second encoder (USE), adding the ``second`` signal.
+            second: The second encoder (USE); without it e5 stands in for its signals.
             vectors: Precomputed vectors by encoder name, then by text as returned by
                 `Retriever.texts_of` (the service's embedding cache). Missing ones are encoded and
                 left in ``new_vectors`` for the caller to cache.
-            scorer: How signals combine; `DEFAULT_SCORER` until calibrated.
-            topic_similarity: Text cosine at or above which a campaign entry shadows an
-                evergreen one.
-            campaign_margin: Score gap within which an active campaign entry wins over an
-                evergreen one for a given query.
+            twin_similarity: Mean-vector cosine at which mutual nearest campaign and evergreen
+                entries of one category are twins (`find_twins`).
         """
         vectors = vectors or {}
         row_entry: list[int] = []
-        row_texts: list[str] = []
-        row_originals: list[str] = []
+        rows: list[str] = []
+        originals: list[str] = []
         for i, entry in enumerate(entries):
             seen: set[str] = set()
             for original in entry.texts:
-                text = for_matching(original) or original.strip() or original
+                text = query_form(original)
                 if text not in seen:
                     seen.add(text)
                     row_entry.append(i)
-                    row_texts.append(text)
-                    row_originals.append(original)
+                    rows.append(text)
+                    originals.append(original)
         answer_texts = [for_matching(e.answer) for e in entries]
         new: dict[str, dict[str, np.ndarray]] = {}
-        primary_rows, fresh = encode_cached(
-            encoder, row_texts + answer_texts, vectors.get(encoder.name)
-        )
+        primary_rows, fresh = encode_cached(encoder, rows + answer_texts,
+                                            vectors.get(encoder.name))
         new[encoder.name] = fresh
-        second_index = None
+        second_pair = None
         if second is not None:
-            second_rows, fresh2 = encode_cached(second, row_texts, vectors.get(second.name))
+            second_rows, fresh2 = encode_cached(second, rows, vectors.get(second.name))
             new.setdefault(second.name, {}).update(fresh2)
-            second_index = _Index.of(second, second_rows)
-        n = len(row_texts)
-        return cls(
-            entries,
-            np.asarray(row_entry, dtype=np.int64),
-            row_texts,
-            row_originals,
-            _Index.of(encoder, primary_rows[:n]),
-            second_index,
-            primary_rows[n:],
-            scorer=scorer or DEFAULT_SCORER,
-            topic_similarity=topic_similarity,
-            campaign_margin=campaign_margin,
-            new_vectors=new,
-        )
+            second_pair = (second, second_rows)
+        n = len(rows)
+        return cls(entries, rows, np.asarray(row_entry, dtype=np.int64), originals,
+                   (encoder, primary_rows[:n]), second_pair, primary_rows[n:], new_vectors=new,
+                   twin_similarity=twin_similarity)
 
     @staticmethod
     def texts_of(entries: Sequence[Entry]) -> list[str]:
-        """Every text `build` embeds with the primary encoder (the second embeds questions only)."""
-        texts = [for_matching(t) or t.strip() or t for e in entries for t in e.texts]
+        """Every text `build` embeds with the primary encoder (the second embeds rows only)."""
+        texts = [query_form(t) for e in entries for t in e.texts]
         texts += [for_matching(e.answer) for e in entries]
         return list(dict.fromkeys(texts))
 
-    def with_scorer(self, scorer: Scorer) -> Retriever:
-        """The same indexes scored by ``scorer`` (calibration swaps the scorer in)."""
+    def with_head(self, head: Head | None) -> Retriever:
+        """The same indexes with a classifier head (calibration fits one per knowledge base)."""
         clone = object.__new__(Retriever)
         clone.__dict__.update(self.__dict__)
-        clone.scorer = scorer
+        clone.head = head
         return clone
 
     @property
-    def shadows(self) -> Mapping[int, frozenset[int]]:
-        """Campaign entry index → indexes of the evergreen entries it shadows (same topic)."""
-        return self._shadows
+    def has_second(self) -> bool:
+        """Whether the second encoder contributes its own signals."""
+        return self._second_encoder is not None
 
     @property
-    def has_second(self) -> bool:
-        """Whether a second encoder contributes the ``second`` signal."""
-        return self._second is not None
+    def encoders(self) -> list[Encoder]:
+        """The encoders queries are embedded with, primary first."""
+        return [e for e in (self._primary_encoder, self._second_encoder) if e is not None]
 
-    def encode_query(self, text: str) -> dict[str, np.ndarray]:
-        """The query's vectors by encoder name (what ``query_vectors`` of `search` takes)."""
-        return self.encode_queries([text])[0]
+    def index_of(self, entry_id: str) -> int | None:
+        """The position of an entry in `entries`."""
+        return self._index_of.get(entry_id)
+
+    def centroids(self, which: str) -> np.ndarray:
+        """Unit mean vector of each entry's rows (``which``: ``primary`` or ``second``)."""
+        if which == "second" and self._sum_second is not None:
+            return _unit_rows(self._sum_second)
+        return _unit_rows(self._sum_primary)
+
+    def _entry_sums(self, matrix: np.ndarray | None) -> np.ndarray:
+        assert matrix is not None
+        if not len(matrix):
+            return np.zeros((len(self.entries), matrix.shape[1]), dtype=np.float32)
+        out: np.ndarray = np.add.reduceat(matrix, self.starts[:-1], axis=0)
+        out[np.diff(self.starts) == 0] = 0.0
+        return out
+
+    # ---- queries ---------------------------------------------------------------------------
 
     def encode_queries(self, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
-        """`encode_query` for many texts, one batch per encoder."""
-        queries = [_query_form(t) for t in texts]
-        matrices = {ix.encoder.name: ix.encoder.encode(queries) for ix in self._indexes()}
+        """Each query's vectors by encoder name, one batch per encoder."""
+        queries = [query_form(t) for t in texts]
+        matrices = {e.name: e.encode(queries) for e in self.encoders}
         return [{name: m[i] for name, m in matrices.items()} for i in range(len(queries))]
 
     def prefetch_query(self, text: str) -> None:
-        """Start embedding ``text`` exactly as `search` will, without waiting.
-
-        Only encoders with a ``prefetch(texts)`` method (`BatchingEncoder`) start; others wait
-        for `search`.
-        """
-        query = _query_form(_query_form(text))  # score_all's form, then encode_queries'
-        for ix in self._indexes():
-            prefetch = getattr(ix.encoder, "prefetch", None)
+        """Start embedding ``text`` as `signals` will, without waiting (batching encoders only)."""
+        query = query_form(query_form(text))
+        for encoder in self.encoders:
+            prefetch = getattr(encoder, "prefetch", None)
             if prefetch is not None:
                 prefetch([query])
 
-    def _indexes(self) -> list[_Index]:
-        return [self._primary] + ([self._second] if self._second is not None else [])
+    def live(self, ats: Sequence[datetime | None]) -> tuple[np.ndarray, list[tuple[int, int,
+                                                                                 np.ndarray]]]:
+        """Which entries may answer at each time, and which campaign entry stands for which twin.
 
-    def search(
+        Returns:
+            ``(queries, entries)``: active at the query's time and not hidden by a live campaign
+            twin; and every (campaign, evergreen, queries) where the first hides the second.
+        """
+        active = np.ones((len(ats), len(self.entries)), dtype=bool)
+        for i, at in enumerate(ats):
+            if at is not None:
+                active[i] = [e.active_at(at) for e in self.entries]
+        live = active.copy()
+        standing: list[tuple[int, int, np.ndarray]] = []
+        timed = np.array([at is not None for at in ats], dtype=bool)
+        for campaign, evergreen in self.twins.items():
+            for e in evergreen:
+                hides = timed & active[:, campaign] & active[:, e]
+                if hides.any():
+                    live[hides, e] = False
+                    standing.append((campaign, e, hides))
+        return live, standing
+
+    def signals(
         self,
-        text: str,
+        texts: Sequence[str],
+        ats: Sequence[datetime | None],
         *,
-        at: datetime,
-        k: int = 5,
-        intent: str | None = None,
-        intent_confidence: float | None = None,
-        exclude_texts: Collection[str] = (),
-        query_vectors: Mapping[str, np.ndarray] | None = None,
-    ) -> list[Candidate]:
-        """The ``k`` best entries active at ``at`` for ``text``, best first.
+        query_vectors: Sequence[QueryVectors] | None = None,
+        exclude_rows: Sequence[int] | None = None,
+    ) -> Signals:
+        """The signals of every entry for each query (see the module doc).
 
         Args:
-            text: The shopper's question (raw; it is normalised here).
-            at: The "as of" time: only entries active then are candidates.
-            k: How many candidates to return.
-            intent: Rasa's intent for the message, if known.
-            intent_confidence: Rasa's confidence in ``intent``.
-            exclude_texts: Question/variant texts to leave out of the index for this query
-                (leave-one-out calibration); compared after normalisation.
-            query_vectors: The query's vectors by encoder name, when the caller has them cached.
+            texts: The questions (raw or normalised; normalised here).
+            ats: Each question's "as of" time; ``None`` ignores windows and twins.
+            query_vectors: The queries' vectors, when the caller has them (else embedded here).
+            exclude_rows: Per query, one row left out of the index (calibration asks each
+                question or variant against the rest of its entry), or -1.
         """
-        scored = self.score_all(
-            text,
-            at=at,
-            intent=intent,
-            intent_confidence=intent_confidence,
-            exclude_texts=exclude_texts,
-            query_vectors=query_vectors,
+        queries = [query_form(t) for t in texts]
+        if query_vectors is None:
+            query_vectors = self.encode_queries(queries)
+        excluded = list(exclude_rows) if exclude_rows is not None else [-1] * len(queries)
+        if len(queries) <= _CHUNK:
+            return self._signals(queries, list(ats), list(query_vectors), excluded)
+        parts = [self._signals(queries[i:i + _CHUNK], list(ats[i:i + _CHUNK]),
+                               list(query_vectors[i:i + _CHUNK]), excluded[i:i + _CHUNK])
+                 for i in range(0, len(queries), _CHUNK)]
+        return Signals.concat(parts)
+
+    def _signals(self, queries: list[str], ats: list[datetime | None],
+                 query_vectors: list[QueryVectors], exclude_rows: list[int]) -> Signals:
+        q1 = _stack(query_vectors, self._primary_encoder.name, self.primary_rows.shape[1])
+        q2 = q1
+        if self.has_second:
+            assert self._second_encoder is not None and self.second_rows is not None
+            q2 = _stack(query_vectors, self._second_encoder.name, self.second_rows.shape[1])
+        excluded = np.asarray(exclude_rows, dtype=np.int64)
+        dense_rows = q1 @ self.primary_rows.T
+        second_rows = q2 @ self.second_rows.T if self.second_rows is not None else dense_rows
+        lexical_rows = np.stack([self._lexical.scores(q) for q in queries]) if queries else (
+            np.zeros((0, len(self.rows))))
+        hit = np.nonzero(excluded >= 0)[0]
+        for m, fill in ((dense_rows, -1.0), (second_rows, -1.0), (lexical_rows, 0.0)):
+            if len(hit) and m is not None:
+                m[hit, excluded[hit]] = fill
+        cent_dense = self._centroid_scores(q1, self._sum_primary, self.primary_rows, excluded)
+        if self.has_second:
+            assert self._sum_second is not None and self.second_rows is not None
+            cent_second = self._centroid_scores(q2, self._sum_second, self.second_rows, excluded)
+        else:
+            cent_second = cent_dense
+        head = (self.head.proba(q1, q2) if self.head is not None
+                else np.zeros((len(queries), len(self.entries))))
+        live, standing = self.live(ats)
+        dense = self._entry_max(dense_rows, -1.0)
+        out = Signals(
+            dense=dense,
+            second=self._entry_max(second_rows, -1.0),
+            cent_dense=cent_dense,
+            cent_second=cent_second,
+            lexical=self._entry_max(lexical_rows, 0.0),
+            answer=(q1 @ self.answers.T).astype(np.float64),
+            code=self._code_signal(queries),
+            head=head,
+            canonical=self.canonical,
+            live=live,
+            best_row=self._best_rows(dense_rows, dense),
+            texts=queries,
         )
-        return [self._candidate(s) for s in scored[:k]]
-
-    def score_all(
-        self,
-        text: str,
-        *,
-        at: datetime | None,
-        intent: str | None = None,
-        intent_confidence: float | None = None,
-        exclude_texts: Collection[str] = (),
-        query_vectors: Mapping[str, np.ndarray] | None = None,
-    ) -> list[Scored]:
-        """Every pooled entry with its signals and score, campaign precedence applied, best first.
-
-        ``at=None`` ignores validity windows and campaign precedence (calibration looks at the
-        whole knowledge base).
-        """
-        allowed = self._allowed_rows(at, exclude_texts)
-        if allowed is not None and not len(allowed):
-            return []
-        query = _query_form(text)
-        vecs = dict(query_vectors or {})
-        if self._primary.encoder.name not in vecs or (
-            self._second is not None and self._second.encoder.name not in vecs
-        ):
-            vecs = {**self.encode_query(query), **vecs}
-        q1 = np.asarray(vecs[self._primary.encoder.name], dtype=np.float32)
-        q2 = None
-        if self._second is not None:
-            q2 = np.asarray(vecs[self._second.encoder.name], dtype=np.float32)
-        lexical = self._lexical.scores(query)
-        row_mask = np.zeros(len(self._row_texts), dtype=bool)
-        row_mask[allowed if allowed is not None else slice(None)] = True
-        pool = self._pool(q1, q2, lexical, allowed, row_mask)
-        intent_value = self._intent_value(intent, intent_confidence)
-        codes = model_numbers(query)
-        scored = self._score_entries(pool, q1, q2, lexical, row_mask, intent_value, codes)
-        scored.sort(key=lambda s: s.score, reverse=True)
-        return self._apply_campaigns(scored) if at is not None else scored
-
-    # ---- internals -------------------------------------------------------------------------
-
-    def _allowed_rows(
-        self, at: datetime | None, exclude_texts: Collection[str]
-    ) -> np.ndarray | None:
-        excluded = {for_matching(t) for t in exclude_texts}
-        if at is None and not excluded:
-            return None
-        active = [e.active_at(at) if at is not None else True for e in self.entries]
-        rows = [
-            r
-            for r, (entry, text) in enumerate(zip(self._row_entry, self._row_texts, strict=True))
-            if active[entry] and text not in excluded
-        ]
-        if len(rows) == len(self._row_texts):
-            return None
-        return np.asarray(rows, dtype=np.int64)
-
-    def _pool(
-        self,
-        q1: np.ndarray,
-        q2: np.ndarray | None,
-        lexical: np.ndarray,
-        allowed: np.ndarray | None,
-        row_mask: np.ndarray,
-    ) -> list[int]:
-        rows = list(self._primary.top_rows(q1, _POOL_ROWS, allowed))
-        if self._second is not None and q2 is not None:
-            rows += list(self._second.top_rows(q2, _POOL_ROWS, allowed))
-        masked = np.where(row_mask, lexical, 0.0)
-        best = np.argsort(-masked)[:_POOL_LEXICAL]
-        rows += [int(r) for r in best if masked[r] > 0.0]
-        return list(dict.fromkeys(int(self._row_entry[r]) for r in rows))
-
-    @staticmethod
-    def _intent_value(intent: str | None, confidence: float | None) -> float:
-        if intent is None or confidence is None:
-            return 0.0
-        return float(confidence) if intent in QUESTION_INTENTS else 0.0
-
-    def _score_entries(
-        self,
-        pool: Sequence[int],
-        q1: np.ndarray,
-        q2: np.ndarray | None,
-        lexical: np.ndarray,
-        row_mask: np.ndarray,
-        intent_value: float,
-        codes: frozenset[str],
-    ) -> list[Scored]:
-        """The signals and score of every pooled entry; row-wise work is done once for all rows.
-
-        Per entry, over its rows left in ``row_mask``: best cosine under each encoder, the text
-        reaching the primary one (``matched``), best lexical score, and the ``code`` agreement
-        of the query's product codes with the entry's texts and answer.
-        """
-        if not pool:
-            return []
-        entries = np.asarray(pool, dtype=np.int64)
-        starts = self._starts[:-1]
-        dense_rows = np.where(row_mask, self._primary.matrix @ q1, -1.0)
-        dense = np.maximum.reduceat(dense_rows, starts)[entries]
-        # first row of each pooled entry reaching its best cosine: the text that matched
-        is_best = dense_rows >= np.maximum.reduceat(dense_rows, starts)[self._row_entry]
-        first = np.where(is_best, np.arange(len(dense_rows)), len(dense_rows))
-        best_rows = np.minimum.reduceat(first, starts)[entries]
-        lex = np.maximum.reduceat(np.where(row_mask, lexical, 0.0), starts)[entries]
-        answer = self._answers[entries] @ q1
-        second = None
-        if self._second is not None and q2 is not None:
-            second_rows = np.where(row_mask, self._second.matrix @ q2, -1.0)
-            second = np.maximum.reduceat(second_rows, starts)[entries]
-        out = []
-        for k, entry_index in enumerate(pool):
-            signals = {
-                "dense": float(dense[k]),
-                "lexical": float(lex[k]),
-                "answer": float(answer[k]),
-                "intent": intent_value,
-                "code": self._code_signal(int(entry_index), codes, row_mask) if codes else 0.0,
-            }
-            if second is not None:
-                signals["second"] = float(second[k])
-            entry = self.entries[entry_index]
-            matched = self._row_originals[int(best_rows[k])]
-            out.append(Scored(entry, matched, signals, self.scorer.score(signals)))
+        for campaign, evergreen, rows in standing:
+            _stand_for(out, campaign, evergreen, rows)
+        out.head = _renormalised(out.head, live)
         return out
 
-    def _code_signal(self, entry_index: int, codes: frozenset[str], row_mask: np.ndarray) -> float:
-        start, stop = int(self._starts[entry_index]), int(self._starts[entry_index + 1])
-        entry_codes = self._answer_codes[entry_index].union(
-            *(self._row_codes[r] for r in range(start, stop) if row_mask[r])
-        )
-        return codes_agree(codes, entry_codes)
+    def _best_rows(self, rows: np.ndarray, best: np.ndarray) -> np.ndarray:
+        """Per query and entry, the first row reaching the entry's best score (-1: no rows)."""
+        n_rows = rows.shape[1]
+        if not n_rows:
+            return np.full(best.shape, -1, dtype=np.int64)
+        hits = rows >= best[:, self.row_entry] - 1e-9
+        first = np.where(hits, np.arange(n_rows), n_rows)
+        out: np.ndarray = np.minimum.reduceat(first, self.starts[:-1], axis=1)
+        out[out >= n_rows] = -1
+        return out.astype(np.int64)
 
-    def _find_shadows(self) -> dict[int, frozenset[int]]:
-        """Campaign entry index → twins: same-category evergreen entries it near-duplicates."""
-        shadows: dict[int, frozenset[int]] = {}
-        matrix = self._primary.matrix
-        for c, campaign in enumerate(self.entries):
-            if campaign.campaign is None:
-                continue
-            c_rows = matrix[self._starts[c] : self._starts[c + 1]]
-            hits = set()
-            for e, evergreen in enumerate(self.entries):
-                if evergreen.campaign is not None or evergreen.category != campaign.category:
-                    continue
-                e_rows = matrix[self._starts[e] : self._starts[e + 1]]
-                near = len(c_rows) and len(e_rows) and float((c_rows @ e_rows.T).max())
-                if near and near >= self.topic_similarity:
-                    hits.add(e)
-            shadows[c] = frozenset(hits)
-        return shadows
+    def matched(self, s: Signals, query: int, entry: int) -> str:
+        """The question or variant (as written) that matched ``entry`` best for a query."""
+        row = int(s.best_row[query, entry])
+        return self.originals[row] if row >= 0 else self.entries[entry].question
 
-    def _shadowed(self, campaign: Scored, evergreen: Scored) -> bool:
-        """Whether the active ``campaign`` entry takes the place of ``evergreen`` for this query."""
-        index_of = self._index_of
-        if index_of[evergreen.entry.id] in self._shadows.get(index_of[campaign.entry.id], ()):
-            return True
-        gap = evergreen.signals["dense"] - campaign.signals["dense"]
-        return evergreen.score >= campaign.score and gap <= self.campaign_margin
-
-    def _apply_campaigns(self, scored: list[Scored]) -> list[Scored]:
-        dropped: set[str] = set()
-        promoted: dict[str, float] = {}
-        for c in scored:
-            if c.entry.campaign is None or c.entry.id in dropped:
-                continue
-            for e in scored:
-                if e.entry.campaign is None and e.entry.id not in dropped and self._shadowed(c, e):
-                    promoted[c.entry.id] = max(promoted.get(c.entry.id, c.score), e.score)
-                    dropped.add(e.entry.id)
-        if not dropped:
-            return scored
-        out = [
-            Scored(s.entry, s.matched, {**s.signals, "campaign": 1.0}, promoted[s.entry.id])
-            if s.entry.id in promoted
-            else s
-            for s in scored
-            if s.entry.id not in dropped
-        ]
-        out.sort(key=lambda s: s.score, reverse=True)
+    def _entry_max(self, matrix: np.ndarray, empty: float) -> np.ndarray:
+        if not matrix.shape[1]:
+            return np.full((matrix.shape[0], len(self.entries)), empty)
+        out: np.ndarray = np.maximum.reduceat(matrix, self.starts[:-1], axis=1).astype(np.float64)
+        out[:, np.diff(self.starts) == 0] = empty
         return out
 
-    @staticmethod
-    def _candidate(s: Scored) -> Candidate:
-        return Candidate(
-            entry_id=s.entry.id,
-            question=s.entry.question,
-            matched=s.matched,
-            answer=s.entry.answer,
-            category=s.entry.category,
-            campaign=s.entry.campaign,
-            score=s.score,
-            signals=dict(s.signals),
-        )
+    def _centroid_scores(self, q: np.ndarray, sums: np.ndarray, rows: np.ndarray,
+                         excluded: np.ndarray) -> np.ndarray:
+        """Cosine with each entry's mean vector, the excluded row left out of its own entry."""
+        out: np.ndarray = (q @ _unit_rows(sums).T).astype(np.float64)
+        for i in np.nonzero(excluded >= 0)[0]:
+            r = int(excluded[i])
+            own = int(self.row_entry[r])
+            rest = sums[own] - rows[r]
+            norm = float(np.linalg.norm(rest))
+            out[i, own] = float(q[i] @ rest) / norm if norm > 1e-6 else -1.0
+        return out
+
+    def _code_signal(self, queries: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(queries), len(self.entries)))
+        for i, query in enumerate(queries):
+            codes = model_numbers(query)
+            if codes:
+                out[i] = [codes_agree(codes, c) for c in self._codes]
+        return out
+
+    def entry_tokens(self) -> list[frozenset[str]]:
+        """Lexical tokens of each entry's texts and answer (the ``coverage`` features read them)."""
+        if self._tokens is None:
+            self._tokens = [frozenset(t for text in (*e.texts, e.answer) for t in tokens(text))
+                            for e in self.entries]
+        return self._tokens
+
+    @property
+    def lexical(self) -> BM25:
+        """The lexical index over the rows."""
+        return self._lexical
 
 
-def _query_form(text: str) -> str:
-    """The text the encoders and the lexical signal see for a query (emoji-only: kept as is)."""
-    return for_matching(text) or text
+def _stand_for(s: Signals, campaign: int, evergreen: int, rows: np.ndarray) -> None:
+    """While it hides its twin, a campaign entry matches what either of them matches.
+
+    Its question-side signals become the better of the two, and the head's probability for the
+    twin counts for it: a question worded like the everyday entry finds the campaign's answer.
+    """
+    for name in ("dense", "second", "cent_dense", "cent_second", "lexical", "code"):
+        values = getattr(s, name)
+        values[rows, campaign] = np.maximum(values[rows, campaign], values[rows, evergreen])
+    twin_better = s.dense[rows, evergreen] >= s.dense[rows, campaign]
+    picked = np.nonzero(rows)[0][twin_better]
+    s.best_row[picked, campaign] = s.best_row[picked, evergreen]
+    s.head[rows, campaign] += s.head[rows, evergreen]
+
+
+def _stack(vectors: Sequence[QueryVectors], name: str, dim: int) -> np.ndarray:
+    if not vectors:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.stack([np.asarray(v[name], dtype=np.float32) for v in vectors])
+
+
+def _renormalised(p: np.ndarray, live: np.ndarray) -> np.ndarray:
+    masked = np.where(live, p, 0.0)
+    out: np.ndarray = masked / np.maximum(masked.sum(axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def find_twins(
+    entries: Sequence[Entry], primary: np.ndarray, second: np.ndarray,
+    similarity: float = TWIN_SIMILARITY,
+) -> dict[int, frozenset[int]]:
+    """Campaign entry index → its evergreen twin (at most one): the same topic in another season.
+
+    A campaign entry C and an evergreen entry E are twins when each is the other's nearest by the
+    mean of their rows' vectors (e5 and USE cosines averaged) — E's nearest among C's campaign, so
+    every season has its own twin of E — they share a category and that cosine reaches
+    ``similarity``. On the dev stores this pairs "双12价保"/"价保规则" and
+    "618分期"/"分期免息" and leaves "双12尾款"/"花呗付款" (each other's nearest, 0.69) apart.
+    """
+    campaign = [i for i, e in enumerate(entries) if e.campaign is not None]
+    evergreen = [i for i, e in enumerate(entries) if e.campaign is None]
+    out: dict[int, frozenset[int]] = {c: frozenset() for c in campaign}
+    if not campaign or not evergreen:
+        return out
+    sim = (primary @ primary.T + second @ second.T) / 2.0
+    for c in campaign:
+        e = max(evergreen, key=lambda j: sim[c, j])
+        season = [j for j in campaign if entries[j].campaign == entries[c].campaign]
+        back = max(season, key=lambda j: sim[j, e])
+        if back == c and entries[c].category == entries[e].category and sim[c, e] >= similarity:
+            out[c] = frozenset({e})
+    return out

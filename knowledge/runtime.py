@@ -6,11 +6,11 @@ every publish or rollback, within the 2 seconds every kefu process is allowed.
 
 Rebuilds are fast because vectors are cached twice: in Redis by text sha (``kb_embedding_key``,
 shared by every process and every restart) and in memory from the previous index, so a publish
-only embeds the texts it adds. Calibration still takes about a second (several on a busy machine),
-so no swap waits for it:
+only embeds the texts it adds. Calibration (asking the knowledge base its held-out questions, with
+a classifier head fitted once per fold) still takes seconds, so no swap waits for it:
 
-- a new version answers at once through a *provisional* index (its own entries, the previous
-  version's calibration; built in milliseconds);
+- a new version answers at once through a *provisional* index (its own entries, head and
+  out-of-scope pool, without the held-out questions; see `build_index`);
 - its calibrated index is built by a separate task, one calibration at a time, and replaces the
   provisional one only if its version is still live when it is ready; a calibration made stale by a
   newer publish or rollback is kept with the recent indexes instead (if it had not started yet, it
@@ -34,8 +34,7 @@ from redis.exceptions import RedisError
 
 from kefu.keys import kb_embedding_key, kb_events_channel
 from kefu.redis import async_client
-from knowledge.calibration import load_generic_oos
-from knowledge.decision import Thresholds
+from knowledge.calibration import generic_oos, language_of
 from knowledge.errors import ValidationFailed
 from knowledge.loader import load_kb
 from knowledge.models import KnowledgeBase
@@ -135,7 +134,6 @@ class KnowledgeRuntime:
         self.service = KnowledgeService(settings=self.settings)
         self.ready = False  # True once start() has loaded the live version (or found none)
         self._encoders = encoders
-        self._oos: list[str] | None = None
         self._wake = asyncio.Event()
         self._swapped = asyncio.Condition()
         self._refresh_lock = asyncio.Lock()  # serialises swaps; never held across a calibration
@@ -155,12 +153,11 @@ class KnowledgeRuntime:
         """
         if self._encoders is None:
             self._encoders = await asyncio.to_thread(shared_encoders, self.settings)
-        self._oos = await asyncio.to_thread(load_generic_oos)
         self._pubsub = self._redis.pubsub()
         await self._pubsub.subscribe(kb_events_channel())  # before reading live: nothing missed
         await self._publish_demo_if_empty()
         await self.refresh()
-        await self.settle()  # with nothing to borrow a calibration from, the first index waits
+        await self.settle()  # nothing answers yet: the first index waits for its calibration
         self._tasks = [asyncio.create_task(self._listen(self._pubsub), name="kb-listen"),
                        asyncio.create_task(self._rebuild_loop(), name="kb-rebuild")]
         self.ready = True
@@ -181,9 +178,10 @@ class KnowledgeRuntime:
         """Make the live version answer, without waiting for its calibration; returns the index.
 
         A rollback to a recent version is a plain swap. Another version answers at once through a
-        provisional index while its calibrated index is built by a separate task; with no index to
-        borrow a calibration from (first start) or ``provisional_swap`` off, the version answering
-        now keeps answering until that calibrated index is ready (`settle` waits for it).
+        provisional index (its head and pool, not yet its held-out questions) while its calibrated
+        index is built by a separate task; on first start or with ``provisional_swap`` off, the
+        version answering now keeps answering until that calibrated index is ready (`settle` waits
+        for it).
         """
         async with self._refresh_lock:
             live = await self.store.live()
@@ -200,7 +198,7 @@ class KnowledgeRuntime:
                 await self._swap(recent)
                 return recent
             if current is not None and not same and self.settings.provisional_swap:
-                await self._swap(await self.build(kb, info=info, thresholds=current.thresholds))
+                await self._swap(await self.build(kb, info=info, provisional=True))
             self._calibrate_later(kb, info)
             return self.service.index
 
@@ -215,16 +213,16 @@ class KnowledgeRuntime:
         return self.service.index
 
     async def build(
-        self, kb: KnowledgeBase, *, info: VersionInfo | None = None,
-        thresholds: Thresholds | None = None,
+        self, kb: KnowledgeBase, *, info: VersionInfo | None = None, provisional: bool = False,
     ) -> KnowledgeIndex:
         """An index for ``kb``: vectors from memory and Redis, the rest embedded in a thread.
 
-        With ``thresholds`` the index is provisional (not calibrated; see `build_index`).
+        ``provisional``: without its held-out questions (see `build_index`).
         """
         assert self._encoders is not None, "start() loads the encoders"
         encoders = [e for e in self._encoders if e is not None]
-        texts = calibration_texts(kb, self._oos if self._oos is not None else load_generic_oos())
+        oos = generic_oos(language_of(kb))
+        texts = calibration_texts(kb, oos)
         known: Vectors = {}
         current = self.service.index
         for encoder in encoders:
@@ -239,7 +237,7 @@ class KnowledgeRuntime:
             known[encoder.name] = {**in_memory, **fetched}
         index = await asyncio.to_thread(
             build_index, kb, self._encoders[0], self._encoders[1], info=info,
-            oos_questions=self._oos, vectors=known, thresholds=thresholds,
+            oos_questions=oos, vectors=known, provisional=provisional, settings=self.settings,
         )
         if index.new_vectors:
             try:

@@ -29,17 +29,18 @@ class KnowledgeSettings(BaseSettings):
     # Embed a message as it reaches the gateway, while Rasa classifies it (needs the cache).
     prefetch_query_vectors: bool = True
     # e5 with int8 linear layers (feed-forward outputs stay float): ~1.5x faster per question,
-    # decisions within 1-3 points of float32 (benchmarks/results/retrieval.md).
+    # decisions within 1-3 points of float32 (benchmarks/results/history/retrieval-2026-11.md).
     embedding_int8: bool = True
     provisional_swap: bool = True  # answer from a new version at once, calibrated a moment later
-    # Operating points of the calibrated answer/clarify/handoff policy (`knowledge.decision`):
-    # share of calibration questions (the knowledge base's held-out variants and tests, and the
-    # generic out-of-scope list) the policy may answer wrong; real questions, easier than held-out
-    # variants, get fewer (benchmarks/results/retrieval.md).
-    target_wrong_rate: float = Field(default=0.05, gt=0.0, lt=0.5)
-    # share of the out-of-scope calibration questions that must score below the clarify threshold
-    # (handed to a person rather than offered options).
-    target_oos_handoff: float = Field(default=0.9, ge=0.5, le=1.0)
+    # Cuts of the answer/clarify/handoff policy (`knowledge.decision`) on the confidence model's
+    # probabilities; unset, the shipped model's own (chosen on held-out dev knowledge bases,
+    # benchmarks/results/generalisation.md). Higher ``answer_confidence``: fewer, safer answers.
+    answer_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    # How alike (mean-vector cosine, e5 and USE averaged) a campaign entry and its nearest
+    # evergreen entry of the same category must be to be one topic: inside its window the
+    # campaign entry then answers for it (`knowledge.retrieval.find_twins`).
+    twin_similarity: float = Field(default=0.82, ge=0.0, le=1.0)
+    clarify_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @field_validator("timezone")
     @classmethod

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from kefu.conversation import ConversationStore
 from kefu.keys import kb_audit_key, kb_draft_key
+from knowledge.calibration import assess
 from knowledge.curation.diff import KbDiff, diff_kbs
 from knowledge.curation.review import (
     CampaignWindow,
@@ -91,12 +92,13 @@ class DraftInfo(BaseModel):
 
 
 class ThresholdsView(BaseModel):
-    """The calibrated policy of a version, as shown to the manager."""
+    """The answer policy of a version and what to expect of it, as shown to the manager."""
 
-    answer: float
-    clarify: float
-    margin: float
-    method: str
+    answer: float  # confidence the best entry is right needed to answer
+    clarify: float  # confidence the right entry is among three needed to offer options
+    held_out_right: float | None  # share of held-out variants whose best entry is right
+    thin: bool  # too few variants to answer many questions at once
+    advice: str  # what to expect, and what adding variants would buy
 
 
 class DraftReview(BaseModel):
@@ -225,12 +227,13 @@ class AdminService:
         touched = frozenset(c.entry_id for c in (*diff.added, *diff.changed))
         pairs = await self._close_pairs(index, touched)
         gate = await self._gate(draft.kb, index)
-        t = index.thresholds
+        found = assess(draft.kb, index.profile, index.model.meta.get("expected", {}))
         return DraftReview(
             draft=_info(draft), diff=diff, close_pairs=pairs, gate=gate,
             calendar=calendar(draft.kb, self.now()),
-            thresholds=ThresholdsView(answer=t.answer, clarify=t.clarify, margin=t.margin,
-                                      method=t.method),
+            thresholds=ThresholdsView(answer=index.policy.answer, clarify=index.policy.clarify,
+                                      held_out_right=found.held_out_right, thin=found.thin,
+                                      advice=found.advice),
         )
 
     # --- trying questions ---------------------------------------------------------------------

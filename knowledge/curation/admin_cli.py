@@ -158,7 +158,7 @@ def _check(args: argparse.Namespace) -> int:
     result = _run(review, encoders=True)
     print(render_diff(result.diff))
     t = result.thresholds
-    print(f"thresholds: answer {t.answer:.3f}, clarify {t.clarify:.3f}, margin {t.margin:.3f}")
+    print(f"policy: answer at confidence {t.answer:.2f}, clarify at {t.clarify:.2f}; {t.advice}")
     changed = [p for p in result.close_pairs if p.changed]
     print(f"close questions in this change: {len(changed)} "
           f"({len(result.close_pairs) - len(changed)} more already in the knowledge base)")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from knowledge.curation.commands import default_author, guard, publish_file
 from knowledge.errors import NoLiveVersion, ValidationFailed
@@ -109,9 +111,13 @@ def _local(moment: datetime, settings: KnowledgeSettings) -> str:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from knowledge.errors import Problem
     from knowledge.loader import load_kb
 
-    kb = load_kb(args.file)
+    notes: list[Problem] = []
+    kb = load_kb(args.file, notes=notes)
+    for note in notes:
+        print(f"note: {note}")
     campaigns = sum(1 for e in kb.entries if e.campaign)
     print(f"{args.file}: ok, {len(kb.entries)} entries ({campaigns} campaign), "
           f"{len(kb.tests)} tests")
@@ -218,12 +224,44 @@ def _eval(args: argparse.Namespace) -> int:
     settings = get_settings()
     kb = load_kb(args.kb)
     questions = load_questions(args.questions, known_ids={e.id for e in kb.entries})
+    started = time.monotonic()
+    print(f"building and calibrating {args.kb} ({len(kb.entries)} entries)…", file=sys.stderr,
+          flush=True)
     index = build_index(kb, *shared_encoders(settings))
+    print(f"ready in {time.monotonic() - started:.0f}s; asking {len(questions)} questions",
+          file=sys.stderr, flush=True)
     service = KnowledgeService(index, settings=settings)
     report = evaluate(service, questions, now=args.now or service.now(), kb=str(args.kb),
-                      questions_name=str(args.questions))
+                      questions_name=str(args.questions), progress=ProgressBar(sys.stderr))
     print(format_report(report))
     if args.json is not None:
         args.json.write_text(report.model_dump_json(indent=2), encoding="utf-8")
         print(f"report written to {args.json}")
     return 0
+
+
+class ProgressBar:
+    """A progress bar with an ETA on a terminal; a line every 10% elsewhere (logs, pipes)."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._started = time.monotonic()
+        self._shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        """Report ``done`` of ``total``."""
+        step = done * 10 // max(1, total)
+        if not self._tty and step == self._shown and done < total:
+            return
+        self._shown = step
+        elapsed = time.monotonic() - self._started
+        eta = elapsed / done * (total - done) if done else 0.0
+        filled = self.WIDTH * done // max(1, total)
+        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} "
+                f"{elapsed:.0f}s, ETA {eta:.0f}s")
+        end = "\n" if done == total or not self._tty else ""
+        self._stream.write(("\r" if self._tty else "") + line + end)
+        self._stream.flush()

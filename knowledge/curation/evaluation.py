@@ -1,7 +1,8 @@
 """Offline evaluation: run the decision for a file of labelled questions and measure it.
 
 Questions come as JSONL, one ``{"text", "expected": entry id | null, "at"?: ISO 8601 with offset}``
-per line; ``null`` means the bot must hand off. Metrics (shares are ``None`` when undefined):
+per line; ``null`` means the bot must hand off. Other keys are kept with the line (``kind`` also
+breaks the report down: one row per kind). Metrics (shares are ``None`` when undefined):
 
 - ``in_scope_top1``: in-scope lines answered with the expected entry, over in-scope lines;
 - ``oos_recall``: out-of-scope lines handed off, over out-of-scope lines;
@@ -18,24 +19,33 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from knowledge.errors import Problem, ValidationFailed
 from knowledge.loader import parse_datetime
 from knowledge.models import DecisionKind, TestQuestion
 from knowledge.service import KnowledgeService
 
+_KNOWN_KEYS = ("text", "expected", "at")
+
 
 class LabelledQuestion(BaseModel):
-    """One line of a questions file."""
+    """One line of a questions file; keys other than text/expected/at are kept in ``extra``."""
 
     line: int
     question: TestQuestion
+    extra: dict[str, object] = Field(default_factory=dict)
+
+    @property
+    def kind(self) -> str | None:
+        """The line's ``kind`` (zh, en, oos, promo-in …), when it gives one."""
+        kind = self.extra.get("kind")
+        return str(kind) if kind is not None else None
 
 
 class ScoredId(BaseModel):
@@ -59,13 +69,13 @@ class Prediction(BaseModel):
     candidates: list[ScoredId]  # top candidates with scores
     reason: str
     ms: float
+    confidence: float | None = None  # p(the best candidate is right)
+    question_kind: str | None = None  # the line's ``kind``, if it gives one
 
 
-class EvalReport(BaseModel):
-    """Metrics of one evaluation run and every prediction behind them."""
+class Metrics(BaseModel):
+    """The module doc's metrics over some predictions."""
 
-    kb: str
-    questions: str
     n: int
     n_in_scope: int
     n_oos: int
@@ -82,7 +92,15 @@ class EvalReport(BaseModel):
     handed_off: int
     p50_ms: float | None
     p95_ms: float | None
-    thresholds: dict[str, float]
+
+
+class EvalReport(Metrics):
+    """Metrics of one evaluation run, per kind, and every prediction behind them."""
+
+    kb: str
+    questions: str
+    policy: dict[str, float]  # the cuts the decision used
+    by_kind: dict[str, Metrics] = Field(default_factory=dict)
     predictions: list[Prediction]
 
 
@@ -136,8 +154,10 @@ def _parse_line(
         except ValueError as exc:
             problems.append(Problem(file, where, "at", str(exc)))
             data.pop("at")
+    extra = {k: v for k, v in data.items() if k not in _KNOWN_KEYS}
+    known = {k: v for k, v in data.items() if k in _KNOWN_KEYS}
     try:
-        question = TestQuestion.model_validate({"expected": None, **data})
+        question = TestQuestion.model_validate({"expected": None, **known})
     except ValidationError as exc:
         problems += [Problem(file, where, ".".join(str(p) for p in e["loc"]) or None, e["msg"])
                      for e in exc.errors()]
@@ -146,7 +166,7 @@ def _parse_line(
     if known_ids is not None and expected is not None and expected not in known_ids:
         problems.append(Problem(file, where, "expected",
                                 f"no entry {expected!r} in the knowledge base"))
-    return problems or LabelledQuestion(line=number, question=question)
+    return problems or LabelledQuestion(line=number, question=question, extra=extra)
 
 
 def predict(service: KnowledgeService, item: LabelledQuestion, now: datetime) -> Prediction:
@@ -165,7 +185,8 @@ def predict(service: KnowledgeService, item: LabelledQuestion, now: datetime) ->
         entry_id=entry_id, options=[c.entry_id for c in decision.options], correct=correct,
         candidates=[ScoredId(entry_id=c.entry_id, score=round(c.score, 4))
                     for c in decision.candidates[:5]],
-        reason=decision.reason, ms=round(ms, 3),
+        reason=decision.reason, ms=round(ms, 3), confidence=decision.confidence,
+        question_kind=item.kind,
     )
 
 
@@ -173,10 +194,7 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def summarize(
-    predictions: Sequence[Prediction], *, kb: str = "", questions: str = "",
-    thresholds: dict[str, float] | None = None,
-) -> EvalReport:
+def metrics(predictions: Sequence[Prediction]) -> Metrics:
     """The metrics of a list of predictions (see the module docstring)."""
     ins = [p for p in predictions if p.expected is not None]
     oos = [p for p in predictions if p.expected is None]
@@ -188,8 +206,8 @@ def summarize(
     ranks = [[c.entry_id for c in p.candidates].index(p.expected)
              if p.expected in [c.entry_id for c in p.candidates] else None for p in ins]
     ms = np.asarray([p.ms for p in predictions], dtype=np.float64)
-    return EvalReport(
-        kb=kb, questions=questions, n=len(predictions), n_in_scope=len(ins), n_oos=len(oos),
+    return Metrics(
+        n=len(predictions), n_in_scope=len(ins), n_oos=len(oos),
         in_scope_top1=_share(len(right), len(ins)),
         oos_recall=_share(len(handed_oos), len(oos)),
         answer_precision=_share(len(right), len(answers)),
@@ -203,20 +221,39 @@ def summarize(
         handed_off=sum(1 for p in predictions if p.kind is DecisionKind.HANDOFF),
         p50_ms=round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
         p95_ms=round(float(np.percentile(ms, 95)), 3) if len(ms) else None,
-        thresholds=thresholds or {}, predictions=list(predictions),
     )
+
+
+def summarize(
+    predictions: Sequence[Prediction], *, kb: str = "", questions: str = "",
+    policy: dict[str, float] | None = None,
+) -> EvalReport:
+    """The report of a list of predictions: overall, and per kind when lines give one."""
+    kinds = sorted({p.question_kind for p in predictions if p.question_kind is not None})
+    by_kind = {k: metrics([p for p in predictions if p.question_kind == k]) for k in kinds}
+    return EvalReport(**metrics(predictions).model_dump(), kb=kb, questions=questions,
+                      policy=policy or {}, by_kind=by_kind, predictions=list(predictions))
+
+
+Progress = Callable[[int, int], None]
 
 
 def evaluate(
     service: KnowledgeService, questions: Sequence[LabelledQuestion], *, now: datetime,
-    kb: str = "", questions_name: str = "",
+    kb: str = "", questions_name: str = "", progress: Progress | None = None,
 ) -> EvalReport:
-    """Decide every question (lines without ``at`` are asked at ``now``) and measure."""
-    predictions = [predict(service, item, now) for item in questions]
+    """Decide every question (lines without ``at`` are asked at ``now``) and measure.
+
+    ``progress(done, total)`` is called after each question.
+    """
+    predictions = []
+    for done, item in enumerate(questions, start=1):
+        predictions.append(predict(service, item, now))
+        if progress is not None:
+            progress(done, len(questions))
     index = service.index
-    thresholds = ({"answer": index.thresholds.answer, "clarify": index.thresholds.clarify,
-                   "margin": index.thresholds.margin} if index is not None else {})
-    return summarize(predictions, kb=kb, questions=questions_name, thresholds=thresholds)
+    policy = index.policy.model_dump() if index is not None else {}
+    return summarize(predictions, kb=kb, questions=questions_name, policy=policy)
 
 
 def _fmt(value: float | None, percent: bool = True) -> str:
@@ -225,32 +262,35 @@ def _fmt(value: float | None, percent: bool = True) -> str:
     return f"{value * 100:.1f}%" if percent else f"{value:.1f}"
 
 
+_ROWS = ("in_scope_top1", "oos_recall", "answer_precision", "accuracy", "clarify_rate",
+         "clarify_hit", "retrieval_top1")
+
+
 def format_report(report: EvalReport) -> str:
-    """A plain-text table: the lines the bot got wrong, then the metrics."""
+    """A plain-text table: the lines the bot got wrong, the metrics, then one row per kind."""
     out: list[str] = []
     wrong = [p for p in report.predictions if not p.correct]
     if wrong:
-        out.append(f"{'line':>5}  {'expected':<24} {'decision':<9} {'got':<24} {'top':>6}  text")
+        out.append(f"{'line':>5}  {'expected':<24} {'decision':<9} {'got':<24} {'conf':>5}  text")
         for p in wrong:
             got = p.entry_id or ",".join(p.options) or "-"
-            top = f"{p.candidates[0].score:.3f}" if p.candidates else "-"
+            conf = f"{p.confidence:.2f}" if p.confidence is not None else "-"
             out.append(f"{p.line:>5}  {p.expected or '(handoff)':<24} {p.kind.value:<9} "
-                       f"{got:<24} {top:>6}  {p.text}")
+                       f"{got:<24} {conf:>5}  {p.text}")
         out.append("")
     rows = [
         ("questions", f"{report.n} ({report.n_in_scope} in scope, {report.n_oos} out of scope)"),
-        ("in_scope_top1", _fmt(report.in_scope_top1)),
-        ("oos_recall", _fmt(report.oos_recall)),
-        ("answer_precision", _fmt(report.answer_precision)),
-        ("accuracy", _fmt(report.accuracy)),
-        ("clarify_rate", _fmt(report.clarify_rate)),
-        ("clarify_hit", _fmt(report.clarify_hit)),
-        ("retrieval_top1", _fmt(report.retrieval_top1)),
+        *((name, _fmt(getattr(report, name))) for name in _ROWS),
         ("retrieval_top3", _fmt(report.retrieval_top3)),
         ("decisions", f"{report.answered} answer, {report.clarified} clarify, "
                       f"{report.handed_off} handoff"),
         ("p50_ms / p95_ms", f"{_fmt(report.p50_ms, False)} / {_fmt(report.p95_ms, False)}"),
-        ("thresholds", ", ".join(f"{k} {v:.3f}" for k, v in report.thresholds.items()) or "-"),
+        ("policy", ", ".join(f"{k} {v:.2f}" for k, v in report.policy.items()) or "-"),
     ]
     out += [f"{name:<18} {value}" for name, value in rows]
+    if report.by_kind:
+        out += ["", f"{'kind':<12} {'n':>5} " + " ".join(f"{name[:14]:>14}" for name in _ROWS)]
+        for kind, m in report.by_kind.items():
+            out.append(f"{kind:<12} {m.n:>5} "
+                       + " ".join(f"{_fmt(getattr(m, name)):>14}" for name in _ROWS))
     return "\n".join(out)

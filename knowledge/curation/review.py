@@ -4,12 +4,12 @@
 - `run_gate`: the version's test questions against the live version's, per question at its own time.
 - `calendar`: which entries go live and expire when.
 
-Closeness is judged with the knowledge base's own calibrated scorer and thresholds rather than a raw
-cosine: each question or variant of an entry is asked as a query, and every *other* entry that
-scores at least the calibrated ``answer`` threshold for it is reported (that entry alone would be
-good enough to answer the first entry's own wording; only the margin keeps them apart, and a
-shopper's paraphrase will not). Pairs that can never be active at the same time, and campaign
-entries against evergreen ones (campaign precedence settles those), are not reported.
+Closeness is judged by the ranker the bot answers with rather than a raw cosine: each question or
+variant of an entry is asked as a query, and every *other* entry holding at least `CLOSE_SHARE`
+of the ranker's probability for it is reported (even the first entry's own wording leaves room
+for the other; a shopper's paraphrase will leave more). Pairs that can never be active at the
+same time, and a campaign entry against its evergreen twin (it hides it while live), are not
+reported.
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ from knowledge.text import for_matching
 
 # --- closeness --------------------------------------------------------------------------------
 
+CLOSE_SHARE = 0.2  # another entry's share of the ranker's probability for an entry's own wording
+
 
 class Severity(StrEnum):
     """How bad a close pair is."""
 
-    CONFUSED = "confused"  # even the first entry's exact wording does not pick it by the margin
-    CLOSE = "close"  # the other entry reaches the answer threshold for this wording
+    CONFUSED = "confused"  # the other entry ranks first even for the first entry's exact wording
+    CLOSE = "close"  # the other entry holds at least CLOSE_SHARE of the probability
 
 
 class ClosePair(BaseModel):
@@ -41,10 +43,10 @@ class ClosePair(BaseModel):
     text: str  # the question or variant of ``entry_id`` asked as a query
     other_id: str
     other_text: str  # the question or variant of ``other_id`` that matched it best
-    score: float  # ``other_id``'s score for ``text``
-    own_score: float  # ``entry_id``'s own score for ``text``
+    score: float  # ``other_id``'s share of the ranker's probability for ``text``
+    own_score: float  # ``entry_id``'s own share
     similarity: float  # primary-encoder cosine of the two texts
-    threshold: float  # the score at or above which a pair is reported
+    threshold: float  # the share at or above which a pair is reported
     severity: Severity
     changed: bool = False  # one of the two entries is added or changed by the draft under review
 
@@ -57,31 +59,33 @@ def close_pairs(
     One pair per two entries (the worst wording). See the module docstring for the rule. Pairs
     with an entry in ``touched`` (added or changed by the draft) come first, then the worst.
     """
-    thresholds = index.thresholds
-    entries = {e.id: e for e in index.kb.entries}
+    entries = index.kb.entries
+    twins = {frozenset((entries[c].id, entries[e].id))
+             for c, evergreen in index.retriever.twins.items() for e in evergreen}
+    asked = [(entry, text) for entry in entries for text in dict.fromkeys(entry.texts)]
+    s, ranked = index.rank([for_matching(t) or t for _, t in asked], [None] * len(asked))
     worst: dict[frozenset[str], ClosePair] = {}
-    for entry in index.kb.entries:
-        for text in dict.fromkeys(entry.texts):
-            query = for_matching(text) or text
-            scored = index.retriever.score_all(query, at=None)
-            own = next((s.score for s in scored if s.entry.id == entry.id), 0.0)
-            for s in scored:
-                other = entries.get(s.entry.id)
-                if (other is None or other.id == entry.id or s.score < thresholds.answer
-                        or not _may_compete(entry, other)):
-                    continue
-                severity = (Severity.CONFUSED if own - s.score < thresholds.margin
-                            else Severity.CLOSE)
-                pair = ClosePair(
-                    entry_id=entry.id, text=text, other_id=other.id, other_text=s.matched,
-                    score=round(s.score, 4), own_score=round(own, 4),
-                    similarity=round(s.signals.get("dense", 0.0), 4),
-                    threshold=round(thresholds.answer, 4), severity=severity,
-                    changed=entry.id in touched or other.id in touched,
-                )
-                key = frozenset((entry.id, other.id))
-                if key not in worst or _rank(pair) > _rank(worst[key]):
-                    worst[key] = pair
+    for i, (entry, text) in enumerate(asked):
+        mine = index.retriever.index_of(entry.id)
+        assert mine is not None
+        own = float(ranked.probs[i, mine])
+        for j in ranked.order[i, :5]:
+            other = entries[int(j)]
+            share = float(ranked.probs[i, j])
+            if (other.id == entry.id or share < CLOSE_SHARE
+                    or not _may_compete(entry, other, twins)):
+                continue
+            pair = ClosePair(
+                entry_id=entry.id, text=text, other_id=other.id,
+                other_text=index.retriever.matched(s, i, int(j)), score=round(share, 4),
+                own_score=round(own, 4), similarity=round(float(s.dense[i, j]), 4),
+                threshold=CLOSE_SHARE,
+                severity=Severity.CONFUSED if share >= own else Severity.CLOSE,
+                changed=entry.id in touched or other.id in touched,
+            )
+            key = frozenset((entry.id, other.id))
+            if key not in worst or _rank(pair) > _rank(worst[key]):
+                worst[key] = pair
     return sorted(worst.values(), key=_rank, reverse=True)[:limit]
 
 
@@ -89,10 +93,13 @@ def _rank(pair: ClosePair) -> tuple[bool, bool, float]:
     return pair.changed, pair.severity is Severity.CONFUSED, pair.score
 
 
-def _may_compete(a: Entry, b: Entry) -> bool:
-    """Whether ``a`` and ``b`` can both be candidates for one question without precedence."""
-    if (a.campaign is None) != (b.campaign is None):
-        return False  # while the campaign entry is active it shadows the evergreen one
+def _may_compete(a: Entry, b: Entry, twins: Collection[frozenset[str]]) -> bool:
+    """Whether ``a`` and ``b`` can both be live for one question.
+
+    Twins never are: the campaign entry hides the evergreen one while it is live.
+    """
+    if frozenset((a.id, b.id)) in twins:
+        return False
     start = max((t for t in (a.valid_from, b.valid_from) if t is not None), default=None)
     end = min((t for t in (a.valid_until, b.valid_until) if t is not None), default=None)
     return start is None or end is None or start <= end

@@ -92,7 +92,7 @@ class SentenceTransformerEncoder:
             (see :func:`_quantize_linear_layers`): one short question embeds about 1.5x faster
             on kefu's machines, at a mean cosine of 0.996 to the float32 vectors. The vectors
             differ, so the encoder's name says ``+int8`` and stored vectors of the float model
-            are not mixed in (benchmarks/results/retrieval.md compares the two).
+            are not mixed in (benchmarks/results/history/retrieval-2026-11.md compares the two).
 
     Raises:
         ModelNotPreparedError: the directory is missing or the model cannot be loaded.
@@ -191,7 +191,7 @@ def _quantize_linear_layers(model: Any) -> None:
     GELU's outlier-heavy activations) stay float32: on multilingual-e5-small that keeps a mean
     cosine of 0.996 to the float model (0.989 with every layer in int8, 0.982 per tensor) and the
     dev-set decisions within 1-3 points of it, for 1.5x the speed instead of 1.9x (measured in
-    benchmarks/results/retrieval.md).
+    benchmarks/results/history/retrieval-2026-11.md).
 
     torch 2.13 (kefu's pinned version) marks ``torch.ao.quantization`` deprecated in favour of
     torchao, which kefu does not install; the eager API works in 2.13 and its warnings are silenced

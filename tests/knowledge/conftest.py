@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,6 +17,14 @@ from tests.knowledge.fakes import HashingEncoder
 CST = timezone(timedelta(hours=8))
 DOUBLE11_START = datetime(2025, 11, 1, 0, 0, tzinfo=CST)
 DOUBLE11_END = datetime(2025, 11, 11, 23, 59, 59, tzinfo=CST)
+# Hashed n-grams are far less alike than e5 vectors: with the HashingEncoder, a campaign entry and
+# its evergreen twin ("双11期间多久发货" / "下单后多久发货") meet at about 0.73, not e5's 0.82.
+FAKE_TWIN_SIMILARITY = 0.5
+
+
+def fake_settings(**values: Any) -> KnowledgeSettings:
+    """Settings for indexes built with the `HashingEncoder` (its twin similarity)."""
+    return KnowledgeSettings(twin_similarity=FAKE_TWIN_SIMILARITY, **values)
 
 
 def shop_kb() -> KnowledgeBase:
@@ -50,13 +59,13 @@ def encoder() -> HashingEncoder:
 
 @pytest.fixture(scope="session")
 def shop_index(encoder: HashingEncoder) -> KnowledgeIndex:
-    return build_index(shop_kb(), encoder)
+    return build_index(shop_kb(), encoder, settings=fake_settings())
 
 
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Path) -> KnowledgeSettings:
-    return KnowledgeSettings(redis_url=redis_url, demo_store=tmp_path / "no-demo.yaml",
-                             live_poll_seconds=30.0)
+    return fake_settings(redis_url=redis_url, demo_store=tmp_path / "no-demo.yaml",
+                         live_poll_seconds=30.0)
 
 
 @pytest.fixture

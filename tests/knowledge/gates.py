@@ -1,8 +1,9 @@
 """A gate on calibration, so tests can publish or roll back *while* a runtime calibrates.
 
-Calibrating takes about a second on the real model but milliseconds with the stand-in encoder;
-holding it open makes "during calibration" deterministic. The real `calibrate` still computes the
-thresholds once the gate opens, so nothing about the result is faked.
+Calibrating (asking a knowledge base its held-out questions) takes seconds on the real model but
+milliseconds with the stand-in encoder; holding it open makes "during calibration" deterministic.
+Only calibrations with held-out questions are held (a provisional index is built at once); the
+real `profile` still runs once the gate opens, so nothing about the result is faked.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ class CalibrationGate:
         self.fail = 0  # how many of the next calibrations raise instead
         self._open = threading.Event()
         self._lock = threading.Lock()
-        real: Callable[..., Any] = knowledge.calibration.calibrate  # what knowledge.service calls
-        monkeypatch.setattr(knowledge.service, "calibrate", self._gated(real))
+        real: Callable[..., Any] = knowledge.calibration.profile  # what knowledge.service calls
+        monkeypatch.setattr(knowledge.service, "profile", self._gated(real))
 
     def open(self) -> None:
         """Let held and later calibrations through."""
@@ -43,6 +44,8 @@ class CalibrationGate:
 
     def _gated(self, real: Callable[..., Any]) -> Callable[..., Any]:
         def calibrate(*args: Any, **kwargs: Any) -> Any:
+            if not kwargs.get("with_held_out", True):
+                return real(*args, **kwargs)  # a provisional index: not a calibration
             with self._lock:
                 self.calls += 1
                 failing, self.fail = self.fail > 0, max(self.fail - 1, 0)

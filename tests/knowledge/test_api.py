@@ -36,7 +36,13 @@ async def test_decide_answers_with_the_campaign_entry_inside_its_window(
     decision = Decision.model_validate(response.json())
     assert decision.kind == "answer" and decision.entry is not None
     assert decision.entry.entry_id == "ship-time-d11"
-    assert decision.candidates[0].signals["intent"] == 0.8
+    assert decision.confidence is not None and 0.0 <= decision.confidence <= 1.0
+    # Rasa's intent is accepted (and validated) but does not move the decision
+    del body["intent"], body["intent_confidence"]
+    plain = Decision.model_validate((await client.post("/api/v1/knowledge/decide",
+                                                       json=body)).json())
+    assert (plain.kind, plain.entry, plain.confidence) == (decision.kind, decision.entry,
+                                                          decision.confidence)
 
 
 async def test_decide_hands_off_out_of_scope(client: httpx.AsyncClient) -> None:
@@ -77,10 +83,14 @@ async def test_entries_and_404(client: httpx.AsyncClient) -> None:
     assert missing.status_code == 404 and "nope" in missing.json()["detail"]
 
 
-async def test_version_reports_thresholds(client: httpx.AsyncClient) -> None:
+async def test_version_reports_the_answer_policy(
+    client: httpx.AsyncClient, shop_index: KnowledgeIndex,
+) -> None:
     data = (await client.get("/api/v1/knowledge/version")).json()
     assert data["entries"] == 6 and data["version"] is None and data["provisional"] is False
-    assert 0.0 <= data["thresholds"]["clarify"] <= data["thresholds"]["answer"] <= 1.0
+    assert "thresholds" not in data
+    assert data["policy"] == shop_index.policy.model_dump()
+    assert 0.0 < data["policy"]["clarify"] <= 1.0 and 0.0 < data["policy"]["answer"] <= 1.0
 
 
 async def test_empty_service_hands_off_and_reports_no_version() -> None:
@@ -88,5 +98,5 @@ async def test_empty_service_hands_off_and_reports_no_version() -> None:
         decision = (await client.post("/api/v1/knowledge/decide", json={"text": "退货"})).json()
         version = (await client.get("/api/v1/knowledge/version")).json()
     assert decision["kind"] == "handoff" and decision["candidates"] == []
-    assert version == {"version": None, "entries": 0, "thresholds": None, "provisional": False,
+    assert version == {"version": None, "entries": 0, "policy": None, "provisional": False,
                        "build_seconds": None}

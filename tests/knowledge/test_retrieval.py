@@ -5,8 +5,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from knowledge.head import EntryHead
 from knowledge.models import Category, Entry
-from knowledge.retrieval import Retriever, Scorer, encode_cached
+from knowledge.retrieval import Retriever, encode_cached, find_twins
 from knowledge.text import for_matching
 from tests.knowledge.fakes import HashingEncoder
 
@@ -16,8 +17,6 @@ DURING = datetime(2026, 11, 5, 12, tzinfo=CST)
 AFTER = datetime(2026, 11, 20, 12, tzinfo=CST)
 START = datetime(2026, 11, 1, tzinfo=CST)
 END = datetime(2026, 11, 11, 23, 59, 59, tzinfo=CST)
-# A fixed combination so logic tests do not depend on calibration.
-SCORER = Scorer(weights={"dense": 6.0, "lexical": 4.0}, bias=-6.0)
 
 
 def entry(entry_id: str, question: str, *variants: str, **kw: object) -> Entry:
@@ -35,185 +34,129 @@ ENTRIES = [
     entry("shipping-fee", "运费多少", "包邮吗", "满多少包邮", category=Category.LOGISTICS),
     entry("invoice", "可以开发票吗", "怎么开电子发票", category=Category.AFTERSALE),
     entry("old-promo", "国庆满减活动怎么参加", "国庆优惠", valid_until=datetime(2026, 10, 8, tzinfo=CST)),
+    entry("d11-gift", "双11买热水器送什么赠品", "双十一赠品有哪些", campaign="double11",
+          valid_from=START, valid_until=END),
 ]
 
 
 @pytest.fixture(scope="module")
 def retriever() -> Retriever:
-    # Hashed n-grams are far less similar than e5 vectors: twins start lower.
-    return Retriever.build(ENTRIES, HashingEncoder(), scorer=SCORER, topic_similarity=0.75)
+    # Hashed n-grams are far less alike than e5 vectors: twins start lower.
+    return Retriever.build(ENTRIES, HashingEncoder(), HashingEncoder("fake-2", 128),
+                           twin_similarity=0.5)
 
 
-def ids(candidates: list) -> list[str]:  # type: ignore[type-arg]
-    return [c.entry_id for c in candidates]
+def at(r: Retriever, text: str, when: datetime | None) -> dict[str, bool]:
+    s = r.signals([text], [when])
+    return {e.id: bool(s.live[0, i]) for i, e in enumerate(r.entries)}
 
 
-def test_candidates_carry_scores_in_unit_interval_and_signals(retriever: Retriever) -> None:
-    candidates = retriever.search("可以开发票吗", at=BEFORE, k=3)
-    assert ids(candidates)[0] == "invoice"
-    assert len(candidates) == 3
-    assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
-    for c in candidates:
-        assert 0.0 <= c.score <= 1.0
-        assert {"dense", "lexical", "answer", "intent"} <= set(c.signals)
-    top = candidates[0]
-    assert top.matched == "可以开发票吗"
-    assert top.signals["dense"] == pytest.approx(1.0, abs=1e-5)
-    assert top.answer == "invoice 的答案" and top.category is Category.AFTERSALE
-
-
-def test_only_entries_active_at_the_time_are_candidates(retriever: Retriever) -> None:
-    early = datetime(2026, 10, 2, tzinfo=CST)
-    assert ids(retriever.search("国庆满减活动怎么参加", at=early))[0] == "old-promo"
-    assert "old-promo" not in ids(retriever.search("国庆满减活动怎么参加", at=BEFORE, k=10))
-    for at in (BEFORE, AFTER):
-        assert "ship-time-d11" not in ids(retriever.search("双11期间多久发货", at=at, k=10))
+def test_only_entries_active_at_the_time_are_live(retriever: Retriever) -> None:
+    assert not at(retriever, "运费", AFTER)["old-promo"]
+    assert at(retriever, "运费", datetime(2026, 10, 1, tzinfo=CST))["old-promo"]
+    assert not at(retriever, "运费", BEFORE)["ship-time-d11"]
 
 
 def test_window_bounds_are_inclusive(retriever: Retriever) -> None:
-    for at in (START, END):
-        assert "ship-time-d11" in ids(retriever.search("双11期间多久发货", at=at, k=10))
+    assert at(retriever, "运费", START)["ship-time-d11"]
+    assert at(retriever, "运费", END)["ship-time-d11"]
 
 
-def test_inside_the_window_the_campaign_entry_wins_over_the_evergreen(retriever: Retriever) -> None:
-    outside = retriever.search("什么时候发货", at=BEFORE, k=5)
-    assert ids(outside)[0] == "ship-time"
-    inside = retriever.search("什么时候发货", at=DURING, k=5)
-    assert ids(inside)[0] == "ship-time-d11"
-    assert "ship-time" not in ids(inside)  # shadowed: no clarify between two versions of one answer
-    assert inside[0].score >= outside[0].score  # takes the evergreen's place and score
-    assert inside[0].signals["campaign"] == 1.0
-    assert ids(retriever.search("什么时候发货", at=AFTER, k=5))[0] == "ship-time"
+def test_inside_the_window_a_campaign_entry_hides_only_its_twin(retriever: Retriever) -> None:
+    assert retriever.twins[1] == frozenset({0})  # ship-time-d11 stands for ship-time
+    assert retriever.twins[7] == frozenset()  # the gift entry has no evergreen twin
+    live = at(retriever, "什么时候发货", DURING)
+    assert live["ship-time-d11"] and not live["ship-time"]
+    assert live["shipping-fee"] and live["invoice"] and live["jsq30"]  # nothing else hidden
+    assert at(retriever, "什么时候发货", AFTER)["ship-time"]
 
 
-def test_campaign_does_not_shadow_unrelated_entries(retriever: Retriever) -> None:
-    assert retriever.shadows[1] == frozenset({0})  # ship-time-d11 twins ship-time only
-    inside = retriever.search("运费多少", at=DURING, k=5)
-    assert ids(inside)[0] == "shipping-fee"  # same category, other topic: untouched
-    assert "shipping-fee" in ids(retriever.search("双11期间多久发货", at=DURING, k=7))
+def test_a_live_campaign_changes_no_signal_of_another_entry(retriever: Retriever) -> None:
+    # the Double 11 gift entry is live: the invoice question's signals stay as they were
+    before = retriever.signals(["怎么开发票"], [BEFORE])
+    during = retriever.signals(["怎么开发票"], [DURING])
+    invoice = 5
+    for name in ("dense", "second", "lexical", "answer", "cent_dense", "code"):
+        assert getattr(before, name)[0, invoice] == getattr(during, name)[0, invoice]
 
 
-def test_twins_need_the_same_category() -> None:
+def test_twins_are_mutual_nearest_of_one_category() -> None:
     entries = [
         entry("gift", "买鞋送什么赠品", "有赠品吗", category=Category.PRESALE),
         entry("gift-d11", "买鞋送什么赠品", "双11赠品", campaign="d11", valid_from=START,
               valid_until=END, category=Category.PRESALE),
-        entry("gift-other", "买鞋送什么赠品呢", category=Category.PRODUCT),
+        entry("gift-d11-other", "买鞋送什么赠品", "双11送啥", campaign="d11b", valid_from=START,
+              valid_until=END, category=Category.PRODUCT),
     ]
-    r = Retriever.build(entries, HashingEncoder(), scorer=SCORER, campaign_margin=0.0)
-    assert r.shadows == {1: frozenset({0})}
-    # Even a query that favours the evergreen's own variant is answered by the campaign entry.
-    inside = r.search("有赠品吗", at=DURING)
-    assert ids(inside)[0] == "gift-d11" and "gift" not in ids(inside)
+    r = Retriever.build(entries, HashingEncoder(), twin_similarity=0.5)
+    assert r.twins == {1: frozenset({0}), 2: frozenset()}  # other category: never a twin
+    vectors = r.centroids("primary")
+    assert find_twins(entries, vectors, vectors, similarity=1.01) == {1: frozenset(),
+                                                                       2: frozenset()}
 
 
-def test_a_campaign_entry_matching_almost_as_well_wins_for_that_query() -> None:
-    entries = [
-        entry("ship", "多久发货", category=Category.LOGISTICS),
-        entry("ship-d11", "多久能发货呢", campaign="d11", valid_from=START, valid_until=END,
-              category=Category.PRESALE),  # another category: not a twin
-    ]
-    query = "多久发货"
-    strict = Retriever.build(entries, HashingEncoder(), scorer=SCORER, campaign_margin=0.0)
-    assert ids(strict.search(query, at=DURING)) == ["ship", "ship-d11"]
-    gap = 1.0 - strict.search(query, at=DURING)[1].signals["dense"]
-    loose = Retriever.build(entries, HashingEncoder(), scorer=SCORER, campaign_margin=gap + 0.01)
-    assert ids(loose.search(query, at=DURING)) == ["ship-d11"]
-    assert ids(loose.search(query, at=AFTER)) == ["ship"]
+def test_signals_are_each_entrys_best_over_its_texts() -> None:
+    first, second = HashingEncoder(), HashingEncoder(name="other", dim=128)
+    r = Retriever.build(ENTRIES, first, second)
+    query = "JSQ30-S3 用天然气吗"
+    s = r.signals([query], [None])
+    q = for_matching(query)
+    for i, e in enumerate(ENTRIES):
+        texts = list(dict.fromkeys(for_matching(t) for t in e.texts))
+        cos1 = first.encode([q])[0] @ first.encode(texts).T
+        cos2 = second.encode([q])[0] @ second.encode(texts).T
+        assert s.dense[0, i] == pytest.approx(float(cos1.max()), abs=1e-5)
+        assert s.second[0, i] == pytest.approx(float(cos2.max()), abs=1e-5)
+        assert for_matching(r.matched(s, 0, i)) == texts[int(np.argmax(cos1))]
+    assert s.code[0, 2] == 1.0 and s.code[0, 3] == -1.0 and s.code[0, 4] == 0.0
 
 
-def test_model_numbers_are_told_apart_by_the_lexical_signal(retriever: Retriever) -> None:
-    for query, expected, other in (("jsq50s3 天然气能用吗", "jsq50", "jsq30"),
-                                   ("JSQ30-S3用液化气行吗", "jsq30", "jsq50")):
-        candidates = retriever.search(query, at=BEFORE)
-        assert ids(candidates)[0] == expected
-        by_id = {c.entry_id: c for c in candidates}
-        assert by_id[expected].signals["lexical"] > by_id[other].signals["lexical"]
+def test_an_excluded_row_leaves_the_index_for_that_query_only() -> None:
+    r = Retriever.build(ENTRIES, HashingEncoder())
+    row = r.rows.index(for_matching("包邮吗"))
+    s = r.signals(["包邮吗", "包邮吗"], [None, None], exclude_rows=[row, -1])
+    fee = 4
+    assert s.dense[1, fee] == pytest.approx(1.0, abs=1e-5)
+    assert s.dense[0, fee] < 0.99  # only its other texts are left
+    assert s.cent_dense[0, fee] < s.cent_dense[1, fee]  # its mean vector without that text
 
 
-def test_code_signal_marks_agreeing_and_clashing_products(retriever: Retriever) -> None:
-    by_id = {c.entry_id: c for c in retriever.search("jsq50s3 天然气", at=BEFORE, k=7)}
-    assert by_id["jsq50"].signals["code"] == 1.0
-    assert by_id["jsq30"].signals["code"] == -1.0
-    assert all(c.signals["code"] == 0.0 for c in retriever.search("运费", at=BEFORE))
+def test_the_head_signal_is_renormalised_over_live_entries() -> None:
+    r = Retriever.build(ENTRIES, HashingEncoder())
+    head = EntryHead.fit(r.primary_rows, r.primary_rows, r.row_entry, len(ENTRIES))
+    s = r.with_head(head).signals(["多久发货"], [BEFORE])
+    assert s.head[0].sum() == pytest.approx(1.0)
+    assert s.head[0, 1] == 0.0 and s.head[0, 6] == 0.0  # d11 not live yet, old-promo expired
+    assert s.head[0, 0] > 0.0
 
 
-def test_traditional_and_full_width_queries_match(retriever: Retriever) -> None:
-    assert ids(retriever.search("可以開發票嗎？", at=BEFORE))[0] == "invoice"
-    assert ids(retriever.search("ＪＳＱ５０－Ｓ３熱水器", at=BEFORE))[0] == "jsq50"
-
-
-def test_short_chinese_query(retriever: Retriever) -> None:
-    candidates = retriever.search("运费", at=BEFORE)
-    assert ids(candidates)[0] == "shipping-fee"
-    assert candidates[0].signals["lexical"] > 0.5
-
-
-def test_excluded_texts_leave_the_index_for_that_query(retriever: Retriever) -> None:
-    full = retriever.search("可以开发票吗", at=BEFORE)[0]
-    held_out = retriever.search("可以开发票吗", at=BEFORE, exclude_texts=["可以開發票嗎"])
-    assert held_out[0].entry_id == "invoice"
-    assert held_out[0].matched == "怎么开电子发票"
-    assert held_out[0].signals["dense"] < full.signals["dense"]
-    everything = [t for e in ENTRIES for t in e.texts]
-    assert retriever.search("可以开发票吗", at=BEFORE, exclude_texts=everything) == []
-
-
-def test_intent_confidence_is_recorded_for_question_intents(retriever: Retriever) -> None:
-    asked = retriever.search("运费", at=BEFORE, intent="faq", intent_confidence=0.8)
-    assert asked[0].signals["intent"] == pytest.approx(0.8)
-    chit = retriever.search("运费", at=BEFORE, intent="greet", intent_confidence=0.9)
-    assert chit[0].signals["intent"] == 0.0
-    assert chit[0].score == asked[0].score  # unweighted until a scorer gives it a weight
+def test_single_text_entries_are_marked_canonical() -> None:
+    entries = [entry("a", "怎么退货"), entry("b", "怎么开发票", "发票怎么开")]
+    assert Retriever.build(entries, HashingEncoder()).canonical.tolist() == [1.0, 0.0]
 
 
 def test_precomputed_vectors_are_not_encoded_again() -> None:
-    first_encoder = HashingEncoder()
-    first = Retriever.build(ENTRIES, first_encoder)
-    cache = first.new_vectors
-    assert set(cache[first_encoder.name]) == set(Retriever.texts_of(ENTRIES))
-    second_encoder = HashingEncoder()
-    extra = entry("new", "新问题在这里")
-    again = Retriever.build([*ENTRIES, extra], second_encoder, vectors=cache)
-    assert set(second_encoder.encoded) == {for_matching("新问题在这里"), for_matching(extra.answer)}
-    assert set(again.new_vectors[second_encoder.name]) == set(second_encoder.encoded)
+    enc = HashingEncoder()
+    first = Retriever.build(ENTRIES, enc)
+    vectors = {enc.name: first.new_vectors[enc.name]}
+    again = HashingEncoder()
+    Retriever.build(ENTRIES, again, vectors=vectors)
+    assert again.encoded == []
 
 
 def test_query_vectors_can_be_passed_in(retriever: Retriever) -> None:
-    vectors = retriever.encode_query("包邮吗")
-    assert set(vectors) == {"fake-ngram"}
-    assert retriever.search("包邮吗", at=BEFORE, query_vectors=vectors) == retriever.search(
-        "包邮吗", at=BEFORE
-    )
+    vectors = retriever.encode_queries(["包邮吗"])
+    a = retriever.signals(["包邮吗"], [None], query_vectors=vectors)
+    b = retriever.signals(["包邮吗"], [None])
+    np.testing.assert_allclose(a.dense, b.dense)
 
 
-def test_second_encoder_adds_its_signal() -> None:
-    r = Retriever.build(ENTRIES, HashingEncoder(), HashingEncoder(name="other", dim=128))
-    assert r.has_second
-    top = r.search("包邮吗", at=BEFORE)[0]
-    assert top.entry_id == "shipping-fee"
-    assert top.signals["second"] == pytest.approx(1.0, abs=1e-5)
-
-
-@pytest.mark.parametrize("query", ["JSQ30-S3 用天然气吗", "包邮吗", "多久发货", "weather"])
-def test_signals_are_each_entrys_best_over_its_texts_left_in(query: str) -> None:
-    first, second = HashingEncoder(), HashingEncoder(name="other", dim=128)
-    r = Retriever.build(ENTRIES, first, second, scorer=SCORER)
-    out = ["JSQ30-S3用什么气源", "包邮吗"]
-    left = {e.id: [t for t in dict.fromkeys(for_matching(x) for x in e.texts)
-                   if t not in {for_matching(o) for o in out}] for e in ENTRIES}
-    q = for_matching(query)
-    scored = r.score_all(query, at=None, exclude_texts=out)
-    assert scored
-    for s in scored:
-        texts = left[s.entry.id]
-        cos1 = first.encode([q])[0] @ first.encode(texts).T
-        cos2 = second.encode([q])[0] @ second.encode(texts).T
-        assert s.signals["dense"] == pytest.approx(float(cos1.max()), abs=1e-5)
-        assert s.signals["second"] == pytest.approx(float(cos2.max()), abs=1e-5)
-        assert for_matching(s.matched) == texts[int(np.argmax(cos1))]
-        assert s.score == pytest.approx(SCORER.score(s.signals))
-        assert s.signals["code"] in (-1.0, 0.0, 1.0)
+def test_big_batches_equal_small_ones(retriever: Retriever) -> None:
+    texts = [f"第{i}个问题 多久发货" for i in range(300)]  # more than one chunk of queries
+    whole = retriever.signals(texts, [DURING] * 300)
+    part = retriever.signals(texts[290:], [DURING] * 10)
+    np.testing.assert_allclose(whole.dense[290:], part.dense)
+    assert whole.take([295]).texts == [part.texts[5]]
 
 
 def test_encode_cached_mixes_known_and_new() -> None:
@@ -226,21 +169,7 @@ def test_encode_cached_mixes_known_and_new() -> None:
     assert np.array_equal(matrix[0], known["a"]) and np.array_equal(matrix[1], matrix[2])
 
 
-def test_scorer_is_a_logistic_of_weighted_signals() -> None:
-    scorer = Scorer(weights={"dense": 2.0, "lexical": 1.0}, bias=-1.0)
-    assert scorer.score({"dense": 0.5, "lexical": 0.0}) == pytest.approx(0.5)
-    assert scorer.score({"dense": 1.0, "lexical": 1.0, "second": 9.0}) == pytest.approx(
-        1 / (1 + np.exp(-2.0))
-    )
-    assert 0.0 < scorer.score({"dense": -1e9}) < 1e-20
-
-
 def test_empty_knowledge_base() -> None:
-    from knowledge.calibration import calibrate
-    from knowledge.decision import decide
-    from knowledge.models import DecisionKind, KnowledgeBase
-
     r = Retriever.build([], HashingEncoder())
-    assert r.search("运费", at=BEFORE) == []
-    th = calibrate(r, KnowledgeBase(entries=()), ["今天天气怎么样"])
-    assert decide("运费", [], th, BEFORE).kind is DecisionKind.HANDOFF
+    s = r.signals(["运费"], [BEFORE])
+    assert s.dense.shape == (1, 0) and not s.live.any()

@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from kefu.redis import async_client
+from knowledge.decision import Policy
 from knowledge.loader import dump_yaml
 from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
 from knowledge.runtime import EmbeddingCache, KnowledgeRuntime
@@ -69,7 +70,10 @@ async def test_publish_reaches_a_running_process_quickly(
     assert first.provisional  # answering before calibration finished...
     calibrated = await runtime.wait_for_version(info.id, timeout=10.0, calibrated=True)
     assert not calibrated.provisional  # ...which replaces it without another event
-    assert calibrated.thresholds.method != first.thresholds.method
+    # the provisional index did not ask its held-out questions; the calibrated one did
+    assert len(first.profile.loo_right) == 0 and not first.profile.has_loo
+    assert calibrated.profile.has_loo
+    assert len(calibrated.profile.pool_z1) == len(first.profile.pool_z1) > 0  # both know the pool
 
 
 async def test_without_provisional_swaps_only_calibrated_indexes_answer(
@@ -85,6 +89,25 @@ async def test_without_provisional_swaps_only_calibrated_indexes_answer(
         index = await runtime.wait_for_version(info.id, timeout=10.0)
         assert not index.provisional
         assert not any("(provisional)" in r.getMessage() for r in caplog.records)
+    finally:
+        await runtime.stop()
+
+
+async def test_indexes_are_built_with_the_runtimes_own_settings(
+    settings: KnowledgeSettings, client: aioredis.Redis
+) -> None:
+    """The policy's cuts and the twin similarity come from the settings the runtime was given
+    (the fake encoder's twin similarity here), not from the process's environment."""
+    await KnowledgeStore(client).publish(shop_kb(), author="test")
+    own = settings.model_copy(update={"answer_confidence": 0.42, "clarify_confidence": 0.21})
+    runtime = KnowledgeRuntime(own, encoders=(HashingEncoder(), None))
+    await runtime.start()
+    try:
+        index = runtime.service.index
+        assert index is not None
+        assert index.policy == Policy(answer=0.42, clarify=0.21)
+        campaign, evergreen = (index.retriever.index_of(i) for i in ("ship-time-d11", "ship-time"))
+        assert campaign is not None and index.retriever.twins[campaign] == frozenset({evergreen})
     finally:
         await runtime.stop()
 
@@ -359,7 +382,7 @@ async def test_demo_store_publish_reaches_a_running_process_within_2s(redis_url:
         assert decision.entry is not None and decision.entry.entry_id == "shoe-recycling"
         assert elapsed < 2.0, f"publish reached the process after {elapsed:.2f}s"
 
-        # roll back at once, while the new version is being calibrated (about a second)
+        # roll back at once, while the new version is being calibrated (several seconds)
         assert new.provisional
         started = time.monotonic()
         await other.rollback(demo.info.id, author="ops")

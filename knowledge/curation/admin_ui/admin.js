@@ -105,8 +105,8 @@
     $("draft-summary").textContent = review.draft.filename + " · " + review.draft.entries + " 条目 entries · " +
       review.draft.tests + " 测试问题 tests · " + review.draft.author;
     const t = review.thresholds;
-    $("thresholds").textContent = "校准阈值 Calibrated thresholds: answer " + t.answer.toFixed(3) +
-      ", clarify " + t.clarify.toFixed(3) + ", margin " + t.margin.toFixed(3);
+    $("thresholds").textContent = "回答策略 Answer policy: answer at confidence " +
+      t.answer.toFixed(2) + ", clarify at " + t.clarify.toFixed(2) + ". " + t.advice;
     showDiff(review.diff);
     showClosePairs(review.close_pairs);
     showGate(review.gate);

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from kefu.keys import kb_draft_key
 from knowledge.curation.admin import GATE_OVERRIDE_ACTION, AdminService
-from knowledge.curation.review import GateReport, Severity, WindowStatus
+from knowledge.curation.review import CLOSE_SHARE, GateReport, Severity, WindowStatus
 from knowledge.errors import DraftNotFound, GateRefused, ValidationFailed, VersionNotFound
 from knowledge.loader import dump_yaml, load_kb_bytes
 from knowledge.models import Category, Entry, KnowledgeBase, TestQuestion
@@ -94,7 +94,10 @@ async def test_upload_keeps_a_draft_and_reviews_it_against_live(admin: AdminServ
     (d12,) = [w for w in review.calendar if w.campaign == "double12"]
     assert [i.entry_id for i in d12.entries] == ["d12-deposit"]
     assert (d12.starts, d12.ends) == (DOUBLE12_START, DOUBLE12_END)
-    assert 0.0 < review.thresholds.clarify <= review.thresholds.answer <= 1.0
+    policy = review.thresholds  # the global cuts, and what to expect of this knowledge base
+    assert 0.0 < policy.clarify <= 1.0 and 0.0 < policy.answer <= 1.0
+    assert not policy.thin and "7 of 7 entries have variants" in policy.advice
+    assert policy.held_out_right is not None and 0.0 <= policy.held_out_right <= 1.0
     # the draft is stored, survives in Redis for any process, and reads back as YAML
     again = await admin.review(review.draft.id)
     assert again.diff == review.diff
@@ -132,10 +135,41 @@ async def test_close_pairs_warn_about_entries_retrieval_will_confuse(admin: Admi
     pairs = {frozenset((p.entry_id, p.other_id)): p for p in review.close_pairs}
     pair = pairs[frozenset(("return-policy", "refund-apply"))]
     assert pair.changed  # refund-apply is new in this draft
-    assert pair.score >= pair.threshold == pytest.approx(review.thresholds.answer, abs=1e-4)
-    assert pair.severity in (Severity.CONFUSED, Severity.CLOSE)
-    # campaign precedence decides between campaign and evergreen entries: no warning
-    assert all("d12-deposit" not in key and "ship-time-d11" not in key for key in pairs)
+    # judged by the ranker: the other entry holds at least CLOSE_SHARE of the probability
+    assert pair.score >= pair.threshold == CLOSE_SHARE
+    assert pair.severity is (Severity.CONFUSED if pair.score >= pair.own_score else Severity.CLOSE)
+    # inside its window the campaign entry hides its evergreen twin: they never compete
+    assert frozenset(("ship-time", "ship-time-d11")) not in pairs
+    assert all("d12-deposit" not in key for key in pairs)  # worded like no other entry
+
+
+async def test_close_pairs_warn_when_a_campaign_entry_competes_with_an_unrelated_one(
+    admin: AdminService,
+) -> None:
+    """A campaign entry hides only its twin: against any other entry it competes on its own
+    signals while it is live, and the review must warn when it is worded like one of them."""
+    deposit_payment = Entry(
+        id="d12-deposit-payment", question="双12定金怎么付", variants=("可以用支付宝吗",),
+        answer="双12定金可用支付宝或微信支付。", category=Category.PRESALE, campaign="double12",
+        valid_from=DOUBLE12_START, valid_until=DOUBLE12_END)
+    kb = KnowledgeBase(entries=(*shop_kb().entries, deposit_payment))
+    review = await admin.upload(yaml_bytes(kb), "kb.yaml", author="mgr")
+
+    pairs = {frozenset((p.entry_id, p.other_id)): p for p in review.close_pairs}
+    pair = pairs.get(frozenset(("d12-deposit-payment", "pay-methods")))
+    assert pair is not None, "a campaign entry worded like an unrelated entry is not reported"
+    assert pair.changed and pair.score >= CLOSE_SHARE
+    assert "可以用支付宝吗" in (pair.text, pair.other_text)
+
+
+async def test_the_review_says_when_a_knowledge_base_is_too_thin(admin: AdminService) -> None:
+    sheet = KnowledgeBase(entries=tuple(e.model_copy(update={"variants": ()})
+                                        for e in shop_kb().entries))
+    review = await admin.upload(yaml_bytes(sheet), "sheet.yaml", author="mgr")
+    assert review.thresholds.thin
+    assert review.thresholds.held_out_right is None  # no variant to hold out
+    assert "6 of 6 entries have no variants" in review.thresholds.advice
+    assert "with 3 variants per entry" in review.thresholds.advice  # what adding them buys
 
 
 # --- trying questions -------------------------------------------------------------------------

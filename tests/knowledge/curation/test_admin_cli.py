@@ -61,6 +61,7 @@ def test_diff_check_publish_with_the_gate(tmp_path: Path, capsys: pytest.Capture
     assert main(["kb", "check", str(worse)]) == 1  # CI fails: the gate would refuse
     out = capsys.readouterr().out
     assert "test gate: 2 test questions: new 50.0%, live 100.0%: refused" in out
+    assert "policy: answer at confidence" in out and "5 of 5 entries have variants" in out
     assert "«积分怎么用» expect points: live points ✓, new" in out
 
     assert main(["kb", "publish", str(worse), "--author", "bob"]) == 2

@@ -13,7 +13,7 @@ from kefu.cli import main
 from knowledge.loader import dump_yaml
 from knowledge.models import Category, Entry, KnowledgeBase
 from knowledge.settings import get_settings
-from tests.knowledge.conftest import shop_kb
+from tests.knowledge.conftest import FAKE_TWIN_SIMILARITY, shop_kb
 from tests.knowledge.fakes import HashingEncoder
 
 
@@ -25,9 +25,13 @@ def kb_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake_encoders(monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_encoders(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     encoders = (HashingEncoder(), None)
     monkeypatch.setattr(knowledge.service, "shared_encoders", lambda settings=None: encoders)
+    monkeypatch.setenv("KEFU_TWIN_SIMILARITY", str(FAKE_TWIN_SIMILARITY))  # the fake's scale
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,10 +14,8 @@ from knowledge.curation.evaluation import (
     load_questions,
     summarize,
 )
-from knowledge.decision import Thresholds
 from knowledge.errors import ValidationFailed
 from knowledge.models import Category, DecisionKind, Entry, KnowledgeBase
-from knowledge.retrieval import Scorer
 from knowledge.service import KnowledgeService, build_index
 from knowledge.settings import KnowledgeSettings
 from tests.knowledge.fakes import HashingEncoder
@@ -35,53 +32,38 @@ TINY = KnowledgeBase(entries=(
           category=Category.AFTERSALE),
 ))
 
-# Each line with the outcome the fixed policy below gives it (score = sigmoid(10·dense − 5),
-# answer ≥ 0.9 with a lead ≥ 0.1, clarify ≥ 0.5):
-LINES = [
-    {"text": "退货运费谁出", "expected": "refund-fee"},  # answer, right
-    {"text": "退款几天到账呀", "expected": "refund-time"},  # answer, right
-    {"text": "开发票", "expected": "invoice", "at": "2025-11-11T10:00:00+08:00"},  # answer, right
-    {"text": "退货要多久", "expected": "refund-fee"},  # clarify: refund-time, refund-fee (a hit)
-    {"text": "今天天气怎么样", "expected": None},  # handoff, right
-    {"text": "可以开发票吗", "expected": None},  # answer invoice: wrong (should hand off)
-    {"text": "退货多久到账", "expected": "refund-fee"},  # answer refund-time: wrong
-    {"text": "运费", "expected": None},  # handoff, right (one candidate ≥ 0.5: nothing to offer)
-]
-
-
-@pytest.fixture(scope="module")
-def service() -> KnowledgeService:
-    index = build_index(TINY, HashingEncoder())
-    scorer = Scorer(weights={"dense": 10.0}, bias=-5.0, fitted_on="test")
-    fixed = Thresholds(answer=0.9, clarify=0.5, margin=0.1, scorer=scorer)
-    index = dataclasses.replace(index, retriever=index.retriever.with_scorer(scorer),
-                                thresholds=fixed)
-    return KnowledgeService(index, settings=KnowledgeSettings())
-
-
 def write_jsonl(path: Path, rows: list[object]) -> Path:
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)
                               for r in rows) + "\n", encoding="utf-8")
     return path
 
 
-def test_metrics_on_a_tiny_kb_match_the_hand_computed_ones(
-    service: KnowledgeService, tmp_path: Path
-) -> None:
-    questions = load_questions(write_jsonl(tmp_path / "q.jsonl", [*LINES[:4], "", *LINES[4:]]),
-                               known_ids={e.id for e in TINY.entries})
-    report = evaluate(service, questions, now=NOW)
-    kinds = [(p.line, p.kind.value, p.entry_id, p.options, p.correct) for p in report.predictions]
-    assert kinds == [
-        (1, "answer", "refund-fee", [], True),
-        (2, "answer", "refund-time", [], True),
-        (3, "answer", "invoice", [], True),
-        (4, "clarify", None, ["refund-time", "refund-fee"], False),
-        (6, "handoff", None, [], True),  # line 5 of the file is blank
-        (7, "answer", "invoice", [], False),
-        (8, "answer", "refund-time", [], False),
-        (9, "handoff", None, [], True),
-    ]
+def pred(line: int, expected: str | None, kind: DecisionKind, entry: str | None = None,
+         options: tuple[str, ...] = (), ranked: tuple[str, ...] = (),
+         question_kind: str | None = None) -> Prediction:
+    correct = (kind is DecisionKind.ANSWER and entry == expected) if expected is not None \
+        else kind is DecisionKind.HANDOFF
+    return Prediction(line=line, text=f"q{line}", expected=expected, at=NOW, kind=kind,
+                      entry_id=entry, options=list(options), correct=correct,
+                      candidates=[ScoredId(entry_id=c, score=0.5) for c in ranked],
+                      reason="", ms=float(line), confidence=0.5, question_kind=question_kind)
+
+
+A, C, H = DecisionKind.ANSWER, DecisionKind.CLARIFY, DecisionKind.HANDOFF
+PREDICTIONS = [
+    pred(1, "fee", A, "fee", ranked=("fee", "time"), question_kind="zh"),
+    pred(2, "time", A, "time", ranked=("time",), question_kind="zh"),
+    pred(3, "inv", A, "inv", ranked=("inv",), question_kind="en"),
+    pred(4, "fee", C, options=("time", "fee"), ranked=("time", "fee"), question_kind="zh"),
+    pred(6, None, H, question_kind="oos"),
+    pred(7, None, A, "inv", question_kind="oos"),
+    pred(8, "fee", A, "time", ranked=("time", "fee"), question_kind="en"),
+    pred(9, None, H, question_kind="oos"),
+]
+
+
+def test_metrics_match_the_hand_computed_ones() -> None:
+    report = summarize(PREDICTIONS, policy={"answer": 0.7, "clarify": 0.6})
     assert (report.n, report.n_in_scope, report.n_oos) == (8, 5, 3)
     assert report.in_scope_top1 == 0.6  # 3 right answers / 5 in scope
     assert report.oos_recall == 0.6667  # 2 handoffs / 3 out of scope
@@ -92,23 +74,51 @@ def test_metrics_on_a_tiny_kb_match_the_hand_computed_ones(
     assert report.retrieval_top1 == 0.6  # lines 4 and 8 rank the expected entry second
     assert report.retrieval_top3 == 1.0
     assert (report.answered, report.clarified, report.handed_off) == (5, 1, 2)
-    assert report.p50_ms is not None and report.p95_ms is not None
-    assert 0 < report.p50_ms <= report.p95_ms
-    assert report.thresholds == {"answer": 0.9, "clarify": 0.5, "margin": 0.1}
-    assert report.predictions[2].at == datetime(2025, 11, 11, 10, tzinfo=CST)
-    assert report.predictions[0].at == NOW
+    assert report.policy == {"answer": 0.7, "clarify": 0.6}
+
+
+def test_lines_with_a_kind_are_reported_per_kind() -> None:
+    report = summarize(PREDICTIONS)
+    assert list(report.by_kind) == ["en", "oos", "zh"]
+    zh, en, oos = report.by_kind["zh"], report.by_kind["en"], report.by_kind["oos"]
+    assert (zh.n, zh.in_scope_top1, zh.clarify_rate) == (3, 0.6667, 0.3333)
+    assert (en.n, en.in_scope_top1, en.answer_precision) == (2, 0.5, 0.5)
+    assert (oos.n, oos.oos_recall, oos.in_scope_top1) == (3, 0.6667, None)
     table = format_report(report)
-    assert "in_scope_top1      60.0%" in table and "退货多久到账" in table
-    assert "退货运费谁出" not in table  # only the lines that went wrong are listed
+    assert "kind" in table and "\nzh " in table and "\noos " in table
+    assert summarize([p.model_copy(update={"question_kind": None})
+                      for p in PREDICTIONS]).by_kind == {}
+
+
+def test_evaluate_asks_each_line_at_its_time_and_reports_progress(tmp_path: Path) -> None:
+    rows = [{"text": "退货运费谁出", "expected": "refund-fee", "kind": "zh", "source": "shop"},
+            {"text": "开发票", "expected": "invoice", "at": "2025-11-11T10:00:00+08:00"},
+            "",
+            {"text": "今天天气怎么样", "expected": None, "kind": "oos"}]
+    questions = load_questions(write_jsonl(tmp_path / "q.jsonl", rows),
+                               known_ids={e.id for e in TINY.entries})
+    assert questions[0].extra == {"kind": "zh", "source": "shop"} and questions[0].kind == "zh"
+    service = KnowledgeService(build_index(TINY, HashingEncoder()), settings=KnowledgeSettings())
+    seen: list[tuple[int, int]] = []
+    report = evaluate(service, questions, now=NOW, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert [p.line for p in report.predictions] == [1, 2, 4]
+    assert report.predictions[1].at == datetime(2025, 11, 11, 10, tzinfo=CST)
+    assert report.predictions[0].at == NOW
+    assert [p.question_kind for p in report.predictions] == ["zh", None, "oos"]
+    assert set(report.by_kind) == {"zh", "oos"}
+    assert all(p.confidence is not None for p in report.predictions)
+    assert set(report.policy) == {"answer", "clarify"}
+    assert report.p50_ms is not None and 0 < report.p50_ms <= (report.p95_ms or 0)
 
 
 def test_percentiles_and_undefined_shares() -> None:
-    def pred(ms: float) -> Prediction:
+    def timed(ms: float) -> Prediction:
         return Prediction(line=1, text="x", expected=None, at=NOW, kind=DecisionKind.HANDOFF,
                           entry_id=None, options=[], correct=True,
                           candidates=[ScoredId(entry_id="a", score=0.1)], reason="", ms=ms)
 
-    report = summarize([pred(m) for m in (1.0, 2.0, 3.0, 4.0, 100.0)])
+    report = summarize([timed(m) for m in (1.0, 2.0, 3.0, 4.0, 100.0)])
     assert (report.p50_ms, report.p95_ms) == (3.0, 80.8)
     assert report.in_scope_top1 is None and report.answer_precision is None
     assert report.clarify_hit is None and report.oos_recall == 1.0
@@ -124,14 +134,13 @@ def test_bad_lines_are_reported_with_their_numbers(tmp_path: Path) -> None:
         {"text": "", "expected": None},
         {"text": "x", "expected": "nope"},
         {"text": "x", "expected": None, "at": "2025-11-11T10:00:00"},
-        {"text": "x", "expected": None, "why": 1},
+        {"text": "x", "expected": None, "why": 1},  # other keys are kept, not refused
     ])
     with pytest.raises(ValidationFailed) as info:
         load_questions(path, known_ids={"refund-fee"})
     found = [(p.location, p.field) for p in info.value.problems]
     assert found == [("line 2", None), ("line 3", None), ("line 4", "expected"),
-                     ("line 5", "text"), ("line 6", "expected"), ("line 7", "at"),
-                     ("line 8", "why")]
+                     ("line 5", "text"), ("line 6", "expected"), ("line 7", "at")]
     assert "invalid JSON" in info.value.problems[0].message
     assert all(p.file == str(path) for p in info.value.problems)
 
