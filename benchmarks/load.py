@@ -1,4 +1,4 @@
-"""Peak load through the kefu gateway, side by side with raw Rasa NLU in the same run.
+"""Peak load through the kefu gateway, side by side with the messages' essential work in the same run.
 
 Simulated shoppers talk to ``POST /api/v1/messages`` concurrently, each running whole
 conversations one message at a time (a shopper waits for the reply before typing again):
@@ -11,14 +11,19 @@ conversations one message at a time (a shopper waits for the reply before typing
   back to the bot with the ``/back_to_bot`` button (or leaves), as real shoppers do;
 - every reply is timed; busy answers (bot/gateway/backpressure.py's ``BUSY_TEXT``) and errors are counted.
 
-Then the same concurrency sends the same texts to Rasa's ``/model/parse`` (NLU only, no
-policies, actions or knowledge decision): the raw-Rasa throughput the gateway is compared to.
-An optional overload phase (``--overload-shoppers``) checks that the gateway answers every
-message (200, possibly "busy") instead of failing.
+Then the same concurrency sends the same texts, in the same order, as each message's essential
+work only: one Rasa ``/model/parse`` and, at the same time, one knowledge decision
+(``POST /api/v1/knowledge/decide``) for a typed message; a button payload (``/feedback_helpful``,
+``/choose_option{…}``) needs no decision, so it is only parsed. The full path is measured against
+that pair: ``ratio_full_to_essential`` (target ≥ 0.6 at 16 shoppers). An optional overload phase
+(``--overload-shoppers``) checks that the gateway answers every message (200, possibly "busy")
+instead of failing.
 
 When it starts the stack itself, it also reads each process's CPU time from /proc around every
-phase: CPU milliseconds per message by process (gateway, actions, rasa, redis), and from them the
-highest full-path/raw-parse ratio this machine's cores allow (``ratio_bound_from_cpu``).
+phase: CPU milliseconds per message by process (gateway, rasa, redis, and the action server when
+the stack has one), and from them the highest ratio this machine's cores allow
+(``ratio_bound_from_cpu``: each phase is bound by cores ÷ its CPU per message and by one core ÷
+Rasa's, Rasa being one single-threaded process).
 
 Run against a running stack::
 
@@ -59,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.gateway.backpressure import BUSY_TEXT  # noqa: E402
 from kefu.stack import StackConfig, run_stack  # noqa: E402
+from knowledge.text import normalize  # noqa: E402
 from tests.helpers.processes import free_port  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "load.json"
@@ -89,6 +95,7 @@ class Phase:
     shoppers: int
     samples: list[Sample] = field(default_factory=list)
     turns: list[int] = field(default_factory=list)  # messages per finished conversation
+    texts: list[str] = field(default_factory=list)  # every text sent, in order
     seconds: float = 0.0
 
     def report(self) -> dict[str, Any]:
@@ -192,7 +199,7 @@ async def shopper_run(http: httpx.AsyncClient, script: Script, phase: Phase, pla
         sent = 0
         for turn in range(length):
             text = script.next_text(language, turn, offered)
-            sample, reply = await _post(http, sender, text, language)
+            sample, reply = await _post(http, phase, sender, text, language)
             sample.long = length >= 100
             phase.samples.append(sample)
             sent += 1
@@ -200,7 +207,7 @@ async def shopper_run(http: httpx.AsyncClient, script: Script, phase: Phase, pla
             if sample.mode == "handoff":
                 if length < 100 and script.random.random() < 0.2:
                     break  # left to wait for a person
-                back, _ = await _post(http, sender, BACK_TO_BOT, language)
+                back, _ = await _post(http, phase, sender, BACK_TO_BOT, language)
                 back.outcome, back.long = "back_to_bot", length >= 100
                 phase.samples.append(back)
                 sent += 1
@@ -208,8 +215,9 @@ async def shopper_run(http: httpx.AsyncClient, script: Script, phase: Phase, pla
         plan.finished(length)
 
 
-async def _post(http: httpx.AsyncClient, sender: str, text: str,
+async def _post(http: httpx.AsyncClient, phase: Phase, sender: str, text: str,
                 language: str) -> tuple[Sample, dict[str, Any] | None]:
+    phase.texts.append(text)
     started = time.perf_counter()
     try:
         response = await http.post("/api/v1/messages", json={"sender": sender, "text": text})
@@ -238,38 +246,51 @@ async def gateway_phase(url: str, script: Script, name: str, shoppers: int, conv
     return phase
 
 
-async def rasa_parse_phase(url: str, token: str, script: Script, shoppers: int,
-                           requests: int) -> dict[str, Any]:
-    """Raw NLU throughput: the same concurrency sending the same kind of texts to /model/parse."""
-    texts = list(script.texts(requests))
+async def essential_phase(gateway_url: str, rasa_url: str, token: str, texts: list[str],
+                          shoppers: int) -> dict[str, Any]:
+    """Each message's essential work at the same concurrency: a parse and a decision at once.
+
+    ``texts`` are what the full path sent, in order, each normalised as the gateway sends it to
+    Rasa and the knowledge decision. A button payload is only parsed (no decision follows one).
+    """
+    todo = list(reversed(texts))
     latencies: list[float] = []
     errors: Counter[str] = Counter()
-    limits = httpx.Limits(max_connections=shoppers + 8, max_keepalive_connections=shoppers + 8)
+    limits = httpx.Limits(max_connections=2 * shoppers + 8,
+                          max_keepalive_connections=2 * shoppers + 8)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        async def call(url: str, body: dict[str, Any], params: dict[str, str]) -> bool:
+            try:
+                response = await http.post(url, json=body, params=params)
+            except httpx.HTTPError:
+                errors["0"] += 1
+                return False
+            if response.status_code != 200:
+                errors[str(response.status_code)] += 1
+            return response.status_code == 200
 
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
         async def worker() -> None:
-            while texts:
-                _language, text = texts.pop()
+            while todo:
+                text = todo.pop()
+                payload = text.startswith("/")
+                text = text if payload else normalize(text)
                 started = time.perf_counter()
-                try:
-                    response = await http.post("/model/parse", json={"text": text},
-                                               params={"token": token})
-                    ok = response.status_code == 200
-                    if not ok:
-                        errors[str(response.status_code)] += 1
-                except httpx.HTTPError:
-                    ok = False
-                    errors["0"] += 1
-                if ok:
+                calls = [call(f"{rasa_url}/model/parse", {"text": text}, {"token": token})]
+                if not payload:
+                    calls.append(call(f"{gateway_url}/api/v1/knowledge/decide",
+                                      {"text": text[:2000]}, {}))
+                if all(await asyncio.gather(*calls)):
                     latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(shoppers)))
         seconds = time.perf_counter() - started
-    row = {"shoppers": shoppers, "requests": requests, "seconds": round(seconds, 2),
+    row = {"shoppers": shoppers, "requests": len(texts),
+           "decisions": sum(1 for t in texts if not t.startswith("/")),
+           "seconds": round(seconds, 2),
            "throughput_per_s": round(len(latencies) / seconds, 2) if seconds else 0.0,
            "latency_ms": _latency(latencies), "errors": dict(errors)}
-    _print("rasa /model/parse", row)
+    _print("essential pair", row)
     return row
 
 
@@ -327,29 +348,36 @@ async def benchmark(args: argparse.Namespace, gateway_url: str, rasa_url: str,
                                   args.long, run_id)
     peak = {**gateway.report(), "cpu_ms_per_message": cpu.per_message(before, len(gateway.samples))}
     before = cpu.read()
-    rasa = await rasa_parse_phase(rasa_url, args.rasa_token, script, args.shoppers,
-                                  max(200, len(gateway.samples)))
-    rasa["cpu_ms_per_request"] = cpu.per_message(before, rasa["requests"])
-    result: dict[str, Any] = {"gateway": peak, "rasa_parse": rasa}
+    essential = await essential_phase(gateway_url, rasa_url, args.rasa_token, gateway.texts,
+                                      args.shoppers)
+    essential["cpu_ms_per_message"] = cpu.per_message(before, essential["requests"])
+    result: dict[str, Any] = {"gateway": peak, "essential_pair": essential}
     if single:
         result["gateway_one_shopper"] = single
-    if rasa["throughput_per_s"]:
-        result["ratio_gateway_to_rasa_parse"] = round(
-            peak["throughput_msgs_per_s"] / rasa["throughput_per_s"], 3)
-        print(f"gateway / raw Rasa parse throughput: {result['ratio_gateway_to_rasa_parse']}")
-    full, parse = peak["cpu_ms_per_message"], rasa["cpu_ms_per_request"]
-    if full and parse:
-        # Throughput is at most cores / CPU per message; raw parse runs in one single-threaded
-        # Rasa process, so it is bound at one core / its CPU per request.
-        cores = os.cpu_count() or 1
-        result["ratio_bound_from_cpu"] = round(cores * parse["total"] / full["total"], 3)
-        print(f"CPU ms per message: full path {full}; raw parse {parse}; "
+    if essential["throughput_per_s"]:
+        result["ratio_full_to_essential"] = round(
+            peak["throughput_msgs_per_s"] / essential["throughput_per_s"], 3)
+        print(f"full path / essential pair throughput at {args.shoppers} shoppers: "
+              f"{result['ratio_full_to_essential']}")
+    full, pair = peak["cpu_ms_per_message"], essential["cpu_ms_per_message"]
+    if full and pair:
+        result["ratio_bound_from_cpu"] = round(_cpu_bound(full) / _cpu_bound(pair), 3)
+        print(f"CPU ms per message: full path {full}; essential pair {pair}; "
               f"ratio bound {result['ratio_bound_from_cpu']}")
     if args.overload_shoppers:
         overload = await gateway_phase(gateway_url, script, "overload", args.overload_shoppers,
                                        args.overload_shoppers * 2, 0, run_id)
         result["overload"] = overload.report()
     return result
+
+
+def _cpu_bound(cpu_ms: dict[str, float]) -> float:
+    """Messages per second a phase's CPU allows: cores ÷ its total, one core ÷ Rasa's share."""
+    cores = os.cpu_count() or 1
+    bound = cores * 1000 / cpu_ms["total"]
+    if cpu_ms.get("rasa"):
+        bound = min(bound, 1000 / cpu_ms["rasa"])
+    return bound
 
 
 async def _warm_up(gateway_url: str, rasa_url: str, token: str) -> None:
@@ -359,6 +387,7 @@ async def _warm_up(gateway_url: str, rasa_url: str, token: str) -> None:
                             json={"sender": f"load-warmup-{time.time_ns()}", "text": text})
             await http.post(f"{rasa_url}/model/parse", json={"text": text},
                             params={"token": token})
+            await http.post(f"{gateway_url}/api/v1/knowledge/decide", json={"text": text})
 
 
 @contextlib.contextmanager
@@ -434,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conversations", type=int, default=60,
                         help="at least this many conversations per phase")
     parser.add_argument("--long", type=int, default=2, help="conversations with 100+ turns")
-    parser.add_argument("--single-conversations", type=int, default=20,
+    parser.add_argument("--single-conversations", type=int, default=40,
                         help="conversations of the one-shopper-at-a-time phase (0: skip it)")
     parser.add_argument("--query-cache", type=int, default=None,
                         help="KEFU_QUERY_VECTOR_CACHE of a stack this script starts (0: off)")
@@ -442,8 +471,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="concurrent shoppers of the overload phase (0: skip it)")
     parser.add_argument("--max-in-flight", type=int, default=16,
                         help="KEFU_RASA_MAX_IN_FLIGHT of a stack this script starts")
-    parser.add_argument("--int8", action="store_true",
-                        help="KEFU_EMBEDDING_INT8 of a stack this script starts")
+    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                        help="KEFU_EMBEDDING_INT8 of a stack this script starts (default: on, "
+                             "as served)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
