@@ -1,7 +1,7 @@
-"""Rasa custom actions of kefu, served by ``python -m rasa_sdk --actions actions``.
+"""Rasa custom actions of kefu, served by the gateway process (:mod:`actions.endpoint`).
 
-Thin on purpose: each action reads the tracker, calls one service (the gateway's knowledge API,
-the conversation record, the handoff service) and writes to the dispatcher.
+Thin on purpose: each action reads the tracker, calls one service (the knowledge decision, the
+conversation record, the handoff service) and writes to the dispatcher.
 """
 
 from actions.actions import (
@@ -11,14 +11,20 @@ from actions.actions import (
     ActionFeedback,
     ActionHandoff,
 )
-from actions.services import Services, build_services
+from actions.endpoint import ACTIONS_PREFIX, SECRET_HEADER, build_executor, create_router
+from actions.knowledge_client import KnowledgeClient
+from actions.services import Services
 
 __all__ = [
+    "ACTIONS_PREFIX",
+    "SECRET_HEADER",
     "ActionAnswerQuestion",
     "ActionCaptureOrderNumber",
     "ActionChooseOption",
     "ActionFeedback",
     "ActionHandoff",
+    "KnowledgeClient",
     "Services",
-    "build_services",
+    "build_executor",
+    "create_router",
 ]

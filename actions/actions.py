@@ -1,7 +1,8 @@
 """kefu's Rasa custom actions: tracker in, one service call, dispatcher out.
 
-Which answer fits is the knowledge service's decision (over HTTP, in the gateway); tickets are the
-handoff service's; the conversation record is :class:`kefu.conversation.ConversationStore`.
+Which answer fits is the knowledge service's decision (a call: the actions run in the gateway,
+beside it); tickets are the handoff service's; the conversation record is
+:class:`kefu.conversation.ConversationStore`.
 Rules about giving up live in :mod:`actions.policy`, wording in :mod:`actions.replies`.
 """
 
@@ -27,7 +28,7 @@ from actions.policy import (
     plan_for_failure,
     plan_for_intent,
 )
-from actions.services import Services, get_services
+from actions.services import Services
 from handoff.errors import HandoffError
 from kefu.conversation import BotAnalysis, CandidateScore, Role, utcnow
 from kefu.escalations import record_escalation
@@ -113,15 +114,10 @@ async def _record_escalation(services: Services, message: Message, text: str,
 
 
 class KefuAction(Action, ABC):  # type: ignore[misc]
-    """Base of kefu's actions: holds the services (given in tests, built lazily otherwise)."""
+    """Base of kefu's actions: holds the services of the process serving them."""
 
-    def __init__(self, services: Services | None = None) -> None:
-        self._services = services
-
-    @property
-    def services(self) -> Services:
-        """The services this action calls."""
-        return self._services or get_services()
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     @abstractmethod
     def name(self) -> str:

@@ -1,40 +1,43 @@
-"""HTTP client of the gateway's knowledge API, as the actions use it.
+"""The actions' way to the knowledge decision: a function call into the gateway's service.
 
-Only :mod:`knowledge.models` is imported from the knowledge package: the action server must stay
-free of torch and sentence-transformers, which live in the gateway process.
+The actions are served by the gateway process (:mod:`actions.endpoint`), where the knowledge
+service and its encoders already live, so a decision is a call, not an HTTP round trip. Deciding
+is CPU work (the query embedding, scoring), so it runs in a worker thread and the event loop keeps
+serving other shoppers meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
-import httpx
-from pydantic import ValidationError
+from anyio import to_thread
 
 from actions.errors import KnowledgeUnavailableError
-from knowledge.models import DecideRequest, Decision, Entry
+from knowledge.models import Decision, Entry
 
 logger = logging.getLogger(__name__)
 
-DECIDE_PATH = "/api/v1/knowledge/decide"
-ENTRY_PATH = "/api/v1/knowledge/entries/{entry_id}"
+MAX_QUESTION_CHARS = 2000
+
+
+class DecisionSource(Protocol):
+    """What the actions need of :class:`knowledge.service.KnowledgeService`."""
+
+    def decide(self, text: str, *, at: datetime | None = None, intent: str | None = None,
+               intent_confidence: float | None = None) -> Decision:
+        """Answer, clarify or hand off ``text``."""
+
+    def entry(self, entry_id: str) -> Entry | None:
+        """The live entry with that id, if any."""
 
 
 class KnowledgeClient:
-    """Asks the gateway for knowledge decisions and entries."""
+    """Asks the knowledge service for decisions and entries; its failures become one error."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
-        )
+    def __init__(self, service: DecisionSource) -> None:
+        self._service = service
 
     async def decide(
         self,
@@ -44,49 +47,23 @@ class KnowledgeClient:
         intent_confidence: float | None = None,
         at: datetime | None = None,
     ) -> Decision:
-        """Answer, clarify or hand off for ``text`` (``POST /api/v1/knowledge/decide``)."""
-        body = DecideRequest(
-            text=text[:2000], intent=intent, intent_confidence=intent_confidence, at=at
-        )
-        data = await self._request(
-            "POST", DECIDE_PATH, json=body.model_dump(mode="json", exclude_none=True)
-        )
+        """Answer, clarify or hand off for ``text``, in a worker thread.
+
+        Raises:
+            KnowledgeUnavailableError: the service failed (the action then hands off).
+        """
+        def decide() -> Decision:
+            return self._service.decide(text[:MAX_QUESTION_CHARS], at=at, intent=intent,
+                                        intent_confidence=intent_confidence)
+
         try:
-            return Decision.model_validate(data)
-        except ValidationError as exc:
-            raise KnowledgeUnavailableError(f"unusable decision: {exc}") from exc
+            return await to_thread.run_sync(decide)
+        except Exception as exc:
+            raise KnowledgeUnavailableError(f"the knowledge decision failed: {exc!r}") from exc
 
     async def entry(self, entry_id: str) -> Entry | None:
         """The live entry with that id, or ``None`` when the knowledge base has no such entry."""
         try:
-            data = await self._request("GET", ENTRY_PATH.format(entry_id=entry_id))
-        except KnowledgeUnavailableError as exc:
-            if exc.upstream_status == httpx.codes.NOT_FOUND:
-                return None
-            raise
-        try:
-            return Entry.model_validate({k: v for k, v in data.items() if k in Entry.model_fields})
-        except ValidationError as exc:
-            raise KnowledgeUnavailableError(f"unusable entry: {exc}") from exc
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = await self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise KnowledgeUnavailableError(f"{method} {path} failed: {exc!r}") from exc
-        if response.is_error:
-            raise KnowledgeUnavailableError(
-                f"{method} {path} answered {response.status_code}: {response.text[:200]}",
-                upstream_status=response.status_code,
-            )
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise KnowledgeUnavailableError(f"{method} {path} answered no JSON") from exc
-        if not isinstance(data, dict):
-            raise KnowledgeUnavailableError(f"{method} {path} answered {type(data).__name__}")
-        return data
+            return self._service.entry(entry_id)
+        except Exception as exc:
+            raise KnowledgeUnavailableError(f"entry {entry_id} unavailable: {exc!r}") from exc

@@ -4,7 +4,7 @@ Starts the whole stack on free ports (or uses a running one with ``--gateway-url
 ``--redis-url``), creates an agent, logs in, keeps the console's event stream
 (``GET /api/v1/agent/events``, server-sent events) open, then for N new shoppers posts
 "转人工" to ``POST /api/v1/messages`` and measures until the ``ticket.waiting`` event of that
-conversation arrives on the stream: the whole path Gateway → Rasa → action server → handoff
+conversation arrives on the stream: the whole path Gateway → Rasa → the actions (in the gateway) → handoff
 service → Redis pub/sub → console. Writes ``benchmarks/results/handoff_latency.json``.
 
     .venv/bin/python benchmarks/handoff_latency.py [--n 30]
@@ -102,7 +102,7 @@ def main() -> None:
         else:
             state = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             config = StackConfig(state_dir=state, redis_port=free_port(), rasa_port=free_port(),
-                                 action_port=free_port(), gateway_port=free_port())
+                                 gateway_port=free_port())
             stack.enter_context(run_stack(config))
             gateway, redis_url = config.gateway_url, config.redis_url
         add_agent(redis_url, agent)

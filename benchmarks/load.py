@@ -398,7 +398,7 @@ def _stack(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, int]]
     with tempfile.TemporaryDirectory(prefix="kefu-load-") as tmp:
         config = StackConfig(
             state_dir=Path(tmp), redis_port=free_port(), rasa_port=free_port(),
-            action_port=free_port(), gateway_port=free_port(), rasa_token=args.rasa_token,
+            gateway_port=free_port(), rasa_token=args.rasa_token,
             extra_env={"KEFU_RASA_MAX_IN_FLIGHT": str(args.max_in_flight),
                        "KEFU_EMBEDDING_INT8": "true" if args.int8 else "false",
                        **({} if args.query_cache is None

@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
         config = StackConfig(state_dir=Path(state), redis_port=free_port(), rasa_port=free_port(),
-                             action_port=free_port(), gateway_port=free_port())
+                             gateway_port=free_port())
         with run_stack(config):
             idle = snapshot(config.pids)
             started = time.perf_counter()

@@ -2,8 +2,9 @@
 
 Shopper API, channels, knowledge API and admin, handoff API and agent console, in one process.
 
-The embedding model is loaded here once (``KnowledgeRuntime``); the Rasa action server reaches it
-over HTTP. ``create_app(settings)`` builds everything; nothing happens at import time.
+The embedding model is loaded here once (``KnowledgeRuntime``), and Rasa's custom actions run here
+too (``actions.endpoint``, an internal route only Rasa may call), so a knowledge decision is a
+function call. ``create_app(settings)`` builds everything; nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+import actions
 from bot.channels import TelegramChannel, WebChat
 from bot.channels.web import WIDGET_DIR
 from bot.gateway import Gateway, api
@@ -98,6 +100,10 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
                              score=c.score) for c in found]
 
     app.include_router(handoff_api.create_router(handoff, knowledge_search=canned_answers))
+    services = actions.Services(knowledge=actions.KnowledgeClient(knowledge.service),
+                                conversations=conversations, handoff=handoff, redis=redis)
+    app.include_router(actions.create_router(actions.build_executor(services),
+                                             settings.action_secret.get_secret_value()))
     app.include_router(admin_api.create_router(AdminService(knowledge, redis),
                                                handoff.agents.authenticate))
     app.include_router(web_chat.create_router())

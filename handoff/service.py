@@ -426,7 +426,7 @@ class HandoffService:
 
 
 def create_handoff_service(redis_url: str, *, on_return: OnReturn | None = None) -> HandoffService:
-    """A service on its own Redis client (for scripts, the CLI and the action server)."""
+    """A service on its own Redis client (for scripts and the CLI)."""
     redis = async_client(redis_url)
     return HandoffService(redis, ConversationStore(redis), on_return=on_return)
 

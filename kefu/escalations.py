@@ -2,8 +2,8 @@
 
 The actions append to it (a low-confidence decision, a "not helpful" click) with one capped XADD;
 `knowledge.curation.topics` reads it back, groups the questions into topics and marks them resolved
-once a draft made from them is published. Writing needs nothing but Redis, so the action server
-records an escalation without importing the knowledge package.
+once a draft made from them is published. Writing needs nothing but Redis, so an action records
+an escalation without importing the knowledge curation package.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Start the whole kefu stack (Redis, Rasa, action server, gateway) and stop it cleanly.
+"""Start the whole kefu stack (Redis, the gateway, Rasa) and stop it cleanly.
 
 Used by ``make run`` (``python -m kefu.stack``) and by the end-to-end tests, so both run the
-same processes with the same wiring. Rasa runs from ``.venv-rasa``; everything else from the
-interpreter running this module.
+same processes with the same wiring. Rasa runs from ``.venv-rasa``; the gateway, which also
+serves Rasa's custom actions (``actions.endpoint``, called with ``KEFU_ACTION_SECRET``), from the
+interpreter running this module. The gateway and Rasa load their models at the same time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -36,9 +37,9 @@ class StackConfig:
     state_dir: Path = ROOT / "var"
     redis_port: int = 6379
     rasa_port: int = 5005
-    action_port: int = 5055
     gateway_port: int = 8000
     rasa_token: str = "change-me"
+    action_secret: str = "change-me"  # Rasa → the gateway's action endpoint
     start_redis: bool = True  # False: use a Redis already listening on redis_port
     extra_env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)  # filled by run_stack: process name → pid
@@ -68,7 +69,7 @@ class StackConfig:
             "KEFU_REDIS_DB": "0",
             "KEFU_RASA_URL": self.rasa_url,
             "KEFU_RASA_TOKEN": self.rasa_token,
-            "KEFU_ACTION_URL": f"http://127.0.0.1:{self.action_port}",
+            "KEFU_ACTION_SECRET": self.action_secret,
             "KEFU_GATEWAY_URL": self.gateway_url,
             "KEFU_PORT": str(self.gateway_port),
             "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -123,15 +124,19 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
     rasa_python = config.root / ".venv-rasa" / "bin" / "python"
     model = model or latest_model(config.root / "models")
     with contextlib.ExitStack() as stack:
-        def start(name: str, args: list[str], ready: str | int, timeout: float) -> None:
+        def start(name: str, args: list[str]) -> Callable[[str | int, float], None]:
             log = logs / f"{name}.log"
             handle = stack.enter_context(open(log, "ab"))
             proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env,
                                     cwd=config.root, start_new_session=True)
             stack.callback(_stop, name, proc)
             config.pids[name] = proc.pid
-            _wait(name, proc, log, ready, timeout)
-            logger.info("%s ready (pid %s, log %s)", name, proc.pid, log)
+
+            def ready(check: str | int, timeout: float) -> None:
+                _wait(name, proc, log, check, timeout)
+                logger.info("%s ready (pid %s, log %s)", name, proc.pid, log)
+
+            return ready
 
         if config.start_redis and not port_open(config.redis_port):
             redis_dir = config.state_dir / "redis"
@@ -140,23 +145,20 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
             if server is None:
                 raise StackError("redis-server not installed: run `make setup`")
             start("redis", [server, "--port", str(config.redis_port), "--bind", "127.0.0.1",
-                            "--dir", str(redis_dir), "--appendonly", "yes"],
-                  config.redis_port, 20)
-        start("gateway", [py, "-m", "uvicorn", "bot.app:create_app", "--factory",
-                          "--host", "127.0.0.1", "--port", str(config.gateway_port),
-                          "--no-access-log"],
-              f"{config.gateway_url}/healthz", 180)
-        start("actions", [py, "-m", "rasa_sdk", "--actions", "actions",
-                          "--port", str(config.action_port)],
-              f"http://127.0.0.1:{config.action_port}/health", 60)
-        # bot/rasa/serve.py is `rasa` with its action-response schema compiled once (see there)
+                            "--dir", str(redis_dir), "--appendonly", "yes"])(config.redis_port, 20)
+        # Both load a model for seconds and need nothing of each other until a shopper writes.
+        gateway = start("gateway", [py, "-m", "uvicorn", "bot.app:create_app", "--factory",
+                                    "--host", "127.0.0.1", "--port", str(config.gateway_port),
+                                    "--no-access-log"])
+        # bot/rasa/serve.py is `rasa run` with a few of its hot spots fixed (see there)
         serve = config.root / "bot" / "rasa" / "serve.py"
-        start("rasa", [str(rasa_python), str(serve), "run", "--enable-api",
-                       "--auth-token", config.rasa_token, "-m", str(model),
-                       "--port", str(config.rasa_port),
-                       "--endpoints", "bot/rasa/endpoints.yml",
-                       "--credentials", "bot/rasa/credentials.yml"],
-              f"{config.rasa_url}/status?token={config.rasa_token}", 300)
+        rasa = start("rasa", [str(rasa_python), str(serve), "run", "--enable-api",
+                              "--auth-token", config.rasa_token, "-m", str(model),
+                              "--port", str(config.rasa_port),
+                              "--endpoints", "bot/rasa/endpoints.yml",
+                              "--credentials", "bot/rasa/credentials.yml"])
+        gateway(f"{config.gateway_url}/healthz", 180)
+        rasa(f"{config.rasa_url}/status?token={config.rasa_token}", 300)
         _wait_ready(f"{config.gateway_url}/readyz", 120)
         yield config
 
@@ -192,8 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     redis_port = urlparse(os.environ.get("KEFU_REDIS_URL", "redis://127.0.0.1:6379/0")).port or 6379
-    config = StackConfig(gateway_port=args.port, redis_port=redis_port,
-                         rasa_token=os.environ.get("KEFU_RASA_TOKEN", "change-me"))
+    rasa_port = urlparse(os.environ.get("KEFU_RASA_URL", "http://127.0.0.1:5005")).port or 5005
+    config = StackConfig(gateway_port=args.port, redis_port=redis_port, rasa_port=rasa_port,
+                         rasa_token=os.environ.get("KEFU_RASA_TOKEN", "change-me"),
+                         action_secret=os.environ.get("KEFU_ACTION_SECRET", "change-me"))
     stop = False
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -211,6 +215,7 @@ kefu is running on the demo store:
   agent console {config.gateway_url}/console/
   terminal chat .venv/bin/kefu chat --url {config.gateway_url}
   Rasa          {config.rasa_url}   logs in {config.state_dir / 'logs'}
+  Rasa's custom actions run in the gateway (an internal route only Rasa may call)
 Press Ctrl-C to stop.""", flush=True)
             while not stop:
                 time.sleep(0.5)

@@ -25,6 +25,9 @@ class BotSettings(BaseSettings):
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     rasa_timeout_seconds: float = 30.0
+    # Rasa calls the custom actions on this process (actions/endpoint.py) with this secret in
+    # the X-Kefu-Action-Secret header (bot/rasa/endpoints.yml sends KEFU_ACTION_SECRET).
+    action_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     max_message_chars: int = 2000
     max_sender_chars: int = 128
     load_knowledge: bool = True  # tests of the HTTP edge alone may switch the model off
@@ -41,9 +44,12 @@ class BotSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> BotSettings:
-        if self.env == "production" and self.rasa_token.get_secret_value() == PLACEHOLDER_SECRET:
-            raise ValueError(
-                "KEFU_RASA_TOKEN must be set to a real secret when KEFU_ENV=production")
+        if self.env != "production":
+            return self
+        for name, secret in (("KEFU_RASA_TOKEN", self.rasa_token),
+                             ("KEFU_ACTION_SECRET", self.action_secret)):
+            if secret.get_secret_value() == PLACEHOLDER_SECRET:
+                raise ValueError(f"{name} must be set to a real secret when KEFU_ENV=production")
         return self
 
     @model_validator(mode="after")

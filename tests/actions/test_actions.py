@@ -1,16 +1,12 @@
 """The custom actions with real rasa-sdk trackers and dispatchers, real Redis and handoff service.
 
-Only the gateway's knowledge API is faked, at its HTTP edge (``httpx.MockTransport``).
+Only the knowledge service is faked, at the edge the actions call (``decide``, ``entry``).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -22,88 +18,17 @@ from actions.actions import (
     ActionFeedback,
     ActionHandoff,
 )
-from actions.knowledge_client import KnowledgeClient
 from actions.services import Services
 from handoff.models import HandoffReason, Priority
 from handoff.service import HandoffService
-from kefu.conversation import ConversationStore
 from kefu.keys import kb_escalations_key
 from kefu.redis import async_client
-from knowledge.models import Candidate, Category, Decision, DecisionKind
+from knowledge.models import Category
+from tests.actions.fakes import INVOICE, REFUND, RETURN, SHIP, FakeKnowledge, candidate
 
 pytestmark = pytest.mark.redis
 
 CONV = "web:alice"
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def candidate(entry_id: str, question: str, answer: str, category: Category,
-              score: float) -> Candidate:
-    return Candidate(entry_id=entry_id, question=question, matched=question, answer=answer,
-                     category=category, score=score)
-
-
-SHIP = candidate("ship-time", "什么时候发货", "付款后48小时内发货。", Category.LOGISTICS, 0.91)
-RETURN = candidate("return-policy", "怎么退货", "签收后7天内可无理由退货。", Category.AFTERSALE, 0.62)
-REFUND = candidate("refund-time", "退款多久到账", "退款1-3个工作日原路退回。", Category.PAYMENT, 0.60)
-INVOICE = candidate("invoice", "怎么开发票", "在订单页申请电子发票。", Category.AFTERSALE, 0.55)
-ALL = {c.entry_id: c for c in (SHIP, RETURN, REFUND, INVOICE)}
-
-
-class FakeKnowledgeApi:
-    """The gateway's ``/api/v1/knowledge`` routes, answering canned decisions by text."""
-
-    def __init__(self) -> None:
-        self.decisions: dict[str, Decision] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail = False
-
-    def answer(self, text: str, entry: Candidate) -> None:
-        self.decisions[text] = Decision(kind=DecisionKind.ANSWER, text=text, at=NOW,
-                                        candidates=[entry, INVOICE], entry=entry)
-
-    def clarify(self, text: str, options: list[Candidate]) -> None:
-        self.decisions[text] = Decision(kind=DecisionKind.CLARIFY, text=text, at=NOW,
-                                        candidates=options, options=options)
-
-    def handoff(self, text: str, candidates: list[Candidate]) -> None:
-        self.decisions[text] = Decision(kind=DecisionKind.HANDOFF, text=text, at=NOW,
-                                        candidates=candidates)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if self.fail:
-            return httpx.Response(503, json={"detail": "index rebuilding"})
-        if request.method == "POST" and request.url.path == "/api/v1/knowledge/decide":
-            body = json.loads(request.content)
-            self.requests.append(body)
-            decision = self.decisions[body["text"]]
-            return httpx.Response(200, json=decision.model_dump(mode="json"))
-        if request.method == "GET" and request.url.path.startswith("/api/v1/knowledge/entries/"):
-            entry_id = request.url.path.rsplit("/", 1)[1]
-            found = ALL.get(entry_id)
-            if found is None:
-                return httpx.Response(404, json={"detail": "no entry"})
-            return httpx.Response(200, json={
-                "id": found.entry_id, "question": found.question, "variants": [],
-                "answer": found.answer, "category": found.category.value, "campaign": None,
-                "valid_from": None, "valid_until": None})
-        return httpx.Response(404)
-
-
-@pytest.fixture
-def api() -> FakeKnowledgeApi:
-    return FakeKnowledgeApi()
-
-
-@pytest.fixture
-async def services(redis_url: str, api: FakeKnowledgeApi) -> AsyncIterator[Services]:
-    redis = async_client(redis_url)
-    conversations = ConversationStore(redis)
-    knowledge = KnowledgeClient("http://gateway.test", transport=httpx.MockTransport(api))
-    yield Services(knowledge=knowledge, conversations=conversations,
-                   handoff=HandoffService(redis, conversations), redis=redis)
-    await knowledge.aclose()
-    await redis.aclose()
 
 
 def tracker(text: str, intent: str, confidence: float = 0.93, *,
@@ -151,8 +76,8 @@ async def told_handing_off(services: Services, conv: str = CONV) -> str:
 
 
 async def test_answer_utters_the_entry_with_feedback_buttons(services: Services,
-                                                             api: FakeKnowledgeApi) -> None:
-    api.answer("啥时候发货啊", SHIP)
+                                                             knowledge: FakeKnowledge) -> None:
+    knowledge.answer("啥时候发货啊", SHIP)
     messages, events = await run(ActionAnswerQuestion(services), tracker("啥时候发货啊", "ask_question", 0.87))
 
     assert [m["text"] for m in messages] == ["付款后48小时内发货。"]
@@ -160,7 +85,7 @@ async def test_answer_utters_the_entry_with_feedback_buttons(services: Services,
         {"title": "有帮助 👍", "payload": "/feedback_helpful"},
         {"title": "没帮助 👎", "payload": "/feedback_not_helpful"},
     ]
-    assert api.requests == [{"text": "啥时候发货啊", "intent": "ask_question",
+    assert knowledge.requests == [{"text": "啥时候发货啊", "intent": "ask_question",
                              "intent_confidence": 0.87}]
     slots = slot_values(events)
     assert (slots["last_entry_id"], slots["last_category"], slots["last_decision"]) == \
@@ -174,15 +99,15 @@ async def test_answer_utters_the_entry_with_feedback_buttons(services: Services,
 
 
 async def test_english_question_gets_english_buttons(services: Services,
-                                                     api: FakeKnowledgeApi) -> None:
-    api.answer("when do you ship", SHIP)
+                                                     knowledge: FakeKnowledge) -> None:
+    knowledge.answer("when do you ship", SHIP)
     messages, _ = await run(ActionAnswerQuestion(services), tracker("when do you ship", "ask_question"))
     assert [b["title"] for b in messages[0]["buttons"]] == ["Helpful 👍", "Not helpful 👎"]
 
 
 async def test_clarify_offers_at_most_three_options(services: Services,
-                                                    api: FakeKnowledgeApi) -> None:
-    api.clarify("退", [RETURN, REFUND, INVOICE, SHIP])
+                                                    knowledge: FakeKnowledge) -> None:
+    knowledge.clarify("退", [RETURN, REFUND, INVOICE, SHIP])
     messages, events = await run(ActionAnswerQuestion(services), tracker("退", "nlu_fallback", 0.4))
 
     assert messages[0]["text"] == "您想问的是："
@@ -201,9 +126,9 @@ async def test_clarify_offers_at_most_three_options(services: Services,
 
 
 async def test_second_clarification_in_a_row_hands_off(services: Services,
-                                                       api: FakeKnowledgeApi) -> None:
-    api.clarify("退", [RETURN, REFUND])
-    api.clarify("退钱", [RETURN, REFUND])
+                                                       knowledge: FakeKnowledge) -> None:
+    knowledge.clarify("退", [RETURN, REFUND])
+    knowledge.clarify("退钱", [RETURN, REFUND])
     await run(ActionAnswerQuestion(services), tracker("退", "ask_question", 0.5))
     assert await services.handoff.open_ticket(CONV) is None
 
@@ -217,17 +142,17 @@ async def test_second_clarification_in_a_row_hands_off(services: Services,
 
 
 async def test_an_answer_resets_the_clarification_streak(services: Services,
-                                                         api: FakeKnowledgeApi) -> None:
-    api.clarify("退", [RETURN, REFUND])
-    api.answer("什么时候发货", SHIP)
+                                                         knowledge: FakeKnowledge) -> None:
+    knowledge.clarify("退", [RETURN, REFUND])
+    knowledge.answer("什么时候发货", SHIP)
     for text in ("退", "什么时候发货", "退"):
         await run(ActionAnswerQuestion(services), tracker(text, "ask_question"))
     assert await services.handoff.open_ticket(CONV) is None
 
 
 async def test_unknown_question_hands_off_to_the_category_group(services: Services,
-                                                                api: FakeKnowledgeApi) -> None:
-    api.handoff("我的快递被狗叼走了", [candidate("lost", "快递丢了", "…", Category.LOGISTICS, 0.2)])
+                                                                knowledge: FakeKnowledge) -> None:
+    knowledge.handoff("我的快递被狗叼走了", [candidate("lost", "快递丢了", "…", Category.LOGISTICS, 0.2)])
     messages, events = await run(ActionAnswerQuestion(services),
                                  tracker("我的快递被狗叼走了", "ask_question", 0.6))
 
@@ -241,9 +166,9 @@ async def test_unknown_question_hands_off_to_the_category_group(services: Servic
     assert ticket.context.language == "zh"
 
 
-async def test_knowledge_api_down_still_reaches_a_person(services: Services,
-                                                         api: FakeKnowledgeApi) -> None:
-    api.fail = True
+async def test_knowledge_failure_still_reaches_a_person(services: Services,
+                                                         knowledge: FakeKnowledge) -> None:
+    knowledge.fail = True
     messages, _ = await run(ActionAnswerQuestion(services), tracker("how do i return this", "ask_question"))
     assert messages == []
     ticket = await services.handoff.open_ticket(CONV)
@@ -253,9 +178,9 @@ async def test_knowledge_api_down_still_reaches_a_person(services: Services,
 
 
 async def test_order_number_in_a_question_is_kept_for_agents(services: Services,
-                                                             api: FakeKnowledgeApi) -> None:
+                                                             knowledge: FakeKnowledge) -> None:
     text = "订单123456789012345678什么时候发货"
-    api.answer(text, SHIP)
+    knowledge.answer(text, SHIP)
     await run(ActionAnswerQuestion(services), tracker(
         text, "ask_question", entities=[entity("order_number", "123456789012345678")]))
     assert await services.conversations.slots(CONV) == {"order_number": "123456789012345678"}
@@ -272,7 +197,7 @@ def clarified_slots() -> dict[str, Any]:
 
 
 async def test_choose_option_answers_from_the_remembered_options(services: Services,
-                                                                 api: FakeKnowledgeApi) -> None:
+                                                                 knowledge: FakeKnowledge) -> None:
     t = tracker('/choose_option{"entry_id":"refund-time"}', "choose_option", 1.0,
                 entities=[entity("entry_id", "refund-time")], slots=clarified_slots())
     messages, events = await run(ActionChooseOption(services), t)
@@ -282,7 +207,7 @@ async def test_choose_option_answers_from_the_remembered_options(services: Servi
     slots = slot_values(events)
     assert (slots["last_entry_id"], slots["last_category"], slots["clarify_options"]) == \
         ("refund-time", "payment", None)
-    assert api.requests == []  # no round trip needed
+    assert knowledge.requests == []  # no round trip needed
     [analysis] = await services.conversations.analyses(CONV)
     assert (analysis.decision, analysis.entry_id, analysis.intent) == \
         ("answer", "refund-time", "choose_option")

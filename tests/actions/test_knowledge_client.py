@@ -1,62 +1,66 @@
+"""The actions' knowledge client: decisions in a worker thread, failures as one error."""
+
 from __future__ import annotations
 
-import json
+import threading
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from actions.errors import KnowledgeUnavailableError
-from actions.knowledge_client import KnowledgeClient
-from knowledge.models import DecisionKind
+from actions.knowledge_client import MAX_QUESTION_CHARS, KnowledgeClient
+from knowledge.models import Category, Decision, DecisionKind, Entry
 
-DECISION = {"kind": "handoff", "text": "x", "at": "2026-03-01T12:00:00Z", "candidates": []}
+AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
+ENTRY = Entry(id="ship-time", question="什么时候发货", answer="48小时内。", category=Category.LOGISTICS)
 
 
+class Service:
+    """A knowledge service that records how it was asked, and from which thread."""
 
-async def test_decide_sends_the_decide_request_and_parses_the_decision() -> None:
-    seen: list[httpx.Request] = []
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.calls: list[tuple[str, datetime | None, str | None, float | None]] = []
+        self.threads: list[int] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json=DECISION)
+    def decide(self, text: str, *, at: datetime | None = None, intent: str | None = None,
+               intent_confidence: float | None = None) -> Decision:
+        self.threads.append(threading.get_ident())
+        if self.fail:
+            raise RuntimeError("index rebuilding")
+        self.calls.append((text, at, intent, intent_confidence))
+        return Decision(kind=DecisionKind.HANDOFF, text=text, at=at or AT, candidates=[])
 
-    client = KnowledgeClient("http://gw.test/", transport=httpx.MockTransport(handler))
-    at = datetime(2026, 3, 1, 12, tzinfo=UTC)
-    decision = await client.decide("x", intent="ask_question", intent_confidence=0.5, at=at)
-    await client.aclose()
+    def entry(self, entry_id: str) -> Entry | None:
+        if self.fail:
+            raise RuntimeError("index rebuilding")
+        return ENTRY if entry_id == ENTRY.id else None
+
+
+async def test_decide_passes_the_question_and_runs_off_the_event_loop() -> None:
+    service = Service()
+    decision = await KnowledgeClient(service).decide(
+        "x", intent="ask_question", intent_confidence=0.5, at=AT)
     assert decision.kind is DecisionKind.HANDOFF
-    assert str(seen[0].url) == "http://gw.test/api/v1/knowledge/decide"
-    assert json.loads(seen[0].content) == {"text": "x", "intent": "ask_question",
-                                           "intent_confidence": 0.5,
-                                           "at": "2026-03-01T12:00:00Z"}
+    assert service.calls == [("x", AT, "ask_question", 0.5)]
+    assert service.threads != [threading.get_ident()]  # the loop keeps serving meanwhile
 
 
-@pytest.mark.parametrize("response", [
-    httpx.Response(500, text="boom"),
-    httpx.Response(200, text="<html>"),
-    httpx.Response(200, json=["not", "an", "object"]),
-    httpx.Response(200, json={"kind": "maybe"}),
-])
-async def test_unusable_answers_raise_knowledge_unavailable(response: httpx.Response) -> None:
-    client = KnowledgeClient("http://gw.test", transport=httpx.MockTransport(lambda _r: response))
-    with pytest.raises(KnowledgeUnavailableError):
+async def test_decide_bounds_the_question_length() -> None:
+    service = Service()
+    await KnowledgeClient(service).decide("长" * (MAX_QUESTION_CHARS + 50))
+    assert len(service.calls[0][0]) == MAX_QUESTION_CHARS
+
+
+async def test_a_failing_service_raises_knowledge_unavailable() -> None:
+    client = KnowledgeClient(Service(fail=True))
+    with pytest.raises(KnowledgeUnavailableError, match="index rebuilding"):
         await client.decide("x")
-    await client.aclose()
-
-
-async def test_unreachable_gateway_raises_knowledge_unavailable() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    client = KnowledgeClient("http://gw.test", transport=httpx.MockTransport(refuse))
     with pytest.raises(KnowledgeUnavailableError):
-        await client.decide("x")
-    await client.aclose()
+        await client.entry("ship-time")
 
 
-async def test_entry_is_none_when_the_knowledge_base_has_no_such_entry() -> None:
-    client = KnowledgeClient("http://gw.test", transport=httpx.MockTransport(
-        lambda _r: httpx.Response(404, json={"detail": "no entry"})))
+async def test_entry_is_the_live_entry_or_none() -> None:
+    client = KnowledgeClient(Service())
+    assert await client.entry("ship-time") == ENTRY
     assert await client.entry("gone") is None
-    await client.aclose()

@@ -50,7 +50,7 @@ def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     state = tmp_path_factory.mktemp("stack")
     config = StackConfig(
         state_dir=state, redis_port=free_port(), rasa_port=free_port(),
-        action_port=free_port(), gateway_port=free_port(), rasa_token="e2e-token",
+        gateway_port=free_port(), rasa_token="e2e-token", action_secret="e2e-action-secret",
         extra_env={"KEFU_EMBEDDING_MODEL": str(e5_model_dir(tmp_path_factory))},
     )
     try:

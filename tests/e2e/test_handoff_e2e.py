@@ -1,6 +1,6 @@
 """Human handoff through the whole stack: a shopper over HTTP, an agent in the console in Chromium.
 
-Real redis-server, gateway, action server and Rasa (the session ``stack``). The shopper talks to
+Real redis-server, gateway (serving the actions) and Rasa (the session ``stack``). The shopper talks to
 the gateway's HTTP API and reads what was sent to them with ``GET .../messages?after=<id>`` like
 ``kefu chat`` does; the agent works in ``/console/``. Each step checks what the shopper, the agent
 and Rasa's tracker see. Expected answers come from the demo store, not from copies of its text.

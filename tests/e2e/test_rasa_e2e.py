@@ -1,4 +1,4 @@
-"""Shopper conversations through the real Rasa server, action server, gateway and Redis.
+"""Shopper conversations through the real Rasa server, the gateway (with the actions) and Redis.
 
 Messages go to Rasa's REST webhook with the metadata the gateway adds (the gateway path itself is
 covered at the end). The knowledge base is the demo store the gateway publishes into an empty
@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis
 
+from actions.endpoint import ACTIONS_PREFIX, SECRET_HEADER
 from handoff.models import HandoffReason, Priority, Ticket
 from handoff.service import HandoffService
 from kefu.conversation import BotAnalysis, ConversationStore
@@ -234,3 +235,19 @@ def test_gateway_path_traditional_question_and_handoff_mode(stack: StackConfig,
 
         handed = client.post(url, json={"sender": "gw-e2e", "text": "转人工"}).json()
         assert handed["mode"] == "handoff"
+
+
+def test_the_gateways_action_endpoint_only_answers_rasa(stack: StackConfig) -> None:
+    """Rasa's answers above went through it; a caller without Rasa's secret gets nothing run."""
+    call = {"next_action": "action_handoff", "sender_id": "web:intruder",
+            "tracker": {"sender_id": "web:intruder", "slots": {},
+                        "latest_message": {"text": "转人工", "intent": {"name": "request_human"}},
+                        "events": [], "paused": False, "followup_action": None,
+                        "active_loop": {}, "latest_action_name": "action_listen"}}
+    url = f"{stack.gateway_url}{ACTIONS_PREFIX}/webhook"
+    for headers in ({}, {SECRET_HEADER: "change-me"}):
+        refused = httpx.post(url, json=call, headers=headers, timeout=30)
+        assert refused.status_code == 403, refused.text
+    ticket, analyses, _slots = record(stack, "web:intruder")
+    assert ticket is None and analyses == []
+    assert "/internal/" not in httpx.get(f"{stack.gateway_url}/openapi.json", timeout=30).text

@@ -1,4 +1,4 @@
-"""Rasa (REST channel + action server) faked at its HTTP edge for channel tests.
+"""Rasa (REST channel + custom actions) faked at its HTTP edge for channel tests.
 
 Plug it into the real :class:`bot.gateway.rasa_client.RasaClient` with ``httpx.MockTransport``. Replies
 are keyword-canned like the demo shop's bot: answers with "was this helpful?" buttons, a

@@ -1,4 +1,4 @@
-"""Start and stop real server processes for tests (redis-server, Rasa, action server, gateway)."""
+"""Start and stop real server processes for tests (redis-server, Rasa, gateway)."""
 
 from __future__ import annotations
 
