@@ -1,4 +1,4 @@
-"""Run Rasa 3.6 (``rasa run …``) with three of its per-message hot spots fixed, jieba loaded.
+"""Run Rasa 3.6 (``rasa run …``) with its per-message hot spots fixed, jieba loaded.
 
 Run by path with the Rasa virtualenv's interpreter, never imported by kefu (it needs ``rasa``)::
 
@@ -18,23 +18,40 @@ replacement gives the same results as Rasa's own code (tests/bot/rasa/test_serve
 - reading a stored tracker resolves each event's class by walking every `Event` subclass
   (`Event.resolve_by_type`): a quarter of what was left 300 turns in. `resolve_by_type` uses a
   table.
+- every call to the action endpoint opens a new aiohttp session, so a new TCP connection
+  (`EndpointConfig.request`). `pooled_request` is the same request on one pooled session per
+  endpoint, whose idle connections close before the gateway's (uvicorn keeps them 5 s).
+- every action call carries the tracker with every event of the conversation
+  (`RemoteAction._action_call_format`, ``EventVerbosity.ALL``): the JSON grows with the
+  conversation, on both sides. kefu's actions read the latest message and the slots, which are
+  sent as before; `action_call_format` sends only the events of the current turn (from the
+  latest user message on).
+
+The Redis tracker and lock stores are replaced, not patched: ``bot/rasa/stores.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import sys
 from collections import defaultdict
 from typing import Any
 
+import aiohttp
 import jsonschema
+import rasa
 from jsonschema import exceptions
 from rasa.__main__ import main
 from rasa.core.actions.action import RemoteAction
+from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
 from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.constants import DOCS_BASE_URL
-from rasa.shared.core.events import Event
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+from rasa.shared.exceptions import FileNotFoundException
 from rasa.shared.utils.common import all_subclasses
+from rasa.utils.endpoints import ClientResponseError, EndpointConfig, concat_url
 
 _SCHEMA = RemoteAction.action_response_format_spec()
 _VALIDATOR_CLASS: Any = jsonschema.validators.validator_for(_SCHEMA)
@@ -109,6 +126,76 @@ def resolve_by_type(type_name: str, default: type[Event] | None = None) -> type[
     raise ValueError(f"Unknown event name '{type_name}'.")
 
 
+KEEPALIVE_SECONDS = 4.0  # below uvicorn's 5 s, so the gateway never closes one we are reusing
+_SESSIONS: dict[tuple[int, int], aiohttp.ClientSession] = {}
+
+
+def _pooled_session(endpoint: EndpointConfig) -> aiohttp.ClientSession:
+    """One session per endpoint and event loop, with Rasa's headers, auth and timeout."""
+    key = (id(endpoint), id(asyncio.get_running_loop()))
+    session = _SESSIONS.get(key)
+    if session is None or session.closed:
+        auth = (aiohttp.BasicAuth(endpoint.basic_auth["username"],
+                                  endpoint.basic_auth["password"])
+                if endpoint.basic_auth else None)
+        session = aiohttp.ClientSession(
+            headers=endpoint.headers, auth=auth,
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS))
+        _SESSIONS[key] = session
+    return session
+
+
+async def pooled_request(self: EndpointConfig, method: str = "post", subpath: str | None = None,
+                         content_type: str | None = "application/json", compress: bool = False,
+                         **kwargs: Any) -> Any:
+    """`EndpointConfig.request` on a pooled session instead of a new one per call."""
+    headers = {}
+    if content_type:
+        headers["Content-Type"] = content_type
+    headers.update(kwargs.pop("headers", {}))
+    headers.update(self.headers)
+    sslcontext = None
+    if self.cafile:
+        try:
+            sslcontext = ssl.create_default_context(cafile=self.cafile)
+        except FileNotFoundError as e:
+            raise FileNotFoundException(f"Failed to find certificate file '{self.cafile}'") from e
+    async with _pooled_session(self).request(
+        method, concat_url(self.url, subpath), headers=headers,
+        params=self.combine_parameters(kwargs), compress=compress, ssl=sslcontext, **kwargs,
+    ) as response:
+        if response.status >= 400:
+            raise ClientResponseError(response.status, response.reason,
+                                      await response.content.read())
+        try:
+            return await response.json()
+        except aiohttp.ContentTypeError:
+            return None
+
+
+def action_call_format(self: RemoteAction, tracker: DialogueStateTracker,
+                       domain: Any) -> dict[str, Any]:
+    """`RemoteAction._action_call_format` with only the current turn's events in the tracker."""
+    state = tracker.current_state(EventVerbosity.NONE)
+    state["events"] = [event.as_dict() for event in current_turn(tracker)]
+    result: dict[str, Any] = {"next_action": self._name, "sender_id": tracker.sender_id,
+                              "tracker": state, "version": rasa.__version__}
+    if (not self._is_selective_domain_enabled()
+            or domain.does_custom_action_explicitly_need_domain(self.name())):
+        result["domain"] = domain.as_dict()
+    return result
+
+
+def current_turn(tracker: DialogueStateTracker) -> list[Event]:
+    """The events from the latest user message on (all of them if there is none)."""
+    events = list(tracker.events)
+    for index in range(len(events) - 1, -1, -1):
+        if isinstance(events[index], UserUttered):
+            return events[index:]
+    return events
+
+
 def warm_up() -> None:
     """Load jieba's dictionary now: Rasa leaves it to the first message, which then waits ~0.7 s."""
     import jieba
@@ -118,6 +205,8 @@ def warm_up() -> None:
 
 
 RemoteAction._validate_action_result = validate_action_result
+RemoteAction._action_call_format = action_call_format
+EndpointConfig.request = pooled_request
 RedisTrackerStore._merge_trackers = staticmethod(merge_trackers)
 Event.resolve_by_type = staticmethod(resolve_by_type)
 

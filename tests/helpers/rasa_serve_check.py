@@ -6,6 +6,7 @@ imports ``rasa``, which only the Rasa venv has).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 from rasa.core.tracker_store import RedisTrackerStore
+from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
     BotUttered,
@@ -25,10 +27,12 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
+from rasa.utils.endpoints import EndpointConfig
 
 ORIGINAL_MERGE = RedisTrackerStore._merge_trackers
 ORIGINAL_VALIDATE = RemoteAction._validate_action_result
 ORIGINAL_RESOLVE = Event.resolve_by_type
+ORIGINAL_CALL_FORMAT = RemoteAction._action_call_format
 serve = runpy.run_path(str(Path(sys.argv[1])), run_name="kefu_rasa_serve")  # applies the patches
 
 
@@ -115,6 +119,54 @@ def resolve_cases() -> dict[str, Any]:
     }
 
 
+def call_format_cases() -> dict[str, Any]:
+    events = session(0) + [e for i in range(20) for e in turn(1 + i, f"q{i}", "en")]
+    events += [UserUttered("now", {"name": "ask_question", "confidence": 0.8}, timestamp=50),
+               SlotSet("language", "zh", timestamp=50.1)]
+    domain = Domain.from_dict({"slots": {"language": {"type": "text", "mappings": []}},
+                               "actions": ["action_answer_question"]})
+    tracker = DialogueStateTracker.from_events("web:alice", events, domain.slots)
+    selective = EndpointConfig("http://x/webhook", enable_selective_domain=True)
+    out: dict[str, Any] = {"patched": RemoteAction._action_call_format is serve["action_call_format"]}
+    for name, endpoint in (("selective", selective), ("full", EndpointConfig("http://x/webhook"))):
+        action = RemoteAction("action_answer_question", endpoint)
+        theirs = ORIGINAL_CALL_FORMAT(action, tracker, domain)
+        ours = serve["action_call_format"](action, tracker, domain)
+        their_events, our_events = theirs["tracker"].pop("events"), ours["tracker"].pop("events")
+        out[name] = {"same_otherwise": theirs == ours, "domain": "domain" in ours,
+                     "events": [len(their_events), len(our_events)],
+                     "ours_are_the_turn": our_events == their_events[-2:],
+                     "bytes": [len(json.dumps(theirs)) + len(json.dumps(their_events)),
+                               len(json.dumps(ours)) + len(json.dumps(our_events))]}
+    return out
+
+
+async def pooled_case() -> dict[str, Any]:
+    from aiohttp import web
+
+    peers: list[Any] = []
+    secrets: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        secrets.append(request.headers.get("X-Secret"))
+        return web.json_response({"events": [], "responses": [{"text": "ok"}]})
+
+    app = web.Application()
+    app.router.add_post("/webhook", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook", headers={"X-Secret": "s"})
+    answers = [await endpoint.request(json={"n": i}, method="post") for i in range(5)]
+    await runner.cleanup()
+    return {"answers": answers == [{"events": [], "responses": [{"text": "ok"}]}] * 5,
+            "connections": len(set(peers)), "secrets": secrets,
+            "patched": EndpointConfig.request is serve["pooled_request"]}
+
+
 def warm_up_case() -> dict[str, bool]:
     import jieba
 
@@ -125,4 +177,5 @@ def warm_up_case() -> dict[str, bool]:
 
 if __name__ == "__main__":
     print(json.dumps({"merge": merge_cases(), "validate": validation_cases(),
-                      "resolve": resolve_cases(), "warm_up": warm_up_case()}))
+                      "resolve": resolve_cases(), "call_format": call_format_cases(),
+                      "pooled": asyncio.run(pooled_case()), "warm_up": warm_up_case()}))

@@ -1,10 +1,10 @@
-"""bot/rasa/serve.py's patches behave exactly as the Rasa 3.6 code they replace.
+"""bot/rasa/serve.py's patches behave as the Rasa 3.6 code they replace.
 
 The check runs in the Rasa venv (tests/helpers/rasa_serve_check.py) against Rasa's own
-``RedisTrackerStore._merge_trackers``, ``RemoteAction._validate_action_result`` and
-``Event.resolve_by_type``; that the
-patched server still talks to the action server and Redis is covered by the e2e tests, which
-start Rasa through serve.py (kefu.stack).
+``RedisTrackerStore._merge_trackers``, ``RemoteAction._validate_action_result``,
+``RemoteAction._action_call_format`` and ``Event.resolve_by_type``, and posts to a small aiohttp
+server for the pooled ``EndpointConfig.request``; that the patched server still runs the actions
+in the gateway is covered by the e2e tests, which start Rasa through serve.py (kefu.stack).
 """
 
 from __future__ import annotations
@@ -56,6 +56,26 @@ def test_event_types_resolve_as_rasas_walk_did(check: dict[str, Any]) -> None:
     assert resolve["topic"] == [None, None] and resolve["default"] == [True, True]
     theirs, ours = resolve["unknown"]
     assert ours == theirs == "Unknown event name 'no_such_event'."
+
+
+def test_action_calls_carry_the_current_turn_and_everything_else_as_before(
+        check: dict[str, Any]) -> None:
+    formats = check["call_format"]
+    assert formats.pop("patched")
+    for name, case in formats.items():
+        assert case["same_otherwise"], name  # sender, slots, latest message, version, domain
+        assert case["ours_are_the_turn"] and case["events"][1] == 2, name
+    assert formats["full"]["domain"] and not formats["selective"]["domain"]
+    theirs, ours = formats["selective"]["bytes"]
+    assert ours * 10 < theirs  # 21 turns into the conversation
+
+
+def test_action_calls_share_one_connection_and_send_the_endpoints_headers(
+        check: dict[str, Any]) -> None:
+    pooled = check["pooled"]
+    assert pooled["patched"] and pooled["answers"]
+    assert pooled["connections"] == 1
+    assert pooled["secrets"] == ["s"] * 5
 
 
 def test_jieba_is_loaded_before_the_first_message(check: dict[str, Any]) -> None:
