@@ -31,10 +31,12 @@ RASA_KEY_PREFIX = KEY_PREFIX
 silently falls back to its default otherwise) and appends ``:tracker:`` / ``:lock:`` itself."""
 
 RASA_TRACKER_PREFIX = f"{RASA_KEY_PREFIX}:tracker:"
-"""What Rasa's RedisTrackerStore puts before the sender (= conversation) id."""
+"""Before the sender (= conversation) id: a list of the current session's Rasa events, one JSON
+event per item (bot/rasa/stores.py's KefuTrackerStore; TTL ``record_exp``)."""
 
 RASA_LOCK_PREFIX = f"{RASA_KEY_PREFIX}:lock:"
-"""What Rasa's RedisLockStore puts before the sender (= conversation) id."""
+"""Before the sender (= conversation) id: a sorted set of the tickets waiting for the conversation
+(bot/rasa/stores.py's KefuLockStore; TTL the ticket lifetime, gone when no ticket is left)."""
 
 
 # --- kb ---------------------------------------------------------------------------------------
