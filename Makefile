@@ -37,6 +37,7 @@ bench:                          ## benchmarks; numbers land in benchmarks/result
 	$(PY) benchmarks/handoff.py
 	$(PY) benchmarks/handoff_latency.py
 	$(PY) benchmarks/memory.py
+	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/load.py
 
 clean:

@@ -195,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     redis_port = urlparse(os.environ.get("KEFU_REDIS_URL", "redis://127.0.0.1:6379/0")).port or 6379
     rasa_port = urlparse(os.environ.get("KEFU_RASA_URL", "http://127.0.0.1:5005")).port or 5005
-    config = StackConfig(gateway_port=args.port, redis_port=redis_port, rasa_port=rasa_port,
+    state_dir = Path(os.environ.get("KEFU_STATE_DIR") or ROOT / "var")
+    config = StackConfig(state_dir=state_dir, gateway_port=args.port, redis_port=redis_port,
+                         rasa_port=rasa_port,
                          rasa_token=os.environ.get("KEFU_RASA_TOKEN", "change-me"),
                          action_secret=os.environ.get("KEFU_ACTION_SECRET", "change-me"))
     stop = False
