@@ -15,7 +15,9 @@ from typing import Any
 
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
+from rasa.core.agent import Agent
 from rasa.core.tracker_store import RedisTrackerStore
+from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -33,6 +35,7 @@ ORIGINAL_MERGE = RedisTrackerStore._merge_trackers
 ORIGINAL_VALIDATE = RemoteAction._validate_action_result
 ORIGINAL_RESOLVE = Event.resolve_by_type
 ORIGINAL_CALL_FORMAT = RemoteAction._action_call_format
+ORIGINAL_RUN = DaskGraphRunner.run
 serve = runpy.run_path(str(Path(sys.argv[1])), run_name="kefu_rasa_serve")  # applies the patches
 
 
@@ -97,6 +100,52 @@ def validation_cases() -> dict[str, Any]:
             messages.append(exc.message)
     out["bad"] = messages
     out["patched"] = RemoteAction._validate_action_result is serve["validate_action_result"]
+    out["verdicts"] = verdicts()
+    return out
+
+
+RESULTS = [
+    {"events": [], "responses": []},
+    {"events": [{"event": "slot", "name": "a", "value": [1, {"b": None}], "timestamp": 1.5},
+                {"event": "bot", "text": "hi", "data": {"buttons": []}, "metadata": {}},
+                {"event": "action", "name": "utter_x", "policy": None, "confidence": 1},
+                {"event": "user", "text": "x", "parse_data": {"intent": {"name": "greet"},
+                                                               "entities": []}},
+                {"event": "followup", "name": "action_x"}, {"event": "session_started"}],
+     "responses": [{"text": "a", "buttons": [{"title": "t", "payload": "/p"}]}]},
+    {"responses": [{"text": "no events key"}]},
+    {},
+    {"events": "not a list"},
+    {"events": [{"event": "slot", "name": "a"}]},  # no value
+    {"events": [{"event": "slot", "name": 3, "value": 1}]},
+    {"events": [{"event": "no_such_event"}]},
+    {"events": [{"name": "no event key"}]},
+    {"events": [{"event": 7}]},
+    {"events": [{"event": ["slot"]}]},
+    {"events": [None]},
+    {"events": [{"event": "slot", "name": "a", "value": 1, "timestamp": "now"}]},
+    {"events": [{"event": "bot", "metadata": "not an object"}]},
+    {"events": [{"event": "user", "parse_data": {"entities": [{"entity": "x"}]}}]},
+    {"events": [{"event": "entities", "entities": [{"entity": "e", "value": 1, "start": "0"}]}]},
+    {"events": [{"event": "action", "hide_rule_turn": "yes"}]},
+    {"events": [], "responses": "nope"},
+    {"events": [], "responses": [1]},
+    [],
+]
+
+
+def verdicts() -> list[list[Any]]:
+    """For each result: Rasa's verdict and error, then serve.py's."""
+    action = RemoteAction("action_answer_question", None)
+    out = []
+    for result in RESULTS:
+        pair: list[Any] = []
+        for validate in (ORIGINAL_VALIDATE, serve["validate_action_result"]):
+            try:
+                pair.append(validate(action, result))
+            except ValidationError as exc:
+                pair.append(exc.message)
+        out.append(pair)
     return out
 
 
@@ -167,6 +216,39 @@ async def pooled_case() -> dict[str, Any]:
             "patched": EndpointConfig.request is serve["pooled_request"]}
 
 
+def graph_cases(model: str) -> dict[str, Any]:
+    """The trained model's NLU and policy graphs run by dask and by serve.py's runner."""
+    from rasa.core.channels.channel import UserMessage
+    from rasa.engine.constants import PLACEHOLDER_MESSAGE, PLACEHOLDER_TRACKER
+
+    agent = Agent.load(model)
+    runner, metadata = agent.processor.graph_runner, agent.processor.model_metadata
+    texts = ["你好", "买错尺码了可以换吗", "how long does shipping take?", "转人工",
+             "订单号123456789012345678", '/choose_option{"entry_id":"care-shoes"}', "第二个", "🙂"]
+    parses = []
+    for text in texts:
+        results = []
+        for run in (ORIGINAL_RUN, serve["run_graph"]):
+            tracker = DialogueStateTracker.from_events("web:alice", session(0), agent.domain.slots)
+            out = run(runner, {PLACEHOLDER_MESSAGE: [UserMessage(text)],
+                               PLACEHOLDER_TRACKER: tracker}, [metadata.nlu_target])
+            parsed = out[metadata.nlu_target][0]
+            results.append(json.dumps(parsed.as_dict(only_output_properties=True),
+                                      sort_keys=True, default=str))
+        parses.append(results[0] == results[1] and '"intent"' in results[0])
+    predictions = []
+    for events in (session(0), session(0) + turn(1, "hi"), session(0) + turn(1, "x", "en")):
+        tracker = DialogueStateTracker.from_events("web:alice", events, agent.domain.slots)
+        pair = []
+        for run in (ORIGINAL_RUN, serve["run_graph"]):
+            prediction = run(runner, {PLACEHOLDER_TRACKER: tracker},
+                             [metadata.core_target])[metadata.core_target]
+            pair.append([prediction.policy_name, list(prediction.probabilities)])
+        predictions.append(pair[0] == pair[1])
+    return {"parses": parses, "predictions": predictions,
+            "patched": DaskGraphRunner.run is serve["run_graph"]}
+
+
 def warm_up_case() -> dict[str, bool]:
     import jieba
 
@@ -176,6 +258,8 @@ def warm_up_case() -> dict[str, bool]:
 
 
 if __name__ == "__main__":
+    warm_up = warm_up_case()  # before the model loads jieba
     print(json.dumps({"merge": merge_cases(), "validate": validation_cases(),
                       "resolve": resolve_cases(), "call_format": call_format_cases(),
-                      "pooled": asyncio.run(pooled_case()), "warm_up": warm_up_case()}))
+                      "pooled": asyncio.run(pooled_case()), "warm_up": warm_up,
+                      "graph": graph_cases(sys.argv[2])}))

@@ -2,7 +2,8 @@
 
 The check runs in the Rasa venv (tests/helpers/rasa_serve_check.py) against Rasa's own
 ``RedisTrackerStore._merge_trackers``, ``RemoteAction._validate_action_result``,
-``RemoteAction._action_call_format`` and ``Event.resolve_by_type``, and posts to a small aiohttp
+``RemoteAction._action_call_format``, ``Event.resolve_by_type`` and ``DaskGraphRunner.run`` (on
+the trained model of this checkout), and posts to a small aiohttp
 server for the pooled ``EndpointConfig.request``; that the patched server still runs the actions
 in the gateway is covered by the e2e tests, which start Rasa through serve.py (kefu.stack).
 """
@@ -10,11 +11,14 @@ in the gateway is covered by the e2e tests, which start Rasa through serve.py (k
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kefu.stack import latest_model
 
 pytestmark = pytest.mark.rasa
 
@@ -26,8 +30,10 @@ def check(repo_root: Path) -> dict[str, Any]:
         pytest.fail("the Rasa venv is missing: run `make setup`")
     out = subprocess.run(
         [str(python), str(repo_root / "tests/helpers/rasa_serve_check.py"),
-         str(repo_root / "bot/rasa/serve.py")],
-        capture_output=True, text=True, timeout=300, check=True, cwd=repo_root)
+         str(repo_root / "bot/rasa/serve.py"), str(latest_model(repo_root / "models"))],
+        capture_output=True, text=True, timeout=300, cwd=repo_root,
+        env={**os.environ, "PYTHONPATH": str(repo_root)})  # the model's NLU component is kefu's
+    assert out.returncode == 0, out.stderr[-3000:]
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -48,6 +54,22 @@ def test_responses_are_still_validated_with_rasas_error(check: dict[str, Any]) -
     theirs, ours = validate["bad"]
     assert ours is not None and ours == theirs
     assert "Failed to validate Action server response" in ours
+
+
+def test_every_response_gets_rasas_verdict_and_error(check: dict[str, Any]) -> None:
+    verdicts = check["validate"]["verdicts"]
+    assert len(verdicts) == 20
+    for theirs, ours in verdicts:
+        assert ours == theirs
+    assert sum(1 for theirs, _ in verdicts if theirs is True) == 4
+
+
+def test_graphs_run_without_dask_give_rasas_parses_and_predictions(
+        check: dict[str, Any]) -> None:
+    graph = check["graph"]
+    assert graph["patched"]
+    assert graph["parses"] == [True] * 8
+    assert graph["predictions"] == [True] * 3
 
 
 def test_event_types_resolve_as_rasas_walk_did(check: dict[str, Any]) -> None:
