@@ -18,9 +18,14 @@ one JSON event per item: reading is one ``LRANGE``; saving appends only the even
 added, in one script that also checks nobody else wrote meanwhile (then it falls back to Rasa's
 merge). When a new session starts (after ``session_expiration_time`` of silence) the older ones
 are dropped: Rasa only ever reads the last session, and the whole conversation is kept, for agents,
-in kefu's own conversation record. `KefuLockStore` keeps each conversation's tickets in a sorted
-set changed by scripts: one round trip to take a ticket, one to give it back, atomic across Rasa
-servers. Both use ``redis.asyncio``, so Rasa serves other shoppers while Redis answers.
+in kefu's own conversation record. A session is bounded too: past ``max_session_events`` the store
+keeps its latest turns behind a session start that sets every slot as it was (what Rasa's own
+session start carries over), so reading a conversation, and the policies' walk over its states,
+cost the same at turn 300 as at turn 30. kefu's rules look at one turn and its slots never
+influence a prediction, so the predictions are the same. `KefuLockStore` keeps each
+conversation's tickets in a sorted set changed by scripts: one round trip to take a ticket, one to
+give it back, atomic across Rasa servers. Both use ``redis.asyncio``, so Rasa serves other
+shoppers while Redis answers.
 
 Keys are kefu's (``kefu/keys.py``): ``kefu:tracker:{sender}`` (list), ``kefu:lock:{sender}``
 (sorted set). A conversation stored by Rasa's own store (a JSON string) is read once the old way
@@ -40,9 +45,9 @@ import redis.asyncio as aioredis
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
 from rasa.core.tracker_store import RedisTrackerStore, SerializedTrackerAsText, TrackerStore
-from rasa.shared.core.constants import ACTION_SESSION_START_NAME
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.conversation import Dialogue
-from rasa.shared.core.events import ActionExecuted, Event
+from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker, get_trackers_for_conversation_sessions
 
 logger = logging.getLogger(__name__)
@@ -116,6 +121,7 @@ return 1
 """
 
 _STORED = "_kefu_stored"  # on a tracker: (its events in Redis, the list's length then)
+MAX_SESSION_EVENTS = 200  # a longer session keeps its latest turns (about half of these)
 POLL_SECONDS = 0.02  # Rasa polls a busy lock every second; a shopper's next message waits less
 
 
@@ -128,6 +134,33 @@ def _prefix(key_prefix: str | None, family: str) -> str:
     if key_prefix and not str(key_prefix).isalnum():
         raise ValueError(f"key_prefix must be alphanumeric (as Rasa's), not {key_prefix!r}")
     return f"{key_prefix}:{family}:" if key_prefix else f"{family}:"
+
+
+def bounded(events: list[Event], init: Any, limit: int) -> list[Event]:
+    """A session of at most about ``limit`` events that ends as ``events`` does.
+
+    The latest turns (from a user message on, about half the limit) are kept as they are; before
+    them, a session start with one ``SlotSet`` per slot set so far, at its value then.
+    """
+    if len(events) <= limit:
+        return events
+    cut = next((i for i in range(len(events) - limit // 2, len(events))
+                if isinstance(events[i], UserUttered)), None)
+    if cut is None or cut == 0:
+        return events
+    head = init()
+    head.recreate_from_dialogue(Dialogue(head.sender_id, events[:cut]))
+    slots: dict[str, SlotSet] = {}
+    for event in head.applied_events():
+        if isinstance(event, SlotSet):
+            slots.pop(event.key, None)
+            slots[event.key] = event
+    at = events[cut].timestamp - 0.001
+    start: list[Event] = [ActionExecuted(ACTION_SESSION_START_NAME, timestamp=at),
+                          SessionStarted(timestamp=at)]
+    start += [SlotSet(e.key, e.value, timestamp=at, metadata=e.metadata) for e in slots.values()]
+    start.append(ActionExecuted(ACTION_LISTEN_NAME, timestamp=at))
+    return start + events[cut:]
 
 
 def _session_start(events: list[Event]) -> int | None:
@@ -145,8 +178,9 @@ class KefuTrackerStore(TrackerStore, SerializedTrackerAsText):  # type: ignore[m
     def __init__(self, domain: Any, host: str | None = "localhost", port: int = 6379,
                  db: int = 0, password: str | None = None, event_broker: Any = None,
                  record_exp: float | None = None, key_prefix: str | None = None,
-                 **kwargs: Any) -> None:
+                 max_session_events: int = MAX_SESSION_EVENTS, **kwargs: Any) -> None:
         super().__init__(domain, event_broker, **kwargs)
+        self.max_session_events = int(max_session_events)
         self.red = _client(host, port, db, password)
         self.record_exp = int(record_exp) if record_exp else 0
         self.key_prefix = _prefix(key_prefix, "tracker")
@@ -166,9 +200,12 @@ class KefuTrackerStore(TrackerStore, SerializedTrackerAsText):  # type: ignore[m
         if stored is not None:
             new = events[stored[0]:]
             start = _session_start(new)
-            mode, expected = ("replace", stored[1]) if start is not None else ("append", stored[1])
+            mode = "replace" if start is not None else "append"
             written = new[start:] if start is not None else new
-            length = await self._write(tracker.sender_id, mode, expected, written, timeout)
+            if (stored[1] if mode == "append" else 0) + len(written) > self.max_session_events:
+                session = events[_session_start(events) or 0:]
+                mode, written = "replace", self._bounded(tracker.sender_id, session)
+            length = await self._write(tracker.sender_id, mode, stored[1], written, timeout)
             if length >= 0:
                 setattr(tracker, _STORED, (len(events), length))
                 return
@@ -177,9 +214,12 @@ class KefuTrackerStore(TrackerStore, SerializedTrackerAsText):  # type: ignore[m
         if prior is not None:
             tracker = RedisTrackerStore._merge_trackers(prior, tracker)
             events = list(tracker.events)
-        start = _session_start(events) or 0
-        length = await self._write(tracker.sender_id, "replace", -1, events[start:], timeout)
+        session = self._bounded(tracker.sender_id, events[_session_start(events) or 0:])
+        length = await self._write(tracker.sender_id, "replace", -1, session, timeout)
         setattr(tracker, _STORED, (len(events), length))
+
+    def _bounded(self, sender_id: str, session: list[Event]) -> list[Event]:
+        return bounded(session, lambda: self.init_tracker(sender_id), self.max_session_events)
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         """The conversation's current session (one round trip), or None."""

@@ -1,7 +1,7 @@
 """Run with the Rasa venv's interpreter: bot/rasa/stores.py against a real Redis and Rasa's own store.
 
-``python rasa_stores_check.py REDIS_URL`` prints one JSON object; tests/bot/rasa/test_stores.py
-reads it. Not collected by pytest (it imports ``rasa``, which only the Rasa venv has).
+``python rasa_stores_check.py REDIS_URL MODEL`` prints one JSON object; tests/bot/rasa/test_stores.py
+reads it. MODEL (the trained Rasa model) predicts on full and bounded sessions. Not collected by pytest (it imports ``rasa``, which only the Rasa venv has).
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ import redis
 from rasa.core.lock_store import LockError
 from rasa.core.tracker_store import RedisTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, UserUttered
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
@@ -170,9 +177,74 @@ async def lock_cases() -> dict[str, Any]:
     return out
 
 
+RULES = {"greet": "utter_greet", "ask_question": "action_answer_question",
+         "feedback_helpful": "action_feedback", "choose_option": "action_choose_option",
+         "give_order_number": "action_capture_order_number", "thank": "utter_thank"}
+
+
+def long_session(turns: int) -> list[Event]:
+    events = session(0)
+    for i in range(turns):
+        intent = list(RULES)[i % len(RULES)]
+        t = 1.0 + i
+        events.append(UserUttered(f"m{i}", {"name": intent, "confidence": 0.9}, timestamp=t))
+        events.append(ActionExecuted(RULES[intent], timestamp=t + 0.1))
+        if intent == "ask_question":
+            events.append(SlotSet("last_entry_id", f"e{i}", timestamp=t + 0.2))
+        if intent == "give_order_number" and i < 10:  # set early, must survive the bound
+            events.append(SlotSet("order_number", f"12345678901234567{i}", timestamp=t + 0.2))
+        events.append(SlotSet("language", "en" if i % 3 else "zh", timestamp=t + 0.25))
+        events.append(BotUttered(f"re {i}", {}, timestamp=t + 0.3))
+        events.append(ActionExecuted("action_listen", timestamp=t + 0.4))
+    return events
+
+
+async def bounded_cases(model: str) -> dict[str, Any]:
+    from rasa.core.agent import Agent
+    from rasa.engine.constants import PLACEHOLDER_TRACKER
+
+    agent = Agent.load(model)
+    runner, target = agent.processor.graph_runner, agent.processor.model_metadata.core_target
+    kefu = KefuTrackerStore(agent.domain, host=URL.hostname, port=URL.port, db=0,
+                            key_prefix="kefu", max_session_events=200)
+    full = DialogueStateTracker.from_events("web:long", long_session(150), agent.domain.slots)
+    await kefu.save(full)
+    stored = await kefu.retrieve("web:long")
+    assert stored is not None
+    out: dict[str, Any] = {"events": [len(full.events), len(stored.events)],
+                           "slots_same": stored.current_slot_values() == full.current_slot_values()}
+    same_predictions = []
+    for intent in [*agent.domain.intents, "nlu_fallback"]:
+        predicted = []
+        for tracker in (full, stored):
+            copy = tracker.copy()
+            copy.update(UserUttered("next", {"name": intent, "confidence": 0.9}, timestamp=999))
+            prediction = runner.run({PLACEHOLDER_TRACKER: copy}, [target])[target]
+            probabilities = list(prediction.probabilities)
+            predicted.append((prediction.policy_name,
+                              probabilities.index(max(probabilities)), max(probabilities)))
+        same_predictions.append(predicted[0] == predicted[1])
+    out["predictions"] = same_predictions
+    # the bound holds as the conversation goes on, a turn at a time
+    longer = long_session(160)
+    for event in longer[len(long_session(150)):]:
+        stored.update(event)
+        if isinstance(event, ActionExecuted) and event.action_name == "action_listen":
+            await kefu.save(stored)
+    later = await kefu.retrieve("web:long")
+    assert later is not None
+    expected = DialogueStateTracker.from_events("web:long", longer, agent.domain.slots)
+    out.update({"stored_after_10_more_turns": SYNC.llen("kefu:tracker:web:long"),
+                "later_slots_same": later.current_slot_values() == expected.current_slot_values(),
+                "order_number": later.get_slot("order_number"),
+                "latest": later.latest_message.text if later.latest_message else None})
+    return out
+
+
 async def main() -> dict[str, Any]:
     SYNC.flushdb()
-    return {"tracker": await tracker_cases(), "lock": await lock_cases()}
+    return {"tracker": await tracker_cases(), "lock": await lock_cases(),
+            "bounded": await bounded_cases(sys.argv[2])}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """bot/rasa/stores.py, kefu's tracker and lock stores for Rasa, against a real redis-server.
 
 The check runs in the Rasa venv (tests/helpers/rasa_stores_check.py), beside Rasa's own
-``RedisTrackerStore`` for the conversations it wrote; that a real Rasa server runs on these
+``RedisTrackerStore`` for the conversations it wrote and with the trained model's policies for
+bounded sessions; that a real Rasa server runs on these
 stores is covered by the e2e tests (kefu.stack starts Rasa with bot/rasa/endpoints.yml).
 """
 
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from kefu.stack import latest_model
+
 pytestmark = [pytest.mark.rasa, pytest.mark.redis]
 
 
@@ -25,7 +28,7 @@ def check(repo_root: Path, redis_port: int) -> dict[str, Any]:
         pytest.fail("the Rasa venv is missing: run `make setup`")
     out = subprocess.run(
         [str(python), str(repo_root / "tests/helpers/rasa_stores_check.py"),
-         f"redis://127.0.0.1:{redis_port}/0"],
+         f"redis://127.0.0.1:{redis_port}/0", str(latest_model(repo_root / "models"))],
         capture_output=True, text=True, timeout=300, cwd=repo_root,
         env={**os.environ, "PYTHONPATH": str(repo_root)})
     assert out.returncode == 0, out.stderr[-3000:]
@@ -69,3 +72,13 @@ def test_an_abandoned_ticket_expires_and_a_late_waiter_is_told(check: dict[str, 
     assert check["lock"]["waited_for_expiry"] < 1.0
     assert check["lock"]["expired_waiter"] == [
         "Could not acquire lock for conversation_id 'web:gina'."]
+
+
+def test_a_long_session_is_bounded_and_predicts_as_the_whole_one(check: dict[str, Any]) -> None:
+    bounded = check["bounded"]
+    full, kept = bounded["events"]
+    assert full > 700 and kept <= 110  # 150 turns, kept: a session start and the latest turns
+    assert bounded["slots_same"] and bounded["later_slots_same"]
+    assert bounded["order_number"] == "123456789012345674"  # set at turn 4, long cut away
+    assert bounded["predictions"] and all(bounded["predictions"])  # every intent, next action
+    assert bounded["stored_after_10_more_turns"] <= 200 and bounded["latest"] == "m159"
