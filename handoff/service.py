@@ -115,12 +115,15 @@ class HandoffService:
         return await self._tickets.open_for(conversation_id)
 
     async def add_shopper_message(self, conversation_id: str, text: str, *,
-                                  meta: Mapping[str, Any] | None = None) -> Turn:
+                                  meta: Mapping[str, Any] | None = None,
+                                  ticket: Ticket | None = None) -> Turn:
         """Put a shopper message into the open ticket (never to Rasa) and push it to consoles.
 
-        While the ticket still waits, the payload ``/back_to_bot`` leaves the queue.
+        While the ticket still waits, the payload ``/back_to_bot`` leaves the queue. ``ticket`` is
+        the open ticket the caller has just read, if it has (the gateway has): it is not read
+        again (a ticket carries the conversation so far, so reading one is not free).
         """
-        ticket = await self._tickets.open_for(conversation_id)
+        ticket = ticket or await self._tickets.open_for(conversation_id)
         if ticket is None:
             raise TicketNotFound(f"no open ticket for {conversation_id}",
                                  conversation_id=conversation_id)
@@ -128,14 +131,15 @@ class HandoffService:
             conversation_id, Role.SHOPPER, text, meta={**(meta or {}), "ticket_id": ticket.id})
         await self._publish(EventType.TURN, ticket, turn=turn)
         if text.strip() in _BACK_TO_BOT and ticket.status is TicketStatus.WAITING:
-            await self.cancel(conversation_id)
+            await self._cancel(ticket)
         return turn
 
     async def cancel(self, conversation_id: str) -> Ticket | None:
         """The shopper leaves the queue; a ticket an agent already owns stays open (``None``)."""
         ticket = await self._tickets.open_for(conversation_id)
-        if ticket is None:
-            return None
+        return await self._cancel(ticket) if ticket is not None else None
+
+    async def _cancel(self, ticket: Ticket) -> Ticket | None:
         try:
             change = await self._tickets.change(ticket.id, transitions.cancel(self._clock()))
         except TicketStateError:

@@ -55,8 +55,9 @@ class HandoffPort(Protocol):
         """The open ticket of the conversation, if a human owns it."""
 
     async def add_shopper_message(self, conversation_id: str, text: str, *,
-                                  meta: dict[str, Any] | None = None) -> Turn:
-        """Put a shopper message into the open ticket."""
+                                  meta: dict[str, Any] | None = None,
+                                  ticket: Any | None = None) -> Turn:
+        """Put a shopper message into the open ticket (``ticket``, when just read)."""
 
     async def rate(self, conversation_id: str, score: int) -> Any:
         """Store the shopper's satisfaction rating on the last resolved ticket."""
@@ -84,8 +85,9 @@ class Gateway:
         conv = conversation_id(channel, chat)
         if display_name:
             await self._conversations.set_profile(conv, channel=channel, display_name=display_name)
-        if await self._handoff.open_ticket(conv) is not None:
-            await self._handoff.add_shopper_message(conv, text)
+        ticket = await self._handoff.open_ticket(conv)
+        if ticket is not None:
+            await self._handoff.add_shopper_message(conv, text, ticket=ticket)
             return Reply(messages=[], mode=Mode.HANDOFF)
         rating = _rating(text)
         if rating is not None:

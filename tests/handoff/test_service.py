@@ -150,6 +150,17 @@ async def test_shopper_can_leave_the_queue(service: HandoffService) -> None:
     assert (await service.get(ticket.id)).status is TicketStatus.CANCELLED
 
 
+async def test_a_ticket_the_caller_just_read_is_used_as_is(service: HandoffService) -> None:
+    await open_ticket(service, "web:read", group="presale")
+    ticket = await service.open_ticket("web:read")
+    assert ticket is not None
+    turn = await service.add_shopper_message("web:read", "还在吗", ticket=ticket)
+    assert turn.meta["ticket_id"] == ticket.id
+    await service.add_shopper_message("web:read", "/back_to_bot", ticket=ticket)
+    assert await service.open_ticket("web:read") is None
+    assert (await service.get(ticket.id)).status is TicketStatus.CANCELLED
+
+
 async def test_lease_expiry_requeues_at_the_old_position(redis: Redis, make_agent: AgentFactory,
                                                          service: HandoffService) -> None:
     fast = HandoffService(redis, service.conversations, make_settings(lease_seconds=0.3))
