@@ -37,7 +37,6 @@ bench:                          ## benchmarks; numbers land in benchmarks/result
 	$(PY) benchmarks/handoff.py
 	$(PY) benchmarks/handoff_latency.py
 	$(PY) benchmarks/memory.py
-	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/load.py
 
 clean:
