@@ -7,6 +7,7 @@ Rasa never sees it; otherwise it goes through Rasa and the bot's replies come ba
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -100,11 +101,14 @@ class Gateway:
         for m in bot_messages:
             if m.text or m.buttons:
                 await self._conversations.append(conv, Role.BOT, m.text, buttons=m.buttons)
-        mode = Mode.HANDOFF if await self._handoff.open_ticket(conv) is not None else Mode.BOT
         # Everything sent since the shopper's turn, not only Rasa's replies: a handoff during the
         # turn queues a system message (position, back-to-bot button) before the bot's reply, and
-        # a client reading on with ``messages_after(last id)`` would never see it.
-        sent = await self._conversations.sent_to_shopper(conv, after=said.id)
+        # a client reading on with ``messages_after(last id)`` would never see it. Both reads at
+        # once: two Redis round trips, one wait.
+        ticket, sent = await asyncio.gather(
+            self._handoff.open_ticket(conv),
+            self._conversations.sent_to_shopper(conv, after=said.id))
+        mode = Mode.HANDOFF if ticket is not None else Mode.BOT
         return Reply(messages=[_out(t) for t in sent], mode=mode)
 
     async def messages_after(self, channel: str, chat: str, after: str | None) -> list[OutMessage]:
