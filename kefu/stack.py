@@ -73,6 +73,9 @@ class StackConfig:
             "KEFU_GATEWAY_URL": self.gateway_url,
             "KEFU_PORT": str(self.gateway_port),
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            # glibc gives each thread that allocates its own arena (up to 8 per core), and the
+            # gateway's worker threads keep ~80 MB of freed memory in theirs (benchmarks/memory.py)
+            "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             **self.extra_env,
         }
