@@ -24,7 +24,7 @@ from kefu.stack import StackConfig
 from knowledge.loader import load_kb
 from knowledge.models import KnowledgeBase
 from knowledge.settings import DEMO_STORE_PATH
-from tests.e2e.conftest import RestChat
+from tests.e2e.conftest import RestChat, clarified
 
 pytestmark = [pytest.mark.rasa, pytest.mark.redis, pytest.mark.model, pytest.mark.slow]
 
@@ -144,25 +144,9 @@ def test_feedback_buttons_thank_then_offer_a_person(stack: StackConfig, chat: Re
     assert record(stack, chat.sender)[0] is None
 
 
-# Washing questions that fit several care entries (shoes, clothing, down). Which of them the
-# decision model is unsure enough about to clarify is its call (it is refitted on the dev sets);
-# the flow is tested with the first one the running knowledge service clarifies.
-AMBIGUOUS_CARE = ("运动鞋可以机洗吗😅", "能机洗吗😅", "洗衣机能洗吗", "可以机洗吗", "这个能水洗吗")
-
-
-def clarified(stack: StackConfig) -> tuple[str, list[str]]:
-    """The first of `AMBIGUOUS_CARE` the gateway's knowledge service clarifies, with its options."""
-    for text in AMBIGUOUS_CARE:
-        decision = httpx.post(f"{stack.gateway_url}/api/v1/knowledge/decide",
-                              json={"text": text}, timeout=30).json()
-        if decision["kind"] == "clarify":
-            return text, [o["entry_id"] for o in decision["options"]]
-    pytest.fail(f"the knowledge service clarifies none of {AMBIGUOUS_CARE}")
-
-
 def test_clarification_then_a_choice_answers(stack: StackConfig, chat: RestChat,
                                              demo: KnowledgeBase) -> None:
-    text, options = clarified(stack)
+    text, options = clarified(stack.gateway_url)
     [clarify] = chat.say(text)
     assert clarify["text"] == "您想问的是："
     payloads = [b["payload"] for b in clarify["buttons"]]

@@ -30,7 +30,7 @@ from kefu.stack import StackConfig, StackError, run_stack
 from knowledge.loader import load_kb
 from knowledge.settings import DEMO_STORE_PATH
 from knowledge.text import normalize
-from tests.e2e.conftest import _log_tails
+from tests.e2e.conftest import _log_tails, clarified
 from tests.helpers.e5_model import e5_model_dir
 from tests.helpers.processes import free_port, redis_server
 
@@ -138,19 +138,20 @@ def test_one_conversation_alternating_between_two_gateways_and_two_rasas(
         pairs: tuple[list[str], str]) -> None:
     gateways, redis = pairs
     demo = load_kb(DEMO_STORE_PATH)
-    care = demo.entry("care-shoes")
-    assert care is not None
+    question, options = clarified(gateways[1])
     shopper = Shopper(gateways)
 
     greeted = shopper.say("你好")  # pair a
     assert greeted["mode"] == "bot" and len(greeted["messages"]) == 1
 
-    [clarify] = shopper.say("运动鞋可以机洗吗😅")["messages"]  # pair b: remembers the options
+    [clarify] = shopper.say(question)["messages"]  # pair b: remembers the options
     payloads = [b["payload"] for b in clarify["buttons"]]
-    position = payloads.index('/choose_option{"entry_id":"care-shoes"}')
+    position = len(options) - 1  # the last option: the choice, not the ranking, decides
+    assert payloads[position] == f'/choose_option{{"entry_id":"{options[position]}"}}'
     ordinal = ["第一个", "第二个", "第三个"][position]
     [chosen] = shopper.say(ordinal)["messages"]  # pair a reads the options pair b's Rasa stored
-    assert chosen["text"] == care.answer
+    entry = demo.entry(options[position])
+    assert entry is not None and chosen["text"] == entry.answer
 
     handed = shopper.say("转人工")  # pair b opens the ticket
     assert handed["mode"] == "handoff"
@@ -182,16 +183,16 @@ def test_one_conversation_alternating_between_two_gateways_and_two_rasas(
     conversation = f"web:{shopper.sender}"
     turns = transcript(redis, conversation)
     said = [t.text for t in turns if t.role is Role.SHOPPER]
-    assert said == ["你好", "运动鞋可以机洗吗😅", ordinal, "转人工", "我的订单还没到，麻烦帮我看看",
+    assert said == ["你好", question, ordinal, "转人工", "我的订单还没到，麻烦帮我看看",
                     "谢谢"]
     assert [t.text for t in turns if t.role is Role.AGENT] == ["您好，我来帮您查一下"]
     bot = [t.text for t in turns if t.role is Role.BOT]
-    assert bot.count(care.answer) == 1 and bot.count(clarify["text"]) == 1
+    assert bot.count(entry.answer) == 1 and bot.count(clarify["text"]) == 1
     # every message the shopper got is in the record once, and the shopper got none twice
     assert len(shopper.received) == len(set(shopper.received))
     assert set(shopper.received) <= {t.id for t in turns if t.role is not Role.SHOPPER}
     # both Rasa servers wrote to the one tracker: every bot-mode message once, in order, and
     # the human part of the conversation handed back on resolve
     assert rasa_user_texts(redis, conversation) == [
-        normalize("你好"), normalize("运动鞋可以机洗吗😅"), ordinal, normalize("转人工"),
+        normalize("你好"), normalize(question), ordinal, normalize("转人工"),
         "我的订单还没到，麻烦帮我看看", normalize("谢谢")]
