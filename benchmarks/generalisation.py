@@ -463,13 +463,37 @@ def run(sets: dict[str, Prepared], out: Path) -> dict[str, Any]:
     policy, met = choose_policy(sets, preds)
     results = {name: evaluate(sets[name], preds[name], policy) for name in sets}
     meta = {"policy": policy.model_dump(), "targets_met": met, "date": date.today().isoformat(),
-            "sets": len(sets)}
+            "sets": len(sets), "latency": latency()}
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"meta": meta, "groups": group_means(results), "results": results}
     out.write_text(json.dumps(doc, indent=1, default=float))
     out.with_suffix(".md").write_text(markdown(results, meta))
     log.info("policy %s, %d targets met", policy, met)
     return doc
+
+
+def latency(questions: int = 200) -> dict[str, float]:
+    """One question at a time through the service as the gateway runs it (int8 e5 + USE, no
+    query-vector cache): normalise, embed, rank, confidence, decide; on the demo store."""
+    from knowledge.loader import load_kb
+    from knowledge.service import KnowledgeService, build_index, shared_encoders
+    from knowledge.settings import KnowledgeSettings
+
+    settings = KnowledgeSettings(query_vector_cache=0, prefetch_query_vectors=False)
+    kb = load_kb(ROOT / "knowledge" / "data" / "demo_store.yaml")
+    service = KnowledgeService(build_index(kb, *shared_encoders(settings), settings=settings),
+                               settings=settings)
+    asked = [q.text for q in devsets.demo().questions][:questions]
+    service.decide(asked[0])  # first call: lazy imports and allocations
+    ms = []
+    for text in asked:
+        started = time.perf_counter()
+        service.decide(text)
+        ms.append((time.perf_counter() - started) * 1000.0)
+    out = {"questions": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+           "p95_ms": round(float(np.percentile(ms, 95)), 1)}
+    log.info("one question at a time: p50 %.1f ms, p95 %.1f ms", out["p50_ms"], out["p95_ms"])
+    return out
 
 
 def fit(sets: dict[str, Prepared], held_out: Path, path: Path = MODEL_PATH) -> None:
