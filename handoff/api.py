@@ -11,15 +11,19 @@ models. Errors are raised, never answered here: the app maps every kefu error to
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
+from handoff.history import HistoryQuery
 from handoff.models import (
     CannedAnswer,
     ConsoleConfig,
+    HistoryItem,
     LeaseResponse,
     LoginRequest,
     LoginResponse,
@@ -52,6 +56,7 @@ def create_router(service: HandoffService,
     router = APIRouter()
     auth = Depends(agent_dependency(service.agents.authenticate))
     _agent_routes(router, service, auth)
+    _history_routes(router, service, auth)
     _ticket_routes(router, service, auth)
     if knowledge_search is not None:
         _canned_route(router, knowledge_search, auth)
@@ -182,6 +187,37 @@ def _ticket_routes(router: APIRouter, service: HandoffService, auth: Any) -> Non
         """Close with a note; with `return_to_bot` the bot answers again, history included."""
         return await service.resolve(ticket_id, agent, note=body.note,
                                      return_to_bot=body.return_to_bot)
+
+
+def _history_routes(router: APIRouter, service: HandoffService, auth: Any) -> None:
+    tags: list[str | Any] = ["history"]
+    zone = ZoneInfo(service.settings.timezone)
+
+    @router.get("/api/v1/history", tags=tags)
+    async def history(agent: Annotated[Agent, auth],
+                      q: Annotated[str, Query(max_length=200)] = "",
+                      date_from: date | None = None, date_to: date | None = None,
+                      limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[HistoryItem]:
+        """Resolved chats of the agent's groups (all for a manager), newest first.
+
+        `q` finds the shopper (name, visitor label), an order number or words said; `date_from`
+        and `date_to` (the shop's days) bound the closing time.
+        """
+        since = datetime.combine(date_from, time.min, zone) if date_from else None
+        until = datetime.combine(date_to + timedelta(days=1), time.min, zone) if date_to else None
+        return await service.history(agent, HistoryQuery(text=q, since=since, until=until,
+                                                         limit=limit))
+
+    @router.get("/api/v1/history/{ticket_id}", tags=tags)
+    async def history_item(ticket_id: str, agent: Annotated[Agent, auth]) -> HistoryItem:
+        """One closed chat, read-only (its transcript: `GET /api/v1/tickets/{id}/transcript`)."""
+        return await service.history_item(ticket_id, agent)
+
+    @router.post("/api/v1/history/{ticket_id}/reopen", tags=tags,
+                 responses={409: {"description": "cannot be reopened"}})
+    async def reopen(ticket_id: str, agent: Annotated[Agent, auth]) -> Ticket:
+        """Take back a chat whose shopper wrote again within a day (a new ticket, claimed)."""
+        return await service.reopen(ticket_id, agent)
 
 
 def _canned_route(router: APIRouter, search: KnowledgeSearch, auth: Any) -> None:

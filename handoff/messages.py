@@ -70,11 +70,11 @@ def requeued(language: str | None, position: int, wait_seconds: int) -> str:
                  "we are connecting you again.") + "\n" + queued(language, position, wait_seconds)
 
 
-def transferred_group(language: str | None, group: str, position: int, wait_seconds: int) -> str:
-    """Told when the ticket moves to another skill group."""
+def transferred_group(language: str | None, group: str) -> str:
+    """Told when the ticket moves to another skill group, keeping its place (no new estimate)."""
     name = group_name(group, "zh"), group_name(group, "en")
-    return _pick(language, f"正在为您转接{name[0]}客服。", f"Transferring you to {name[1]}.") + \
-        "\n" + queued(language, position, wait_seconds)
+    return _pick(language, f"已为您转接{name[0]}客服，请稍候。",
+                 f"You have been transferred to our {name[1]} team; please hold on.")
 
 
 def transferred_agent(language: str | None, agent_name: str) -> str:
@@ -92,6 +92,12 @@ def closed(language: str | None, return_to_bot: bool) -> str:
     head = _pick(language, "本次人工服务已结束，请为本次服务打分（1–5 分）：",
                  "This chat with our agent has ended. Please rate it (1–5):")
     return f"{head}\n{tail}".strip()
+
+
+def reopened(language: str | None, agent_name: str) -> str:
+    """Told when an agent reopens a resolved chat the shopper wrote to again."""
+    return _pick(language, f"客服 {agent_name} 已重新接入，继续为您服务。",
+                 f"Agent {agent_name} is back in the chat.")
 
 
 def cancelled(language: str | None) -> str:

@@ -8,11 +8,12 @@ themselves (accounts, roles, presence) are `kefu.accounts`': the knowledge admin
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from kefu.accounts import Agent, Presence
 from kefu.conversation import BotAnalysis, Turn
@@ -29,6 +30,7 @@ class HandoffReason(StrEnum):
     REPEATED_FAILURE = "repeated_failure"  # two clarifications or two "not helpful" in a row
     COMPLAINT = "complaint"  # anger or a complaint (投诉, 差评, 12315, refund still missing)
     OFFLINE_MESSAGE = "offline_message"  # the shopper leaves a message for when agents are back
+    REOPENED = "reopened"  # an agent reopened a resolved chat the shopper wrote to again
 
 
 class Priority(StrEnum):
@@ -88,6 +90,33 @@ class ContextPacket(BaseModel):
                 return self.slots[name]
         return None
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def shopper(self) -> str:
+        """How agents call the shopper: their channel name, else "网页访客 #1234"."""
+        return shopper_label(self.conversation_id, self.channel, self.display_name)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def first_seen(self) -> datetime:
+        """When the shopper first wrote (the first turn of the transcript)."""
+        return self.transcript[0].at if self.transcript else self.created_at
+
+
+CHANNEL_VISITORS = {"web": "网页访客", "telegram": "Telegram 用户", "api": "API 访客"}
+
+
+def shopper_label(conversation_id: str, channel: str, display_name: str | None) -> str:
+    """The shopper's name, or a stable visitor label such as "网页访客 #1234".
+
+    The number is the same for one conversation in every process (a hash of its id), short
+    enough to say on the phone; the console shows it with the channel and first-seen time.
+    """
+    if display_name:
+        return display_name
+    number = int(hashlib.sha256(conversation_id.encode("utf-8")).hexdigest()[:8], 16) % 10_000
+    return f"{CHANNEL_VISITORS.get(channel, channel + ' 访客')} #{number:04d}"
+
 
 class Transfer(BaseModel):
     """One move of a ticket to another group or agent."""
@@ -99,6 +128,7 @@ class Transfer(BaseModel):
     from_agent: str | None = None
     to_agent: str | None = None
     note: str = ""
+    by_name: str | None = None  # the display name of ``by``, for the receiving agent's alert
 
 
 class Ticket(BaseModel):
@@ -124,6 +154,7 @@ class Ticket(BaseModel):
     rating: int | None = None  # 1–5 satisfaction, asked after resolve
     rated_at: datetime | None = None
     transfers: list[Transfer] = Field(default_factory=list)
+    reopened_from: str | None = None  # the closed ticket this one reopened
     context: ContextPacket
 
     @property
@@ -139,6 +170,7 @@ class EventType(StrEnum):
     TICKET_CLAIMED = "ticket.claimed"  # an agent took a ticket (or was given one)
     TICKET_CLOSED = "ticket.closed"  # resolved, returned to the bot or cancelled
     TICKET_RATED = "ticket.rated"  # the shopper rated a closed ticket
+    TICKET_UPDATED = "ticket.updated"  # facts of an open ticket changed (an order number typed)
     TURN = "turn"  # a message in a handed-off conversation (shopper, agent or system)
 
 
@@ -255,3 +287,48 @@ class LeaseResponse(BaseModel):
     ticket_id: str
     agent: str
     lease_seconds: float
+
+
+# --- what the shopper is told about the handoff -----------------------------------------------
+
+
+class ChatState(StrEnum):
+    """Where the shopper's chat stands, as the web widget's status banner says it."""
+
+    WAITING = "waiting"  # in the queue: "排队中，前面还有 N 位"
+    SERVING = "serving"  # an agent took it: "客服 小艾 为您服务"
+    MESSAGE_LEFT = "message_left"  # nobody online; the message waits: "已留言，客服上线后回复"
+    ENDED = "ended"  # back with the bot (resolved, returned or left the queue): no banner
+
+
+class ChatStatus(BaseModel):
+    """The chat's state after a system message; kept in that turn's ``meta["status"]``."""
+
+    state: ChatState
+    ahead: int | None = None  # shoppers ahead in the queue, while waiting
+    agent: str | None = None  # the serving agent's display name
+
+
+class Availability(BaseModel):
+    """Whether someone of a group can take a chat now (asked before moving a shopper)."""
+
+    group: str
+    online: int  # agents of the group online now
+    in_hours: bool  # inside the configured service hours
+
+    @property
+    def open(self) -> bool:
+        """True when a person can take the chat now."""
+        return self.in_hours and self.online > 0
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+class HistoryItem(BaseModel):
+    """A resolved conversation in the console's history (read-only)."""
+
+    ticket: Ticket
+    wrote_again_at: datetime | None = None  # the shopper's first message after the close
+    wrote_again: str | None = None  # what that message said
+    can_reopen: bool = False  # they wrote again within a day and nothing else is open

@@ -20,7 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from handoff import messages, transitions
-from handoff.context import build_packet, default_priority
+from handoff.context import REASON_LABELS, build_packet, default_priority, infer_group
 from handoff.errors import (
     AgentUnavailable,
     AlreadyClaimed,
@@ -30,12 +30,25 @@ from handoff.errors import (
     TicketStateError,
 )
 from handoff.events import EventBus
-from handoff.models import EventType, HandoffEvent, HandoffReason, Priority, Ticket, TicketStatus
+from handoff.history import History, HistoryQuery
+from handoff.models import (
+    Availability,
+    ChatState,
+    ChatStatus,
+    EventType,
+    HandoffEvent,
+    HandoffReason,
+    HistoryItem,
+    Priority,
+    Ticket,
+    TicketStatus,
+)
 from handoff.settings import HandoffSettings, get_settings
 from handoff.store import Change, TicketStore
 from kefu.accounts import Agent, AgentDirectory, AgentRole, Presence
 from kefu.conversation import Button, ConversationStore, Role, Turn, utcnow
 from kefu.errors import NotAuthorized
+from kefu.orders import find_order_number
 from kefu.redis import async_client
 
 logger = logging.getLogger(__name__)
@@ -58,6 +71,7 @@ class HandoffService:
         self.events = EventBus(redis)
         self.conversations = conversations
         self._tickets = TicketStore(redis, self.settings)
+        self._history = History(self._tickets, conversations)
         self._on_return = on_return
         self._clock = clock
 
@@ -67,48 +81,80 @@ class HandoffService:
         self, conversation_id: str, *, reason: HandoffReason, channel: str,
         group: str | None = None, priority: Priority | None = None, summary: str | None = None,
         slots: Mapping[str, str] | None = None, display_name: str | None = None,
+        detail: str | None = None,
     ) -> Ticket:
         """Open a ticket for the conversation, or return the one already open (idempotent).
 
         A repeated request with a higher priority (an angry shopper) raises the open ticket's.
+        ``detail`` says why the bot stopped, for the summary ("2 次澄清未解决").
         """
         if group is not None:
             self._check_group(group)
         reason = HandoffReason(reason)  # callers over HTTP or from Rasa may pass plain strings
         priority = Priority(priority) if priority else default_priority(reason)
+        ticket, created = await self._create(
+            conversation_id, reason=reason, channel=channel, group=group, priority=priority,
+            summary=summary, slots=slots, display_name=display_name, detail=detail)
+        if not created:
+            return await self._escalate(ticket, priority)
+        if ticket.offline:
+            in_hours = self.settings.in_service_hours(ticket.created_at)
+            language = ticket.context.language
+            await self._announce_waiting(
+                ticket, lambda _p, _w: messages.offline(language, in_hours))
+        else:
+            await self._announce_waiting(ticket, partial(messages.queued,
+                                                         ticket.context.language))
+        return ticket
+
+    async def _create(
+        self, conversation_id: str, *, reason: HandoffReason, channel: str, group: str | None,
+        priority: Priority, summary: str | None = None, slots: Mapping[str, str] | None = None,
+        display_name: str | None = None, detail: str | None = None,
+        reopened_from: str | None = None,
+    ) -> tuple[Ticket, bool]:
+        """A new waiting ticket, unannounced; or the conversation's open one (``False``)."""
         existing = await self._tickets.open_for(conversation_id)
         if existing is not None:
-            return await self._escalate(existing, priority)
+            return existing, False
         now, ticket_id = self._clock(), uuid.uuid4().hex[:16]
         packet = await build_packet(
             self.conversations, ticket_id=ticket_id, conversation_id=conversation_id,
             channel=channel, reason=reason, priority=priority, group=group,
             groups=self.settings.groups, default_group=self.settings.default_group,
-            summary=summary, slots=slots, display_name=display_name, now=now)
+            summary=summary, slots=slots, display_name=display_name, now=now, detail=detail)
         offline = reason is HandoffReason.OFFLINE_MESSAGE or await self._offline(packet.group, now)
         ticket = Ticket(
             id=ticket_id, conversation_id=conversation_id, channel=channel,
             status=TicketStatus.WAITING, group=packet.group, priority=priority, reason=reason,
             seq=await self._tickets.next_seq(), offline=offline, created_at=now, updated_at=now,
-            context=packet)
+            reopened_from=reopened_from, context=packet)
         open_id = await self._tickets.create(ticket)
         if open_id != ticket_id:
             current = await self._tickets.find(open_id)
             if current is None:  # a pointer to a vanished ticket: clear it and try again
                 await self._tickets.drop_dangling_pointer(conversation_id, open_id)
-                return await self.request_handoff(
+                return await self._create(
                     conversation_id, reason=reason, channel=channel, group=group,
-                    priority=priority, summary=summary, slots=slots, display_name=display_name)
-            return await self._escalate(current, priority)
+                    priority=priority, summary=summary, slots=slots, display_name=display_name,
+                    detail=detail, reopened_from=reopened_from)
+            return current, False
         logger.info("ticket %s opened for %s (%s, %s, group %s, offline %s)", ticket_id,
                     conversation_id, reason, priority, ticket.group, offline)
-        if offline:
-            in_hours = self.settings.in_service_hours(now)
-            await self._announce_waiting(
-                ticket, lambda _p, _w: messages.offline(packet.language, in_hours))
-        else:
-            await self._announce_waiting(ticket, partial(messages.queued, packet.language))
-        return ticket
+        return ticket, True
+
+    async def availability(self, conversation_id: str, group: str | None = None) -> Availability:
+        """Whether a person of the group a handoff would go to can take the chat now.
+
+        The bot asks before moving a shopper, so it can say nobody is online and let them choose
+        to leave a message or keep trying with the bot. ``None``: the group a ticket would get.
+        """
+        if group is None:
+            analyses = await self.conversations.analyses(conversation_id)
+            group = infer_group(analyses, self.settings.groups, self.settings.default_group)
+        self._check_group(group)
+        return Availability(group=group, online=await self.agents.online_count(group),
+                            in_hours=self.settings.in_service_hours(self._clock()))
 
     async def open_ticket(self, conversation_id: str) -> Ticket | None:
         """The open ticket (waiting or claimed) of a conversation: two Redis GETs."""
@@ -132,7 +178,22 @@ class HandoffService:
         await self._publish(EventType.TURN, ticket, turn=turn)
         if text.strip() in _BACK_TO_BOT and ticket.status is TicketStatus.WAITING:
             await self._cancel(ticket)
+        else:
+            await self._note_order_number(ticket, text)
         return turn
+
+    async def _note_order_number(self, ticket: Ticket, text: str) -> None:
+        """An order number typed while a person owns the chat goes where the agent sees it."""
+        order = find_order_number(text)
+        if order is None or ticket.context.slots.get("order_number") == order:
+            return
+        await self.conversations.set_slot(ticket.conversation_id, "order_number", order)
+        try:
+            change = await self._tickets.change(ticket.id, transitions.set_slot(
+                "order_number", order, self._clock()))
+        except (TicketStateError, TicketNotFound):
+            return  # closed meanwhile: the conversation record still has it
+        await self._publish(EventType.TICKET_UPDATED, change.after)
 
     async def cancel(self, conversation_id: str) -> Ticket | None:
         """The shopper leaves the queue; a ticket an agent already owns stays open (``None``)."""
@@ -144,7 +205,8 @@ class HandoffService:
             change = await self._tickets.change(ticket.id, transitions.cancel(self._clock()))
         except TicketStateError:
             return None
-        await self._tell(change.after, messages.cancelled(change.after.context.language))
+        await self._tell(change.after, messages.cancelled(change.after.context.language),
+                         status=ChatStatus(state=ChatState.ENDED))
         await self._publish(EventType.TICKET_CLOSED, change.after)
         await self._announce_moves(change)
         return change.after
@@ -181,7 +243,8 @@ class HandoffService:
         change = await self._tickets.change(ticket_id, transitions.claim(agent, self._clock()))
         if change.before.status is TicketStatus.WAITING:
             await self._tell(change.after, messages.joined(change.after.context.language,
-                                                           agent.display_name))
+                                                           agent.display_name),
+                             status=ChatStatus(state=ChatState.SERVING, agent=agent.display_name))
             await self._publish(EventType.TICKET_CLAIMED, change.after)
             await self._announce_moves(change)
         return change.after
@@ -249,11 +312,12 @@ class HandoffService:
         change = await self._tickets.change(ticket_id, move)
         after, lang = change.after, change.after.context.language
         if target is not None:
-            await self._tell(after, messages.transferred_agent(lang, target.display_name))
+            await self._tell(after, messages.transferred_agent(lang, target.display_name),
+                             status=ChatStatus(state=ChatState.SERVING, agent=target.display_name))
             await self._publish(EventType.TICKET_CLAIMED, after, previous_agent=change.before.agent)
-        else:
+        else:  # same place in the new group's queue (priority and first-come order kept)
             await self._announce_waiting(
-                after, partial(messages.transferred_group, lang, after.group),
+                after, lambda _p, _w: messages.transferred_group(lang, after.group),
                 previous_agent=change.before.agent)
         await self._announce_moves(change)
         return after
@@ -270,11 +334,51 @@ class HandoffService:
         if return_to_bot and self._on_return is not None:
             await self._call_on_return(after)
         await self._tell(after, messages.closed(after.context.language, return_to_bot),
-                         buttons=messages.rating_buttons())
+                         buttons=messages.rating_buttons(),
+                         status=ChatStatus(state=ChatState.ENDED))
         await self._publish(EventType.TICKET_CLOSED, after, previous_agent=change.before.agent)
         await self._announce_moves(change)
         logger.info("ticket %s %s by %s", after.id, after.status, agent.username)
         return after
+
+    async def history(self, agent: Agent, query: HistoryQuery) -> list[HistoryItem]:
+        """Resolved chats the agent may look back at, matching ``query``, newest first."""
+        return await self._history.search(agent, query)
+
+    async def history_item(self, ticket_id: str, agent: Agent) -> HistoryItem:
+        """One closed chat of the history (read-only), with whether it can be reopened."""
+        return await self._history.item(await self.get(ticket_id, agent))
+
+    async def reopen(self, ticket_id: str, agent: Agent) -> Ticket:
+        """Take back a resolved chat whose shopper wrote again within a day.
+
+        A new ticket (``reopened_from`` the old one) is opened for the conversation and claimed
+        by ``agent`` at once; the closed ticket keeps its rating and handling time.
+        """
+        item = await self.history_item(ticket_id, agent)
+        closed = item.ticket
+        transitions.check_reopen(closed, agent)
+        if not item.can_reopen:
+            raise TicketStateError(
+                f"ticket {closed.id} cannot be reopened: the shopper has not written again "
+                "within a day, or the conversation is already open", ticket_id=closed.id,
+                status=closed.status)
+        group = closed.group if agent.serves(closed.group) else agent.groups[0]
+        said = " ".join((item.wrote_again or "").split())
+        ticket, created = await self._create(
+            closed.conversation_id, reason=HandoffReason.REOPENED, channel=closed.channel,
+            group=group, priority=closed.priority, display_name=closed.context.display_name,
+            summary=f"{said} · {REASON_LABELS[HandoffReason.REOPENED]}", reopened_from=closed.id)
+        if not created:
+            raise TicketStateError(f"ticket {ticket.id} is already open for this conversation",
+                                   ticket_id=ticket.id, status=ticket.status)
+        change = await self._tickets.change(ticket.id, transitions.claim(agent, self._clock()))
+        await self._tell(change.after, messages.reopened(change.after.context.language,
+                                                         agent.display_name),
+                         status=ChatStatus(state=ChatState.SERVING, agent=agent.display_name))
+        await self._publish(EventType.TICKET_CLAIMED, change.after)
+        logger.info("ticket %s reopened as %s by %s", closed.id, ticket.id, agent.username)
+        return change.after
 
     async def human_turns(self, ticket: Ticket) -> list[Turn]:
         """Shopper and agent turns since the handoff: the part Rasa did not see."""
@@ -393,7 +497,8 @@ class HandoffService:
         position = await self.queue_position(ticket) or 1
         wait = await self._estimate(ticket.group, position)
         await self._tell(ticket, compose(position, wait),
-                         buttons=[messages.back_to_bot_button(ticket.context.language)])
+                         buttons=[messages.back_to_bot_button(ticket.context.language)],
+                         status=_waiting_status(ticket, position))
         await self._publish(EventType.TICKET_WAITING, ticket, previous_agent=previous_agent)
 
     async def _announce_moves(self, change: Change) -> None:
@@ -410,12 +515,17 @@ class HandoffService:
             if not ticket.offline:
                 position = rank + offset + 1
                 await self._tell(ticket, messages.queued(ticket.context.language, position,
-                                                         estimate(position)))
+                                                         estimate(position)),
+                                 status=_waiting_status(ticket, position))
 
-    async def _tell(self, ticket: Ticket, text: str, *,
-                    buttons: list[Button] | None = None) -> Turn:
+    async def _tell(self, ticket: Ticket, text: str, *, buttons: list[Button] | None = None,
+                    status: ChatStatus | None = None) -> Turn:
+        """A system message to the shopper; ``status`` is where the chat stands after it."""
+        meta: dict[str, Any] = {"ticket_id": ticket.id}
+        if status is not None:
+            meta["status"] = status.model_dump(mode="json", exclude_none=True)
         turn = await self.conversations.append(ticket.conversation_id, Role.SYSTEM, text,
-                                               buttons=buttons, meta={"ticket_id": ticket.id})
+                                               buttons=buttons, meta=meta)
         await self._publish(EventType.TURN, ticket, turn=turn)
         return turn
 
@@ -427,6 +537,12 @@ class HandoffService:
             previous_agent=previous_agent, turn=turn, at=self._clock()))
 
     list = list_tickets  # the contract's name, bound last so it shadows no annotation above
+
+
+def _waiting_status(ticket: Ticket, position: int) -> ChatStatus:
+    if ticket.offline:
+        return ChatStatus(state=ChatState.MESSAGE_LEFT)
+    return ChatStatus(state=ChatState.WAITING, ahead=max(0, position - 1))
 
 
 def create_handoff_service(redis_url: str, *, on_return: OnReturn | None = None) -> HandoffService:

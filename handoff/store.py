@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -129,6 +130,14 @@ class TicketStore:
         """Ids of the newest closed tickets."""
         return cast(list[str], await self._redis.zrevrange(closed_key(), 0, limit - 1))
 
+    async def closed_ids_between(self, since: datetime | None, until: datetime | None,
+                                 limit: int) -> list[str]:
+        """Ids of tickets closed between two times (either open-ended), newest first."""
+        top = until.timestamp() if until is not None else "+inf"
+        bottom = since.timestamp() if since is not None else "-inf"
+        return cast(list[str], await self._redis.zrevrangebyscore(
+            closed_key(), top, bottom, start=0, num=limit))
+
     async def lapsed(self, ticket_ids: Sequence[str]) -> list[str]:
         """Those of ``ticket_ids`` whose lease key is gone."""
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -232,5 +241,6 @@ class TicketStore:
             conv = after.conversation_id
             pipe.delete(open_ticket_key(conv))
             pipe.set(last_ticket_key(conv), ticket_id, ex=LAST_TICKET_TTL_SECONDS)
-            pipe.zadd(closed_key(), {ticket_id: now})
+            closed = after.closed_at.timestamp() if after.closed_at is not None else now
+            pipe.zadd(closed_key(), {ticket_id: closed})
             pipe.zremrangebyrank(closed_key(), 0, -self._settings.closed_index_max - 1)

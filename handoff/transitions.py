@@ -126,9 +126,9 @@ def transfer(agent: Agent, now: datetime, *, group: str | None, target: Agent | 
         to_group = group or t.group
         if target is not None and not target.serves(to_group) and target.groups:
             to_group = target.groups[0]
-        record = Transfer(at=now, by=agent.username, from_group=t.group, to_group=to_group,
-                          from_agent=t.agent, to_agent=target.username if target else None,
-                          note=note)
+        record = Transfer(at=now, by=agent.username, by_name=agent.display_name,
+                          from_group=t.group, to_group=to_group, from_agent=t.agent,
+                          to_agent=target.username if target else None, note=note)
         t = t.model_copy(update={"group": to_group, "transfers": [*t.transfers, record]})
         return _claimed(t, target.username, now) if target else _waiting(t, now)
 
@@ -178,3 +178,25 @@ def escalate(priority: Priority, now: datetime) -> Transition:
         return t.model_copy(update={"priority": priority, "updated_at": now})
 
     return apply
+
+
+def set_slot(name: str, value: str, now: datetime) -> Transition:
+    """Add a fact the shopper gave while the ticket is open (an order number) to its context."""
+
+    def apply(t: Ticket, _holder: str | None) -> Ticket:
+        _check_open(t)
+        context = t.context.model_copy(update={"slots": {**t.context.slots, name: value}})
+        return t.model_copy(update={"context": context, "updated_at": now})
+
+    return apply
+
+
+
+def check_reopen(closed: Ticket, agent: Agent) -> None:
+    """Only a chat an agent closed may be reopened, by someone who could have served it."""
+    if closed.status not in (TicketStatus.RESOLVED, TicketStatus.RETURNED):
+        raise TicketStateError(f"ticket {closed.id} is {closed.status}", ticket_id=closed.id,
+                               status=closed.status)
+    if not visible(closed, agent):
+        raise NotAuthorized(f"{agent.username} does not serve {closed.group}",
+                            agent=agent.username, action="reopen")

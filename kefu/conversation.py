@@ -11,7 +11,7 @@ one Redis stream per conversation, so stream ids double as message ids and ``aft
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from kefu.keys import (
     conv_outbound_key,
     conv_profile_key,
+    conv_questions_key,
     conv_state_key,
     conv_transcript_key,
     conv_turns_key,
@@ -29,6 +30,8 @@ from kefu.keys import (
 TRANSCRIPT_TTL_SECONDS = 7 * 24 * 3600
 TRANSCRIPT_MAX_TURNS = 2000
 OUTBOUND_MAX_LEN = 100_000
+QUESTIONS_KEEP = timedelta(days=7)
+QUESTIONS_MAX_LEN = 50_000
 _PUSHED_ROLES = frozenset({"agent", "system"})
 
 # Append a turn to the transcript and, for pushed roles, announce it on the outbound stream,
@@ -91,6 +94,14 @@ class BotAnalysis(BaseModel):
     candidates: list[CandidateScore] = Field(default_factory=list)
 
 
+class AskedQuestion(BaseModel):
+    """A question a shopper asked the bot (from the recent-questions stream)."""
+
+    text: str
+    conversation_id: str
+    at: datetime
+
+
 def conversation_id(channel: str, chat: str) -> str:
     """The id of the conversation a channel's chat belongs to."""
     return f"{channel}:{chat}"
@@ -141,6 +152,12 @@ class ConversationStore:
             conv_transcript_key(conversation), min=start, count=limit))
         return [_turn_from_row(stream_id, fields) for stream_id, fields in rows]
 
+    async def tail(self, conversation: str, count: int) -> list[Turn]:
+        """The last ``count`` turns, in order."""
+        rows = cast(list[tuple[str, dict[str, str]]], await self._redis.xrevrange(
+            conv_transcript_key(conversation), count=count))
+        return [_turn_from_row(stream_id, fields) for stream_id, fields in reversed(rows)]
+
     async def turn(self, conversation: str, turn_id: str) -> Turn | None:
         """One turn by its id; None when it expired or was trimmed away."""
         rows = cast(list[tuple[str, dict[str, str]]], await self._redis.xrange(
@@ -162,14 +179,46 @@ class ConversationStore:
         turns = await self.transcript(conversation, after=after)
         return [t for t in turns if t.role is not Role.SHOPPER]
 
-    async def record_analysis(self, conversation: str, analysis: BotAnalysis) -> None:
-        """Keep what the bot understood of a turn (for the agent's context panel)."""
+    async def record_analysis(self, conversation: str, analysis: BotAnalysis, *,
+                              asked: bool = False) -> None:
+        """Keep what the bot understood of a turn (for the agent's context panel).
+
+        ``asked``: the turn was a question the knowledge base was asked; it also goes to the
+        stream of recent questions (`recent_questions`), in the same round trip.
+        """
         key = conv_turns_key(conversation)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, analysis.model_dump_json())
             pipe.ltrim(key, -TRANSCRIPT_MAX_TURNS, -1)
             pipe.expire(key, self._ttl)
+            if asked:
+                oldest = int((analysis.at - QUESTIONS_KEEP).timestamp() * 1000)
+                pipe.xadd(conv_questions_key(), cast(Any, {
+                    "text": analysis.text, "conversation": conversation,
+                    "at": analysis.at.isoformat()}), minid=oldest, approximate=True)
+                pipe.xtrim(conv_questions_key(), maxlen=QUESTIONS_MAX_LEN, approximate=True)
             await pipe.execute()
+
+    async def recent_questions(self, since: datetime, limit: int) -> list[AskedQuestion]:
+        """Distinct questions shoppers asked the bot since ``since``, newest first."""
+        seen: set[str] = set()
+        found: list[AskedQuestion] = []
+        start = f"{int(since.timestamp() * 1000)}-0"
+        cursor = "+"
+        while len(found) < limit:
+            rows = cast(list[tuple[str, dict[str, str]]], await self._redis.xrevrange(
+                conv_questions_key(), max=cursor, min=start, count=500))
+            for _id, fields in rows:
+                key = "".join(fields["text"].casefold().split())
+                if key and key not in seen:
+                    seen.add(key)
+                    found.append(AskedQuestion(
+                        text=fields["text"], conversation_id=fields["conversation"],
+                        at=datetime.fromisoformat(fields["at"])))
+            if len(rows) < 500:
+                break
+            cursor = f"({rows[-1][0]}"
+        return found[:limit]
 
     async def analyses(self, conversation: str) -> list[BotAnalysis]:
         """Every recorded bot-turn analysis, oldest first."""

@@ -25,6 +25,7 @@ class EscalationReason(StrEnum):
     HANDOFF = "handoff"  # the conversation went to a person
     LOW_CONFIDENCE = "low_confidence"  # the knowledge decision was clarify or handoff
     NOT_HELPFUL = "not_helpful"  # the shopper said the answer did not help
+    NONE_FIT = "none_fit"  # none of the clarification's options was what the shopper meant
 
 
 async def record_escalation(

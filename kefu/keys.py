@@ -82,6 +82,11 @@ def kb_escalations_resolved_key() -> str:
     return _key("kb", "escalations-resolved")
 
 
+def kb_welcome_key() -> str:
+    """JSON of the web chat's greeting and quick questions per language (no TTL)."""
+    return _key("kb", "welcome")
+
+
 def kb_draft_key(draft_id: str) -> str:
     """JSON of an uploaded or drafted knowledge base awaiting review and publish (TTL 7 days)."""
     return _key("kb", "draft", draft_id)
@@ -108,6 +113,15 @@ def conv_outbound_key() -> str:
     and acknowledge after delivery: at-least-once, de-duplicated by turn id. Capped by length.
     """
     return _key("conv", "outbound")
+
+
+def conv_questions_key() -> str:
+    """Stream of the questions shoppers asked the bot, with time and conversation.
+
+    Trimmed at every write to the last 7 days (and a length cap): the knowledge admin asks the
+    recent ones of a draft before it is published, to see which answers it would change.
+    """
+    return _key("conv", "questions")
 
 
 def conv_state_key(conversation_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -174,3 +175,30 @@ async def test_console_files_and_openapi(client: httpx.AsyncClient) -> None:
                  "/api/v1/agent/presence", "/api/v1/agent/me", "/api/v1/agent/events",
                  "/api/v1/knowledge/canned"]:
         assert path in paths, path
+
+
+async def test_history_search_over_http(client: httpx.AsyncClient, service: HandoffService,
+                                        make_agent: AgentFactory) -> None:
+    li = await make_agent("li", ["aftersale"])
+    await seed_conversation(service, "web:h")
+    ticket = await open_ticket(service, "web:h")
+    await service.claim(ticket.id, li)
+    await service.resolve(ticket.id, li, note="已退款")
+    auth = await login(client, "li")
+    today = (await service.get(ticket.id)).closed_at
+    assert today is not None
+
+    async def search(**params: str) -> list[str]:
+        response = await client.get("/api/v1/history", params=params, headers=auth)
+        assert response.status_code == 200, response.text
+        return [item["ticket"]["id"] for item in response.json()]
+
+    assert await search(q="E2024-0611-001") == [ticket.id]
+    assert await search(q="没说过") == []
+    day = today.astimezone(ZoneInfo(service.settings.timezone))
+    assert await search(date_from=day.date().isoformat(), date_to=day.date().isoformat()) == \
+        [ticket.id]
+    item = (await client.get(f"/api/v1/history/{ticket.id}", headers=auth)).json()
+    assert item["ticket"]["context"]["shopper"] == "小明" and item["can_reopen"] is False
+    refused = await client.post(f"/api/v1/history/{ticket.id}/reopen", headers=auth)
+    assert refused.status_code == 409 and refused.json()["code"] == "ticket_state"

@@ -19,7 +19,7 @@ from handoff.models import (
 )
 from handoff.settings import HandoffSettings
 from kefu.accounts import Agent, AgentRole
-from kefu.conversation import BotAnalysis, Role, Turn
+from kefu.conversation import BotAnalysis, CandidateScore, Role, Turn
 
 NOW = datetime(2026, 6, 18, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
 
@@ -66,7 +66,23 @@ def test_summary_is_one_short_line() -> None:
     turns = [Turn(role=Role.SHOPPER, text="快递三天没动了\n怎么回事", at=NOW),
              Turn(role=Role.SHOPPER, text="/human", at=NOW)]
     line = summarise(HandoffReason.EXPLICIT_REQUEST, turns, {"order_number": "E1"})
-    assert line == "要求人工 · 快递三天没动了 怎么回事 · 订单 E1"
+    assert line == "快递三天没动了 怎么回事 · 要求人工 · 订单 E1"
+
+
+def test_summary_says_what_the_shopper_needs_from_the_last_real_question() -> None:
+    said = ["鞋子脏了怎么洗", "/choose_option{\"entry_id\":\"care\"}", "转人工"]
+    turns = [Turn(role=Role.SHOPPER, text=t, at=NOW) for t in said]
+    analyses = [
+        BotAnalysis(at=NOW, text="鞋子脏了怎么洗", intent="ask_question", decision="clarify",
+                    candidates=[CandidateScore(entry_id="care", question="洗鞋方法", score=0.5)]),
+        BotAnalysis(at=NOW, text=said[1], intent="choose_option", decision="answer",
+                    entry_id="care"),
+        BotAnalysis(at=NOW, text="转人工", intent="request_human", decision="handoff"),
+    ]
+    line = summarise(HandoffReason.REPEATED_FAILURE, turns, {}, analyses, "2 次澄清未解决")
+    assert line == "鞋子脏了怎么洗 · 2 次澄清未解决"
+    # only "转人工", no question yet: the reason alone
+    assert summarise(HandoffReason.EXPLICIT_REQUEST, turns[2:], {}, analyses[2:]) == "要求人工"
     long = summarise(HandoffReason.COMPLAINT, [Turn(role=Role.SHOPPER, text="差" * 500, at=NOW)], {})
     assert len(long) == 120 and long.endswith("…")
 
