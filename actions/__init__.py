@@ -9,10 +9,11 @@ from actions.actions import (
     ActionCaptureOrderNumber,
     ActionChooseOption,
     ActionFeedback,
-    ActionHandoff,
+    ActionNoneOfThese,
 )
 from actions.endpoint import ACTIONS_PREFIX, SECRET_HEADER, build_executor, create_router
 from actions.knowledge_client import KnowledgeClient
+from actions.people import ActionHandoff, ActionKeepWithBot, ActionLeaveMessage
 from actions.services import Services
 
 __all__ = [
@@ -23,6 +24,9 @@ __all__ = [
     "ActionChooseOption",
     "ActionFeedback",
     "ActionHandoff",
+    "ActionKeepWithBot",
+    "ActionLeaveMessage",
+    "ActionNoneOfThese",
     "KnowledgeClient",
     "Services",
     "build_executor",

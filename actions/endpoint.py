@@ -30,10 +30,11 @@ from actions.actions import (
     ActionCaptureOrderNumber,
     ActionChooseOption,
     ActionFeedback,
-    ActionHandoff,
+    ActionNoneOfThese,
     KefuAction,
 )
 from actions.errors import ActionCallRefused, ActionNotFound, ActionRejected
+from actions.people import ActionHandoff, ActionKeepWithBot, ActionLeaveMessage
 from actions.services import Services
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ ACTIONS_PREFIX = "/internal/actions"
 SECRET_HEADER = "X-Kefu-Action-Secret"
 ACTIONS: tuple[type[KefuAction], ...] = (
     ActionAnswerQuestion, ActionCaptureOrderNumber, ActionChooseOption, ActionFeedback,
-    ActionHandoff,
+    ActionHandoff, ActionKeepWithBot, ActionLeaveMessage, ActionNoneOfThese,
 )
 
 

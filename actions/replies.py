@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from handoff.messages import group_name
 from handoff.models import HandoffReason
 from kefu.language import Language
 from knowledge.models import Candidate
@@ -18,6 +19,9 @@ from knowledge.models import Candidate
 HELPFUL_PAYLOAD = "/feedback_helpful"
 NOT_HELPFUL_PAYLOAD = "/feedback_not_helpful"
 HUMAN_PAYLOAD = "/request_human"
+NONE_FIT_PAYLOAD = "/none_of_these"
+LEAVE_MESSAGE_PAYLOAD = "/leave_message"
+KEEP_WITH_BOT_PAYLOAD = "/keep_with_bot"
 MAX_OPTIONS = 3
 
 
@@ -51,13 +55,61 @@ def answer(text: str, lang: Language) -> Reply:
     return Reply(text, feedback_buttons(lang))
 
 
+def human_button(lang: Language) -> dict[str, str]:
+    """The quick reply that asks for a person."""
+    return {"title": _pick(lang, "转人工", "Talk to a person"), "payload": HUMAN_PAYLOAD}
+
+
 def clarify(options: Sequence[Candidate], lang: Language) -> Reply:
-    """A few close candidates as buttons titled with their questions."""
+    """A question back: a few close candidates as buttons, and always a way out.
+
+    Beside the options: "都不是 / None of these" (the shopper may rephrase, or ask for a person)
+    and "转人工".
+    """
     buttons = [
         {"title": option.question, "payload": choose_payload(option.entry_id)}
         for option in options[:MAX_OPTIONS]
     ]
-    return Reply(_pick(lang, "您想问的是：", "Did you mean:"), buttons)
+    buttons.append({"title": _pick(lang, "都不是", "None of these"), "payload": NONE_FIT_PAYLOAD})
+    buttons.append(human_button(lang))
+    return Reply(_pick(lang, "您是想问下面哪一个？", "Which of these did you mean?"), buttons)
+
+
+def none_fit(lang: Language) -> Reply:
+    """After "None of these": rephrase, or a person."""
+    return Reply(_pick(
+        lang,
+        "好的，看来我没理解对。您可以换个说法再问一次，或者转人工客服。",
+        "I see, I got that wrong. You can put your question another way, or talk to a person.",
+    ), [human_button(lang)])
+
+
+def nobody_online(group: str, in_hours: bool, lang: Language) -> Reply:
+    """Said before moving a shopper when nobody of the group can answer now: they choose."""
+    zh_group, en_group = group_name(group, "zh"), group_name(group, "en")
+    if in_hours:
+        zh = f"现在{zh_group}客服都不在线，转过去要等客服上线后才能回复。"
+        en = (f"Nobody from our {en_group} team is online right now, so a person can only "
+              "reply later.")
+    else:
+        zh = f"现在不在人工客服服务时间，{zh_group}客服上班后才能回复。"
+        en = f"Our {en_group} team is outside service hours, so a person can only reply later."
+    return Reply(
+        _pick(lang, zh + "您可以先留言，客服上线后回复您；也可以继续问我。",
+              en + " You can leave them a message, or keep asking me."),
+        [{"title": _pick(lang, "留言给客服", "Leave a message"), "payload": LEAVE_MESSAGE_PAYLOAD},
+         {"title": _pick(lang, "继续问智能助手", "Keep asking the assistant"),
+          "payload": KEEP_WITH_BOT_PAYLOAD}],
+    )
+
+
+def keep_with_bot(lang: Language) -> Reply:
+    """After choosing to keep trying with the bot."""
+    return Reply(_pick(
+        lang,
+        "好的，我继续为您服务。您可以换个说法再问我。",
+        "Sure, I'm still here. Try asking me in other words.",
+    ))
 
 
 def handing_off(reason: HandoffReason, lang: Language) -> Reply:
@@ -111,7 +163,7 @@ def sorry_not_helpful(lang: Language) -> Reply:
             "抱歉没能帮到您。您可以换个说法再问一次，或者转人工客服。",
             "Sorry that didn't help. You can rephrase your question, or talk to a person.",
         ),
-        [{"title": _pick(lang, "转人工客服", "Talk to a person"), "payload": HUMAN_PAYLOAD}],
+        [human_button(lang)],
     )
 
 
@@ -128,9 +180,9 @@ def order_missing(lang: Language) -> Reply:
     """Asks again when no order number could be read."""
     return Reply(_pick(
         lang,
-        "没有识别到订单号，请发送 18–20 位数字的订单号，或以 E 开头的订单编号。",
-        "I couldn't find an order number. Please send the 18–20 digit number or the id "
-        "starting with E.",
+        "没有识别到订单号，请发送 10–20 位数字的订单号（可带空格或横线），或以 E 开头的订单编号。",
+        "I couldn't find an order number. Please send the 10–20 digit number (spaces or dashes "
+        "are fine) or the id starting with E.",
     ))
 
 

@@ -1,4 +1,7 @@
-"""Services for the actions: real Redis, conversation store and handoff; a fake knowledge service."""
+"""Services for the actions: real Redis, conversation store and handoff; a fake knowledge service.
+
+Agents are hashed with few bcrypt rounds: tests put agents online, and hashing is not under test.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import pytest
 from actions.knowledge_client import KnowledgeClient
 from actions.services import Services
 from handoff.service import HandoffService
+from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore
 from kefu.redis import async_client
 from tests.actions.fakes import FakeKnowledge
@@ -24,5 +28,6 @@ async def services(redis_url: str, knowledge: FakeKnowledge) -> AsyncIterator[Se
     redis = async_client(redis_url)
     conversations = ConversationStore(redis)
     yield Services(knowledge=KnowledgeClient(knowledge), conversations=conversations,
-                   handoff=HandoffService(redis, conversations), redis=redis)
+                   handoff=HandoffService(redis, conversations, HandoffSettings(bcrypt_rounds=4)),
+                   redis=redis)
     await redis.aclose()

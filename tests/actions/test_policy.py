@@ -2,7 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from actions.policy import gives_up, group_for, plan_for_failure, plan_for_intent
+from actions.policy import (
+    Failure,
+    HandoffPlan,
+    Stuck,
+    after_answer,
+    fail,
+    gives_up,
+    group_for,
+    plan_for_failure,
+    plan_for_intent,
+    same_topic,
+)
 from handoff.models import HandoffReason, Priority
 from knowledge.models import Category
 
@@ -34,6 +45,36 @@ def test_request_human_follows_the_last_category() -> None:
 
 
 def test_failures() -> None:
-    assert plan_for_failure("account", repeated=False).reason is HandoffReason.LOW_CONFIDENCE
-    assert plan_for_failure(None, repeated=True).reason is HandoffReason.REPEATED_FAILURE
-    assert [gives_up(n) for n in (0, 1, 2, 3)] == [False, False, True, True]
+    assert plan_for_failure("account").reason is HandoffReason.LOW_CONFIDENCE
+    stuck = Stuck(frozenset({"a"}), (Failure.CLARIFIED, Failure.NOT_HELPFUL), "q")
+    plan = plan_for_failure(None, stuck)
+    assert (plan.reason, plan.detail) == (HandoffReason.REPEATED_FAILURE, "2 次未解决（澄清、没帮助）")
+
+
+def test_failures_count_per_topic_not_per_message() -> None:
+    first = fail(None, Failure.CLARIFIED, ["wash", "dry"], "鞋子怎么洗")
+    assert (first.count, gives_up(first)) == (1, False)
+    # the next question shares no candidate: a new topic, tried afresh
+    other = fail(first, Failure.CLARIFIED, ["size", "fit"], "尺码怎么选")
+    assert (other.entries, other.count, gives_up(other)) == (frozenset({"size", "fit"}), 1, False)
+    # a rephrase of it does: the second failure on one topic gives up
+    again = fail(other, Failure.CLARIFIED, ["fit", "width"], "偏大还是偏小")
+    assert (again.count, gives_up(again), again.question) == (2, True, "偏大还是偏小")
+    assert again.entries == frozenset({"size", "fit", "width"})
+
+
+def test_an_answer_off_the_topic_clears_it_the_same_answer_keeps_it() -> None:
+    stuck = fail(None, Failure.CLARIFIED, ["wash", "dry"], "q")
+    assert after_answer(stuck, "size") is None
+    assert after_answer(stuck, "wash") == stuck
+    assert after_answer(None, "wash") is None
+    assert same_topic(stuck, ["dry"]) and not same_topic(None, ["dry"])
+
+
+def test_topic_and_plan_survive_the_slot_round_trip() -> None:
+    stuck = fail(fail(None, Failure.CLARIFIED, ["a", "b"], "x"), Failure.NOT_HELPFUL, ["b"], "y")
+    assert Stuck.from_slot(stuck.to_slot()) == stuck
+    assert Stuck.from_slot(None) is None and Stuck.from_slot({"failures": ["??"]}) is None
+    plan = plan_for_failure("logistics", stuck)
+    assert HandoffPlan.from_slot(plan.to_slot()) == plan
+    assert HandoffPlan.from_slot({"reason": "nope"}) is None

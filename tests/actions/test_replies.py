@@ -20,8 +20,9 @@ def test_clarify_titles_buttons_with_the_candidates_questions() -> None:
     options = [Candidate(entry_id=f"e{i}", question=f"问题{i}", matched=f"问题{i}", answer="…",
                          category=Category.PRESALE, score=0.5) for i in range(5)]
     reply = clarify(options, Language.EN)
-    assert reply.text == "Did you mean:"
-    assert [b["title"] for b in reply.buttons] == ["问题0", "问题1", "问题2"]
+    assert reply.text == "Which of these did you mean?"
+    assert [b["title"] for b in reply.buttons] == ["问题0", "问题1", "问题2", "None of these",
+                                                   "Talk to a person"]
 
 
 @pytest.mark.parametrize("reason", list(HandoffReason))
