@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kefu.errors import KefuError
+from knowledge.problem_text import location_in_chinese, message_in_chinese
 
 
 class KnowledgeError(KefuError):
@@ -56,6 +57,12 @@ class Problem:
             where += f": {self.field}"
         return f"{where}: {self.message}"
 
+    def in_chinese(self) -> dict[str, str | None]:
+        """Location, field and message as the knowledge admin shows them by default."""
+        return {"location_zh": location_in_chinese(self.location),
+                "field_zh": location_in_chinese(self.field) if self.field else None,
+                "message_zh": message_in_chinese(self.message)}
+
 
 class ValidationFailed(KnowledgeError):
     """An input file has one or more problems; none of it was used.
@@ -76,7 +83,8 @@ class ValidationFailed(KnowledgeError):
 
     def fields(self) -> dict[str, Any]:  # noqa: D102
         return {"problems": [{"file": p.file, "location": p.location, "field": p.field,
-                              "message": p.message, "text": str(p)} for p in self.problems]}
+                              "message": p.message, "text": str(p), **p.in_chinese()}
+                             for p in self.problems]}
 
 
 class VersionNotFound(KnowledgeError):

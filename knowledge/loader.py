@@ -23,7 +23,7 @@ import unicodedata
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -509,42 +509,55 @@ def dump_yaml(kb: KnowledgeBase) -> str:
     return yaml.dump(data, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False, width=100)
 
 
-_EXAMPLE = Entry(
-    id="double11-deposit",
-    question="双11预售定金可以退吗？",
-    variants=("定金能退吗", "付了定金不想要了", "can I get my deposit back"),
-    answer="双11预售定金在付尾款前不退；若因商家原因无法发货，定金全额退回。",
-    category=Category.PRESALE,
-    campaign="double11",
-    valid_from=datetime.fromisoformat("2025-10-20T20:00:00+08:00"),
-    valid_until=datetime.fromisoformat("2025-11-11T23:59:59+08:00"),
-)
+_TEMPLATE_ZONE = timezone(timedelta(hours=8))
 
 
-def _table_rows() -> list[list[str]]:
-    record = _entry_record(_EXAMPLE)
+def template_example(now: datetime | None = None) -> Entry:
+    """The template's example: a presale campaign that starts next month, so it is upcoming."""
+    today = (now or datetime.now(_TEMPLATE_ZONE)).astimezone(_TEMPLATE_ZONE)
+    first = (today.replace(day=1) + timedelta(days=32)).replace(
+        day=1, hour=20, minute=0, second=0, microsecond=0)
+    return Entry(
+        id=f"sale-{first:%Y%m}-deposit",
+        question="活动预售定金可以退吗？",
+        variants=("定金能退吗", "付了定金不想要了", "can I get my deposit back"),
+        answer="活动预售定金在付尾款前不退；若因商家原因无法发货，定金全额退回。",
+        category=Category.PRESALE,
+        campaign=f"sale-{first:%Y%m}",
+        valid_from=first,
+        valid_until=(first + timedelta(days=10)).replace(hour=23, minute=59, second=59),
+    )
+
+
+def _table_rows(example: Entry) -> list[list[str]]:
+    record = _entry_record(example)
     record["variants"] = VARIANT_SEPARATOR.join(record.get("variants", []))
     return [list(FIELDS), [str(record.get(name, "")) for name in FIELDS]]
 
 
-def template_bytes(fmt: KbFormat | str) -> bytes:
-    """A starter file in ``fmt``: the header (or keys) and one example entry that validates."""
+def template_bytes(fmt: KbFormat | str, *, now: datetime | None = None) -> bytes:
+    """A starter file in ``fmt``: the header (or keys) and one example entry that validates.
+
+    The example campaign is dated from ``now`` (default: today) so it is always upcoming.
+    """
     fmt = KbFormat(fmt)
+    entry = template_example(now)
     if fmt is KbFormat.YAML:
-        example = KnowledgeBase(entries=(_EXAMPLE,), tests=(
-            TestQuestion(text="定金还能退吗", expected=_EXAMPLE.id,
-                         at=datetime.fromisoformat("2025-11-01T12:00:00+08:00")),
+        assert entry.valid_from is not None
+        example = KnowledgeBase(entries=(entry,), tests=(
+            TestQuestion(text="定金还能退吗", expected=entry.id,
+                         at=entry.valid_from + timedelta(days=1)),
             TestQuestion(text="你们老板是谁", expected=None),
         ))
         return dump_yaml(example).encode("utf-8")
     if fmt is KbFormat.CSV:
         buffer = io.StringIO(newline="")
-        csv.writer(buffer).writerows(_table_rows())
+        csv.writer(buffer).writerows(_table_rows(entry))
         return buffer.getvalue().encode("utf-8-sig")  # the BOM makes Excel read UTF-8
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = "entries"
-    for row in _table_rows():
+    for row in _table_rows(entry):
         sheet.append(row)
     out = io.BytesIO()
     book.save(out)

@@ -6,8 +6,9 @@ The path of every change, whether a file was uploaded or a draft was made from a
 2. keep it as a **draft** in Redis (``kb_draft_key``, one week) so any gateway process can serve
    the review, and the manager can come back to it;
 3. **review**: the diff against the live version, close question pairs
-   (`knowledge.curation.review`), the campaign calendar and the test gate, and "try a question" at
-   any time against the draft or live;
+   (`knowledge.curation.review`), the campaign calendar and the test gate, what else the draft
+   changes (`knowledge.curation.impact`: the live tests and recent shopper questions whose answers
+   would change), and "try a question" at any time against the draft or live;
 4. **publish** with the author: refused when the draft answers its test questions worse than the
    live version unless the manager gives a written reason, which goes into the audit log;
    every process swaps to the new version (`knowledge.runtime.KnowledgeRuntime`);
@@ -25,7 +26,7 @@ import logging
 import secrets
 import unicodedata
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field, ValidationError
@@ -34,6 +35,7 @@ from kefu.conversation import ConversationStore
 from kefu.keys import kb_audit_key, kb_draft_key
 from knowledge.calibration import assess
 from knowledge.curation.diff import KbDiff, diff_kbs
+from knowledge.curation.impact import ImpactReport, impact, impact_times, questions_to_ask
 from knowledge.curation.review import (
     CampaignWindow,
     ClosePair,
@@ -60,6 +62,8 @@ from knowledge.store import AuditRecord, VersionInfo, kb_sha
 logger = logging.getLogger(__name__)
 
 DRAFT_TTL_SECONDS = 7 * 24 * 3600
+RECENT_QUESTIONS_DAYS = 7  # shopper questions a draft is asked before publishing
+RECENT_QUESTIONS_MAX = 200
 GATE_OVERRIDE_ACTION = "gate_override"
 MAX_CLOSE_PAIRS = 200  # those the draft touches first
 _INDEX_CACHE_SIZE = 4
@@ -167,7 +171,8 @@ class AdminService:
         self._redis = redis
         self._encoder = encoder
         self._topic_similarity = topic_similarity
-        self.escalations = EscalationLog(redis, ConversationStore(redis))
+        self._conversations = ConversationStore(redis)
+        self.escalations = EscalationLog(redis, self._conversations)
         self._indexes: OrderedDict[str, KnowledgeIndex] = OrderedDict()
         self._pairs: dict[tuple[str, frozenset[str]], list[ClosePair]] = {}
         self._build_lock = asyncio.Lock()
@@ -235,6 +240,31 @@ class AdminService:
                                       held_out_right=found.held_out_right, thin=found.thin,
                                       advice=found.advice),
         )
+
+    async def impact(self, draft_id: str) -> ImpactReport:
+        """What else publishing the draft changes: answers to questions it does not mention.
+
+        The live version's tests and the shopper questions of the last
+        :data:`RECENT_QUESTIONS_DAYS` days are asked of both versions, now and at the start and
+        end of each campaign window the draft touches (`knowledge.curation.impact`).
+        """
+        draft = await self.draft(draft_id)
+        live = await self.store.live()
+        diff = await self.diff_against_live(draft.kb, live=live)
+        now = self.now()
+        since = now - timedelta(days=RECENT_QUESTIONS_DAYS)
+        recent = await self._conversations.recent_questions(since, RECENT_QUESTIONS_MAX)
+        questions = questions_to_ask(live[1].tests if live else (), diff.tests_added,
+                                     [(q.text, q.at) for q in recent])
+        draft_service = KnowledgeService(await self._index_for(draft.kb),
+                                         settings=self.runtime.settings)
+        touched = [c.entry_id for c in (*diff.added, *diff.changed)]
+        times = impact_times(diff, calendar(draft.kb, now), now)
+        rows = await asyncio.to_thread(impact, await self._live_service(), draft_service,
+                                       questions, times, touched)
+        return ImpactReport(times=times, since=since, rows=rows,
+                            tests=sum(q.source == "test" for q in questions),
+                            shopper_questions=sum(q.source == "shopper" for q in questions))
 
     # --- trying questions ---------------------------------------------------------------------
 

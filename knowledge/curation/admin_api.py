@@ -35,6 +35,7 @@ from knowledge.curation.admin import (
     VersionsView,
 )
 from knowledge.curation.diff import KbDiff
+from knowledge.curation.impact import ImpactReport
 from knowledge.curation.review import CampaignWindow
 from knowledge.errors import (
     Problem,
@@ -124,6 +125,11 @@ def _read_routes(router: APIRouter, admin: AdminService, auth: Any) -> None:
     async def review(draft_id: str, _agent: Annotated[Agent, auth]) -> DraftReview:
         """The review of a draft: diff against live, close pairs, test gate, calendar."""
         return await admin.review(draft_id)
+
+    @router.get(f"{PREFIX}/drafts/{{draft_id}}/impact", tags=tags)
+    async def impact(draft_id: str, _agent: Annotated[Agent, auth]) -> ImpactReport:
+        """What else the draft changes: live tests and recent shopper questions, before/after."""
+        return await admin.impact(draft_id)
 
     @router.get(f"{PREFIX}/drafts/{{draft_id}}/file", tags=tags)
     async def draft_file(draft_id: str, _agent: Annotated[Agent, auth]) -> Response:

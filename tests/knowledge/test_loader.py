@@ -17,6 +17,7 @@ from knowledge.loader import (
     load_kb_bytes,
     parse_datetime,
     template_bytes,
+    template_example,
     write_template,
 )
 from knowledge.models import Category, Entry, KnowledgeBase, TestQuestion
@@ -156,7 +157,9 @@ def test_templates_validate_and_show_the_date_format(fmt: KbFormat, tmp_path: Pa
     path = write_template(fmt, tmp_path / f"template.{fmt.value}")
     kb = load_kb(path)
     assert len(kb.entries) == 1
-    assert kb.entries[0].valid_from is not None and kb.entries[0].valid_from.utcoffset() is not None
+    start = kb.entries[0].valid_from
+    assert start is not None and start.utcoffset() is not None
+    assert start > datetime.now(UTC)  # the example campaign is upcoming, whenever it is made
     if fmt is KbFormat.CSV:
         header = template_bytes(fmt).decode("utf-8-sig").splitlines()[0]
         assert header.split(",") == list(FIELDS)
@@ -324,3 +327,12 @@ def test_variants_repeating_up_to_case_width_or_spaces_are_dropped_with_a_note(
     assert [(n.location, n.field) for n in notes] == [("entries[0] (id=a)", "variants")] * 3
     assert "repeats the question; dropped" in notes[0].message
     assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 3
+
+
+def test_the_template_campaign_is_dated_from_today() -> None:
+    december = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    entry = template_example(december)
+    assert entry.valid_from == datetime(2027, 1, 1, 20, 0, tzinfo=timezone(timedelta(hours=8)))
+    assert entry.valid_until is not None and entry.valid_until > entry.valid_from
+    assert entry.campaign == "sale-202701"
+    assert b"sale-202701" in template_bytes("yaml", now=december)

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 import redis.asyncio as aioredis
 
+from kefu.conversation import BotAnalysis, ConversationStore, utcnow
 from kefu.keys import kb_draft_key
 from knowledge.curation.admin import GATE_OVERRIDE_ACTION, AdminService
 from knowledge.curation.review import CLOSE_SHARE, GateReport, Severity, WindowStatus
@@ -302,7 +303,8 @@ async def test_calendar_of_live_and_draft(admin: AdminService) -> None:
 def test_templates_validate() -> None:
     for fmt, name in (("yaml", "t.yaml"), ("csv", "t.csv"), ("xlsx", "t.xlsx")):
         kb = load_kb_bytes(AdminService.template(fmt), name)
-        assert kb.entries and kb.entries[0].id == "double11-deposit"
+        assert kb.entries and kb.entries[0].campaign is not None
+        assert kb.entries[0].valid_from is not None and kb.entries[0].valid_from > utcnow()
 
 
 # --- every process, within 2 seconds, without failing -----------------------------------------
@@ -406,3 +408,36 @@ async def test_a_campaign_file_can_be_merged_into_the_live_version(admin: AdminS
     whole = await admin.upload(yaml_bytes(campaign_only), "d12.yaml", author="mgr")
     assert len(whole.diff.removed) == len(shop_kb().entries) - 1  # the file as the whole KB
     assert not whole.gate.passed
+
+
+async def test_impact_shows_what_else_a_campaign_file_changes(
+    admin: AdminService, client: aioredis.Redis,
+) -> None:
+    """A careless variant ("怎么开发票") makes the campaign entry answer invoice questions for the
+    whole window: the review shows it on a live test and on a question a shopper asked."""
+    careless = D12.model_copy(update={"variants": (*D12.variants, "怎么开发票")})
+    own_test = TestQuestion(text="双12定金能退吗", expected="d12-deposit", at=DOUBLE12_START)
+    conversations = ConversationStore(client)
+    for conv, text in (("web:s1", "发票要怎么开"), ("web:s2", "积分能换东西吗"),
+                       ("web:s3", "双12定金能退吗")):
+        await conversations.record_analysis(conv, BotAnalysis(at=utcnow(), text=text), asked=True)
+    review = await admin.upload(yaml_bytes(KnowledgeBase(entries=(careless,), tests=(own_test,))),
+                                "d12.yaml", author="mgr", merge=True)
+
+    report = await admin.impact(review.draft.id)
+
+    assert report.times[:2] == [DOUBLE12_START, DOUBLE12_END] and len(report.times) == 3
+    # the live tests and the shopper questions, not the file's own test
+    assert (report.tests, report.shopper_questions) == (3, 2)
+    changed = {(r.text, r.at) for r in report.rows}
+    assert ("发票怎么开", DOUBLE12_START) in changed  # a live test
+    assert ("发票要怎么开", DOUBLE12_START) in changed  # a shopper's question
+    assert not any(r.text == "双12定金能退吗" for r in report.rows)  # the file's own
+    assert not any(r.text == "几天能发货啊" for r in report.rows)  # asked at its own time only
+    test_row = next(r for r in report.rows if r.text == "发票怎么开" and r.at == DOUBLE12_START)
+    assert test_row.before is not None and test_row.before.entry_id == "invoice"
+    assert test_row.after.entry_id == "d12-deposit" and test_row.after.answer == D12.answer
+    assert test_row.by_draft and test_row.breaks_test and test_row.expected == "invoice"
+    assert report.rows[0].breaks_test  # the worst first
+    # outside the window the invoice answer is untouched
+    assert not any(r.text == "发票怎么开" and r.at > DOUBLE12_END for r in report.rows)
