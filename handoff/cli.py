@@ -1,7 +1,9 @@
-"""``kefu agent add|list|passwd``: manage console agents from the shell.
+r"""``kefu agent add|list|passwd|disable|enable|remove``: manage console agents from the shell.
 
-Passwords come from a hidden prompt on a terminal, or from the first line of standard input
-otherwise (``echo "$PW" | kefu agent add li --groups presale``); never from the command line.
+Passwords come from a hidden prompt on a terminal (asked twice), or from standard input otherwise
+(``echo "$PW" | kefu agent add li --groups presale``; a second line, if given, must repeat the
+first: ``printf '%s\n%s\n' "$PW" "$PW"``); never from the command line. A confirmation that does
+not match is an error (exit 2), whichever way it came.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+from functools import partial
 
 from handoff.service import HandoffService
 from handoff.settings import get_settings
@@ -39,14 +42,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     passwd.add_argument("username")
     passwd.set_defaults(func=_passwd)
 
+    for name, text in (("disable", "stop an account from logging in (its sessions end)"),
+                       ("enable", "let a disabled account log in again"),
+                       ("remove", "delete an account for good")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("username")
+        command.set_defaults(func=partial(_run, action=name))
+
+
+class PasswordMismatch(KefuError):
+    """The password and its confirmation differ."""
+
+    status_code = 422
+    code = "password_mismatch"
+
 
 def _read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != first:
-            raise SystemExit("passwords differ")
-        return first
-    return sys.stdin.readline().rstrip("\r\n")
+        again = getpass.getpass("again: ")
+    else:
+        first = sys.stdin.readline().rstrip("\r\n")
+        line = sys.stdin.readline()
+        again = line.rstrip("\r\n") if line else first  # one line: nothing to confirm
+    if again != first:
+        raise PasswordMismatch("passwords differ: the confirmation does not match")
+    return first
 
 
 def _run(args: argparse.Namespace, action: str) -> int:
@@ -72,6 +93,12 @@ async def _act(service: HandoffService, args: argparse.Namespace, action: str) -
     elif action == "passwd":
         await service.agents.set_password(args.username, _read_password())
         print(f"password of {args.username} changed")
+    elif action in ("disable", "enable"):
+        agent = await service.agents.set_disabled(args.username, action == "disable")
+        print(f"{action}d {_line(agent)}")
+    elif action == "remove":
+        await service.agents.remove(args.username)
+        print(f"removed {args.username}")
     else:
         for agent in await service.agents.all():
             print(_line(agent))
@@ -79,8 +106,9 @@ async def _act(service: HandoffService, args: argparse.Namespace, action: str) -
 
 
 def _line(agent: Agent) -> str:
-    return (f"{agent.username}\t{agent.display_name}\t{','.join(agent.groups)}\t"
+    line = (f"{agent.username}\t{agent.display_name}\t{','.join(agent.groups)}\t"
             f"{agent.role.value}\t{agent.presence.value}")
+    return f"{line}\tdisabled" if agent.disabled else line
 
 
 def _add(args: argparse.Namespace) -> int:

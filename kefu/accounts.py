@@ -53,6 +53,7 @@ class Agent(BaseModel):
     groups: list[str]
     role: AgentRole = AgentRole.AGENT
     presence: Presence = Presence.OFFLINE
+    disabled: bool = False  # may not log in; sessions end at their next request
     created_at: datetime
 
     def serves(self, group: str) -> bool:
@@ -143,6 +144,28 @@ class AgentDirectory:
         hashed = await asyncio.to_thread(hash_password, password, self._settings.bcrypt_rounds)
         await self._redis.hset(agent_key(username), "password_hash", hashed)
 
+    async def set_disabled(self, username: str, disabled: bool) -> Agent:
+        """Disable an account (it can no longer log in, its sessions stop working) or enable it.
+
+        A disabled agent goes offline at once, so no new chat waits for them; tickets they held
+        go back to their queue when the lease lapses.
+        """
+        await self.get(username)
+        await self._redis.hset(agent_key(username), "disabled", "1" if disabled else "0")
+        if disabled:
+            await self.set_presence(username, Presence.OFFLINE)
+        return await self.get(username)
+
+    async def remove(self, username: str) -> None:
+        """Delete an account for good: its sessions stop working at their next request."""
+        agent = await self.get(username)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(agent_key(username))
+            pipe.srem(agents_key(), username)
+            for group in agent.groups:
+                pipe.zrem(online_key(group), username)
+            await pipe.execute()
+
     def check_groups(self, groups: list[str]) -> list[str]:
         """``groups`` without blanks and duplicates; fails on a group that is not configured."""
         cleaned = list(dict.fromkeys(g.strip() for g in groups if g.strip()))
@@ -177,6 +200,7 @@ class AgentDirectory:
             username=username, display_name=fields.get("display_name") or username,
             groups=[g for g in fields.get("groups", "").split(",") if g],
             role=AgentRole(fields.get("role", AgentRole.AGENT.value)), presence=presence,
+            disabled=fields.get("disabled") == "1",
             created_at=datetime.fromisoformat(fields["created_at"]),
         )
 
@@ -184,10 +208,13 @@ class AgentDirectory:
 
     async def login(self, username: str, password: str) -> tuple[str, Agent]:
         """Check the password and open a session; the agent comes online."""
-        stored = cast(str | None, await self._redis.hget(agent_key(username), "password_hash"))
+        stored, disabled = cast(list[str | None], await self._redis.hmget(
+            agent_key(username), ["password_hash", "disabled"]))
         ok = await asyncio.to_thread(check_password, password, stored or _DUMMY_HASH.decode())
         if stored is None or not ok:
             raise NotAuthenticated("wrong username or password")
+        if disabled == "1":
+            raise NotAuthenticated("this account is disabled")
         token = secrets.token_urlsafe(32)
         await self._redis.set(session_key(_token_sha(token)), username,
                               ex=self._settings.session_ttl_seconds)
@@ -203,9 +230,12 @@ class AgentDirectory:
         if username is None:
             raise NotAuthenticated("session expired or unknown; log in again")
         try:
-            return await self.get(username)
+            agent = await self.get(username)
         except AgentNotFound as exc:
             raise NotAuthenticated("agent no longer exists") from exc
+        if agent.disabled:
+            raise NotAuthenticated("this account is disabled")
+        return agent
 
     async def logout(self, token: str, username: str) -> None:
         """End the session and take the agent offline."""

@@ -46,3 +46,43 @@ async def test_the_piped_password_logs_in(repo_root: Path, redis_url: str,
     assert token and agent.groups == ["presale"]
     with pytest.raises(NotAuthenticated):
         await service.agents.login("wu", "piped-password-1\n")
+
+
+async def test_disable_enable_and_remove(repo_root: Path, redis_url: str,
+                                         service: HandoffService) -> None:
+    assert kefu(repo_root, redis_url, "add", "zhao", "--groups", "presale",
+                stdin="zhao-password\n").returncode == 0
+    token, _agent = await service.agents.login("zhao", "zhao-password")
+
+    disabled = kefu(repo_root, redis_url, "disable", "zhao")
+    assert disabled.returncode == 0, disabled.stderr
+    assert disabled.stdout.strip().endswith("\tdisabled")
+    with pytest.raises(NotAuthenticated):
+        await service.agents.authenticate(token)  # the open session ends
+    with pytest.raises(NotAuthenticated):
+        await service.agents.login("zhao", "zhao-password")
+    assert kefu(repo_root, redis_url, "list").stdout.splitlines() == [
+        "zhao\tzhao\tpresale\tagent\toffline\tdisabled"]
+
+    assert kefu(repo_root, redis_url, "enable", "zhao").returncode == 0
+    token, _agent = await service.agents.login("zhao", "zhao-password")
+
+    removed = kefu(repo_root, redis_url, "remove", "zhao")
+    assert removed.returncode == 0 and "removed zhao" in removed.stdout
+    assert kefu(repo_root, redis_url, "list").stdout == ""
+    with pytest.raises(NotAuthenticated):
+        await service.agents.authenticate(token)
+    missing = kefu(repo_root, redis_url, "remove", "zhao")
+    assert missing.returncode == 2 and "no agent" in missing.stderr
+
+
+def test_a_mismatched_confirmation_on_stdin_is_an_error(repo_root: Path, redis_url: str) -> None:
+    differs = kefu(repo_root, redis_url, "add", "qian", "--groups", "presale",
+                   stdin="first-password\nsecond-password\n")
+    assert differs.returncode == 2 and "passwords differ" in differs.stderr
+    assert kefu(repo_root, redis_url, "list").stdout == ""  # nothing was created
+    same = kefu(repo_root, redis_url, "add", "qian", "--groups", "presale",
+                stdin="first-password\nfirst-password\n")
+    assert same.returncode == 0, same.stderr
+    changed = kefu(repo_root, redis_url, "passwd", "qian", stdin="new-password-1\nnew-password-2\n")
+    assert changed.returncode == 2 and "passwords differ" in changed.stderr
