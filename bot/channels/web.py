@@ -21,7 +21,11 @@ Frames (JSON)::
       {"type": "error", "cid", "code": "invalid" | "unavailable", "detail"}
 
     Msg = {"id", "role": "shopper" | "bot" | "agent" | "system", "text", "buttons", "at",
-           "agent"?, "cid"?}
+           "agent"?, "cid"?, "status"?}
+    status = {"state": "waiting" | "serving" | "message_left" | "ended", "ahead"?, "agent"?}
+             where the handoff stands after this system message (the widget's status banner)
+
+    GET /api/v1/widget/welcome?lang=zh|en   the greeting and quick questions the widget shows
 
 A sender id is a random secret the widget keeps in localStorage; whoever holds it can read
 that conversation, like a session cookie.
@@ -35,7 +39,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -45,6 +49,7 @@ from bot.gateway import Gateway
 from bot.gateway.errors import InvalidMessage, UpstreamUnavailable
 from kefu.conversation import ConversationStore, Role, Turn, conversation_id
 from kefu.keys import gw_client_ids_key
+from kefu.welcome import Welcome, WelcomeStore
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +78,14 @@ class WebChat:
         self.sessions: set[_Session] = set()
 
     def create_router(self) -> APIRouter:
-        """``GET /ws/chat?sender=…`` (WebSocket)."""
+        """``GET /ws/chat?sender=…`` (WebSocket) and the widget's welcome."""
         router = APIRouter()
+        welcome = WelcomeStore(self.redis)
+
+        @router.get("/api/v1/widget/welcome", tags=["shopper"])
+        async def widget_welcome(lang: Literal["zh", "en"] = "zh") -> Welcome:
+            """The greeting and quick questions the widget shows when opened."""
+            return (await welcome.get()).of(lang)
 
         @router.websocket("/ws/chat")
         async def chat_socket(websocket: WebSocket, sender: str = "") -> None:
@@ -276,6 +287,8 @@ def _message(turn: Turn) -> dict[str, Any]:
     }
     if turn.role is Role.AGENT and turn.meta.get("agent_name"):
         message["agent"] = str(turn.meta["agent_name"])
+    if isinstance(turn.meta.get("status"), dict):
+        message["status"] = turn.meta["status"]
     return message
 
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from kefu.conversation import ConversationStore
 from kefu.keys import kb_audit_key, kb_draft_key
+from kefu.welcome import WelcomeStore
 from knowledge.calibration import assess
 from knowledge.curation.diff import KbDiff, diff_kbs
 from knowledge.curation.impact import ImpactReport, impact, impact_times, questions_to_ask
@@ -173,6 +174,7 @@ class AdminService:
         self._topic_similarity = topic_similarity
         self._conversations = ConversationStore(redis)
         self.escalations = EscalationLog(redis, self._conversations)
+        self.welcome = WelcomeStore(redis)  # the web chat's greeting and quick questions
         self._indexes: OrderedDict[str, KnowledgeIndex] = OrderedDict()
         self._pairs: dict[tuple[str, frozenset[str]], list[ClosePair]] = {}
         self._build_lock = asyncio.Lock()

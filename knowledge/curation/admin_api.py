@@ -26,6 +26,7 @@ from kefu.accounts import Agent, AgentRole
 from kefu.errors import NotAuthorized
 from kefu.http import Authenticate, agent_dependency
 from kefu.pages import add_page
+from kefu.welcome import WelcomeSettings
 from knowledge.curation.admin import (
     AdminService,
     DraftReview,
@@ -175,6 +176,11 @@ def _read_routes(router: APIRouter, admin: AdminService, auth: Any) -> None:
         """Questions the bot did not handle, grouped by meaning, largest first."""
         return await admin.topics(min_conversations=min_conversations)
 
+    @router.get(f"{PREFIX}/welcome", tags=tags)
+    async def welcome(_agent: Annotated[Agent, auth]) -> WelcomeSettings:
+        """The web chat's greeting and quick questions, per language."""
+        return await admin.welcome.get()
+
     @router.get(f"{PREFIX}/templates/{{fmt}}", tags=tags)
     async def template(fmt: KbFormat) -> Response:
         """A starter file (header and one example) in yaml, csv or xlsx."""
@@ -207,6 +213,12 @@ def _change_routes(router: APIRouter, admin: AdminService, manager: Any) -> None
         """Publish a draft (test gate first; an override needs a written reason)."""
         return await admin.publish(draft_id, author=agent.username, note=body.note,
                                    override_reason=body.override_reason)
+
+    @router.put(f"{PREFIX}/welcome", tags=tags)
+    async def set_welcome(body: WelcomeSettings,
+                          _agent: Annotated[Agent, manager]) -> WelcomeSettings:
+        """Set the greeting and up to four quick questions the web chat shows when opened."""
+        return await admin.welcome.set(body)
 
     @router.post(f"{PREFIX}/rollback", tags=tags)
     async def rollback(body: RollbackRequest, agent: Annotated[Agent, manager]) -> VersionInfo:

@@ -25,8 +25,10 @@ from bot.gateway.rasa_client import RasaClient
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
+from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role
 from kefu.redis import async_client
+from kefu.welcome import DEFAULT_WELCOME, Welcome, WelcomeStore
 from tests.helpers.fake_rasa import DEFAULT_TEXT, RETURN_ANSWER, FakeRasa
 from tests.helpers.live_server import LoopServer
 
@@ -39,6 +41,7 @@ class Site:
     rasa: FakeRasa
     conversations: ConversationStore
     handoff: HandoffService
+    redis: Any
 
     def ws_url(self, sender: str) -> str:
         return f"ws://127.0.0.1:{self.server.port}/ws/chat?sender={sender}"
@@ -59,7 +62,7 @@ async def site(redis_url: str) -> AsyncIterator[Site]:
     server = LoopServer(app)
     await server.start()
     try:
-        yield Site(server, rasa, conversations, handoff)
+        yield Site(server, rasa, conversations, handoff, redis)
     finally:
         await web.close_all()
         await server.stop()
@@ -221,3 +224,33 @@ async def test_junk_frames_are_ignored(site: Site) -> None:
     ack = await w.send("c1", "你好")
     assert ack["type"] == "ack" and ack["id"]
     await w.ws.close()
+
+
+async def test_the_widget_reads_the_welcome_managers_set(site: Site) -> None:
+    base = f"http://127.0.0.1:{site.server.port}"
+    async with httpx.AsyncClient(base_url=base) as http:
+        default = (await http.get("/api/v1/widget/welcome", params={"lang": "en"})).json()
+        assert default["greeting"].startswith("Hello") and 3 <= len(default["questions"]) <= 4
+        store = WelcomeStore(site.redis)
+        await store.set(DEFAULT_WELCOME.model_copy(update={
+            "zh": Welcome(greeting="欢迎来到小鹿！", questions=["双12什么时候开始？"])}))
+        assert (await http.get("/api/v1/widget/welcome")).json() == {
+            "greeting": "欢迎来到小鹿！", "questions": ["双12什么时候开始？"]}
+        assert (await http.get("/api/v1/widget/welcome", params={"lang": "fr"})).status_code == 422
+
+
+async def test_system_messages_carry_the_handoff_status(site: Site) -> None:
+    await site.handoff.agents.add("li", "password-123", ["presale"], display_name="小艾")
+    await site.handoff.agents.set_presence("li", Presence.ONLINE)
+    w = await widget(site, "carol")
+    await w.hello()
+    await site.handoff.request_handoff("web:carol", reason=HandoffReason.EXPLICIT_REQUEST,
+                                       channel="web", group="presale")
+    waiting = await w.until(lambda f: f["type"] == "message" and "status" in f["message"])
+    assert waiting["message"]["status"] == {"state": "waiting", "ahead": 0}
+    ticket = await site.handoff.open_ticket("web:carol")
+    assert ticket is not None
+    await site.handoff.claim(ticket.id, await site.handoff.agents.get("li"))
+    serving = await w.until(lambda f: f["type"] == "message"
+                            and f["message"].get("status", {}).get("state") == "serving")
+    assert serving["message"]["status"]["agent"] == "小艾"

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kefu.conversation import BotAnalysis, ConversationStore, utcnow
 from kefu.escalations import record_escalation
 from kefu.redis import async_client
 from knowledge.loader import dump_yaml
@@ -23,6 +24,8 @@ from tests.helpers.kb_admin_app import (
     AGENT,
     BEFORE_D12,
     COUPON_QUESTION,
+    D12_END,
+    D12_START,
     INSIDE_D12,
     MANAGER,
     PASSWORD,
@@ -238,3 +241,47 @@ async def test_page_and_templates(http: httpx.AsyncClient) -> None:
         assert res.status_code == 200 and len(res.content) > 100
         assert f"kefu-kb-template.{fmt}" in res.headers["content-disposition"]
     assert (await http.get("/api/v1/kb/templates/docx")).status_code == 422
+
+
+async def test_welcome_is_read_by_agents_and_set_by_managers(http: httpx.AsyncClient) -> None:
+    agent = await login(http, AGENT)
+    manager = await login(http, MANAGER)
+    default = (await http.get("/api/v1/kb/welcome", headers=agent)).json()
+    assert 3 <= len(default["zh"]["questions"]) <= 4 and default["en"]["greeting"]
+    body = {"zh": {"greeting": "欢迎光临！", "questions": ["双12什么时候开始？", "怎么退货？", " "]},
+            "en": {"greeting": "Welcome!", "questions": ["How do I return shoes?"]}}
+    assert (await http.put("/api/v1/kb/welcome", headers=agent, json=body)).status_code == 403
+    saved = await http.put("/api/v1/kb/welcome", headers=manager, json=body)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["zh"]["questions"] == ["双12什么时候开始？", "怎么退货？"]  # blanks dropped
+    assert (await http.get("/api/v1/kb/welcome", headers=agent)).json() == saved.json()
+    too_many = {**body, "zh": {"greeting": "hi", "questions": ["a", "b", "c", "d", "e"]}}
+    assert (await http.put("/api/v1/kb/welcome", headers=manager, json=too_many)).status_code == 422
+
+
+async def test_impact_of_a_careless_campaign_file(http: httpx.AsyncClient, redis_url: str) -> None:
+    """A coupon entry that also claims "几天能发货" takes the shipping answer for its window."""
+    manager = await login(http, MANAGER)
+    redis = async_client(redis_url)
+    await ConversationStore(redis).record_analysis(
+        "web:s1", BotAnalysis(at=utcnow(), text="下单后几天能发货"), asked=True)
+    await redis.aclose()
+    campaign = campaign_file()
+    careless = campaign.entries[0].model_copy(
+        update={"variants": (*campaign.entries[0].variants, "几天能发货")})
+    review = await http.post("/api/v1/kb/drafts", headers=manager, data={"mode": "merge"},
+                             files=yaml_file(campaign.model_copy(update={"entries": (careless,)})))
+    assert review.status_code == 200, review.text
+    draft_id = review.json()["draft"]["id"]
+    impact = await http.get(f"/api/v1/kb/drafts/{draft_id}/impact", headers=manager)
+    assert impact.status_code == 200, impact.text
+    report = impact.json()
+    assert report["tests"] == 3 and report["shopper_questions"] == 1
+    taken = {(r["text"], r["source"]) for r in report["rows"]
+             if r["after"]["entry_id"] == "d12-coupons" and r["before"]["entry_id"] == "ship-time"}
+    assert ("几天能发货呀", "test") in taken and ("下单后几天能发货", "shopper") in taken
+    # asked now and at the campaign's start and end; the coupon entry answers only inside it
+    times = [datetime.fromisoformat(t) for t in report["times"]]
+    assert D12_START in times and D12_END in times
+    assert all(D12_START <= datetime.fromisoformat(r["at"]) <= D12_END for r in report["rows"]
+               if r["after"]["entry_id"] == "d12-coupons")
