@@ -11,6 +11,14 @@
     repeated_failure: "多次未解决 Repeated failure",
     complaint: "投诉 Complaint",
     offline_message: "留言 Message",
+    reopened: "重新打开 Reopened",
+  };
+  const CHANNELS = { web: "网页 Web", telegram: "Telegram", api: "API" };
+  // What a shopper's button click says in the transcript when its button is no longer known.
+  const CLICKED = {
+    "/feedback_helpful": "有帮助 👍", "/feedback_not_helpful": "没帮助 👎", "/request_human": "转人工",
+    "/back_to_bot": "返回智能助手", "/none_of_these": "都不是", "/leave_message": "留言给客服",
+    "/keep_with_bot": "继续问智能助手",
   };
   const ROLES = { shopper: "顾客 Shopper", bot: "机器人 Bot", agent: "客服 Agent", system: "系统 System" };
   const STATUSES = {
@@ -24,6 +32,9 @@
     tickets: new Map(), knownWaiting: null, unread: new Set(),
     current: null, currentTicket: null, turnIds: new Set(), lastTurnId: null,
     stream: null, timers: [], refreshTimer: null,
+    titles: new Map(), // button payload -> its title, from every turn shown
+    letGo: new Set(), // tickets this agent released, transferred or resolved: no more heartbeats
+    history: null, // the closed ticket shown read-only, in the history view
   };
 
   // --- formatting ----------------------------------------------------------------------------
@@ -43,6 +54,46 @@
 
   function since(iso) {
     return (Date.now() - new Date(iso).getTime()) / 1000;
+  }
+
+  function shortTime(iso) {
+    const d = new Date(iso);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+
+  // "网页访客 #1234 · 网页 Web · 首次 12-07 09:30": who the shopper is, where and since when.
+  function shopperLine(ctx) {
+    return `${ctx.shopper} · ${CHANNELS[ctx.channel] || ctx.channel} · 首次 First seen ${shortTime(ctx.first_seen)}`;
+  }
+
+  // What the shopper saw and did: a clicked button reads "点了：<its title>", never its payload.
+  function shownText(turn, ticket) {
+    const text = turn.text;
+    if (turn.role !== "shopper" || !text.startsWith("/")) return { text, clicked: false };
+    const rate = /^\/rate\s*(?:\{"score":\s*)?(\d)/.exec(text);
+    if (rate) return { text: `评分：${rate[1]} ★`, clicked: true };
+    let title = state.titles.get(text) || CLICKED[text];
+    const chosen = /^\/choose_option\s*\{"entry_id":\s*"([^"]+)"\}/.exec(text);
+    if (!title && chosen && ticket) {
+      const all = ticket.context.analyses.flatMap((a) => a.candidates);
+      const found = all.find((c) => c.entry_id === chosen[1]);
+      title = found ? found.question : chosen[1];
+    }
+    return { text: "点了：" + (title || text.replace(/^\//, "").split("{")[0]), clicked: true };
+  }
+
+  function turnItem(turn, ticket) {
+    for (const b of turn.buttons || []) state.titles.set(b.payload, b.title);
+    const who = turn.role === "agent" && turn.meta && turn.meta.agent_name ? turn.meta.agent_name : ROLES[turn.role];
+    const shown = shownText(turn, ticket);
+    return el("li", { class: "msg role-" + turn.role + (shown.clicked ? " clicked" : ""), testid: "turn",
+                      dataset: { role: turn.role, turnId: turn.id } },
+      el("div", { class: "meta" }, who, " · ", new Date(turn.at).toLocaleTimeString("zh-CN")),
+      el("div", { class: "text", testid: "turn-text" }, shown.text),
+      turn.buttons && turn.buttons.length
+        ? el("div", { class: "buttons" }, turn.buttons.map((b) => el("span", { class: "chip" }, b.title)))
+        : null);
   }
 
   // --- session -------------------------------------------------------------------------------
@@ -90,7 +141,7 @@
     state.tickets = new Map(tickets.map((t) => [t.id, t]));
     const waiting = tickets.filter((t) => t.status === "waiting" && myGroups().includes(t.group));
     if (state.knownWaiting !== null) {
-      const fresh = waiting.filter((t) => !state.knownWaiting.has(t.id));
+      const fresh = waiting.filter((t) => !state.knownWaiting.has(t.id) && !sentByMe(t));
       if (fresh.length) alertNew(fresh);
     }
     state.knownWaiting = new Set(waiting.map((t) => t.id));
@@ -135,16 +186,36 @@
       el("div", { class: "line" },
         position ? el("span", { class: "pos" }, "#" + position) : null,
         el("span", { class: "tag prio" }, PRIORITIES[t.priority] || t.priority),
-        el("span", { class: "who" }, ctx.display_name || t.conversation_id),
+        el("span", { class: "who", testid: "ticket-shopper" }, ctx.shopper),
         t.offline ? el("span", { class: "tag" }, "留言 Message") : null,
         el("span", { class: "timer", dataset: { since: t.created_at, sla: "1" } }, duration(since(t.created_at)))),
-      el("div", { class: "summary" }, ctx.summary),
+      el("div", { class: "summary", testid: "ticket-summary" }, ctx.summary),
+      el("div", { class: "where" }, `${CHANNELS[ctx.channel] || ctx.channel} · 首次 ${shortTime(ctx.first_seen)}`),
       t.agent && testid !== "my-ticket" ? el("div", { class: "owner" }, "客服 " + t.agent) : null);
+  }
+
+  function lastTransfer(t) {
+    return t.transfers.length ? t.transfers[t.transfers.length - 1] : null;
+  }
+
+  // A ticket this agent just transferred away is not news to them.
+  function sentByMe(t) {
+    const tr = lastTransfer(t);
+    return !!tr && tr.by === state.me.username && tr.to_group === t.group;
+  }
+
+  function transferAlert(tr) {
+    return `转接 from ${tr.by_name || tr.by}` + (tr.note ? `: ${tr.note}` : "");
   }
 
   function alertNew(fresh) {
     beep();
     const first = fresh[0];
+    const tr = lastTransfer(first);
+    if (tr && tr.to_group === first.group) {
+      toast(transferAlert(tr), "alert");
+      return;
+    }
     toast(`新会话 New chat: ${first.context.summary}`, "alert");
     if ("Notification" in window && Notification.permission === "granted") {
       try {
@@ -209,13 +280,7 @@
     if (!state.lastTurnId || laterId(turn.id, state.lastTurnId)) state.lastTurnId = turn.id;
     const box = $("transcript");
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-    const who = turn.role === "agent" && turn.meta && turn.meta.agent_name ? turn.meta.agent_name : ROLES[turn.role];
-    box.append(el("li", { class: "msg role-" + turn.role, testid: "turn", dataset: { role: turn.role, turnId: turn.id } },
-      el("div", { class: "meta" }, who, " · ", new Date(turn.at).toLocaleTimeString("zh-CN")),
-      el("div", { class: "text", testid: "turn-text" }, turn.text),
-      turn.buttons && turn.buttons.length
-        ? el("div", { class: "buttons" }, turn.buttons.map((b) => el("span", { class: "chip" }, b.title)))
-        : null));
+    box.append(turnItem(turn, state.currentTicket));
     if (atBottom || turn.role !== "shopper") box.scrollTop = box.scrollHeight;
   }
 
@@ -226,7 +291,7 @@
   function renderHead() {
     const t = state.currentTicket;
     if (!t) return;
-    $("conv-title").textContent = `${t.context.display_name || t.conversation_id} · ${t.conversation_id}`;
+    $("conv-title").textContent = shopperLine(t.context);
     $("conv-status").textContent = STATUSES[t.status] + (t.agent ? ` · ${t.agent}` : "");
     $("conv-status").dataset.status = t.status;
     const open = t.status === "waiting" || t.status === "claimed";
@@ -253,8 +318,9 @@
       ["原因 Reason", REASONS[ctx.reason] || ctx.reason, "context-reason"],
       ["优先级 Priority", PRIORITIES[t.priority] || t.priority, "context-priority"],
       ["技能组 Group", GROUPS[t.group] || t.group, "context-group"],
-      ["渠道 Channel", ctx.channel, "context-channel"],
-      ["顾客 Shopper", ctx.display_name || "—", "context-shopper"],
+      ["渠道 Channel", CHANNELS[ctx.channel] || ctx.channel, "context-channel"],
+      ["顾客 Shopper", ctx.shopper, "context-shopper"],
+      ["首次 First seen", shortTime(ctx.first_seen), "context-first-seen"],
       ["订单号 Order", order, "context-order"],
       ["摘要 Summary", ctx.summary, "context-summary"],
     ];
@@ -266,7 +332,8 @@
       ? el("dd", { testid: "sla-timer" }, "首次响应 First reply " + duration((new Date(t.first_response_at) - new Date(t.created_at)) / 1000))
       : el("dd", { testid: "sla-timer", class: "timer", dataset: { since: t.created_at, sla: "1" } }, duration(since(t.created_at))));
     for (const tr of t.transfers) {
-      facts.append(el("dt", {}, "转接 Transfer"), el("dd", {}, `${tr.from_agent || tr.from_group} → ${tr.to_agent || tr.to_group} ${tr.note}`));
+      facts.append(el("dt", {}, "转接 Transfer"), el("dd", { testid: "context-transfer" },
+        `${tr.by_name || tr.by}: ${GROUPS[tr.from_group] || tr.from_group} → ${tr.to_agent || GROUPS[tr.to_group] || tr.to_group}` + (tr.note ? ` · ${tr.note}` : "")));
     }
     for (const a of ctx.analyses.slice(-5).reverse()) {
       const confidence = a.intent_confidence === null ? "—" : Math.round(a.intent_confidence * 100) + "%";
@@ -334,12 +401,16 @@
     }
   }
 
-  async function act(action) {
+  // letGo: the action hands the ticket on (release, transfer, resolve); its lease stops then.
+  async function act(action, letGo = false) {
     const id = state.current;
     if (!id) return;
+    if (letGo) state.letGo.add(id);
+    else state.letGo.delete(id);
     try {
       await action(id);
     } catch (e) {
+      state.letGo.delete(id);  // still the agent's, if it was
       if (e.status === 409 && e.data && e.data.code === "already_claimed") toast(`已被 ${e.data.agent} 接入 Already claimed`, "error");
       else toast(e.message, "error");
     }
@@ -378,6 +449,89 @@
     } catch (e) {
       toast(e.status === 409 ? "会话已不在你名下 This chat is no longer yours" : e.message, "error");
       scheduleRefresh();
+    }
+  }
+
+  // --- history (resolved chats, read-only) ---------------------------------------------------
+
+  function showHistory(on) {
+    $("history-view").hidden = !on;
+    $("workspace").hidden = on;
+    $("history-button").setAttribute("aria-pressed", String(on));
+    if (on) searchHistory().catch((e) => toast(e.message, "error"));
+  }
+
+  async function searchHistory(event) {
+    if (event) event.preventDefault();
+    const params = new URLSearchParams();
+    const q = $("history-q").value.trim();
+    if (q) params.set("q", q);
+    if ($("history-from").value) params.set("date_from", $("history-from").value);
+    if ($("history-to").value) params.set("date_to", $("history-to").value);
+    const items = await api("GET", "/api/v1/history?" + params.toString());
+    const list = clear($("history-list"));
+    $("history-count").textContent = items.length ? `${items.length} 个会话 chats` : "没有找到 Nothing found";
+    for (const item of items) list.append(historyItem(item));
+  }
+
+  function stars(rating) {
+    return rating ? "★".repeat(rating) + "☆".repeat(5 - rating) : "未评分 Not rated";
+  }
+
+  function historyItem(item) {
+    const t = item.ticket, ctx = t.context;
+    const active = state.history && state.history.ticket.id === t.id;
+    return el("li", { class: "ticket" + (active ? " active" : ""), testid: "history-item", dataset: { ticketId: t.id },
+                      tabindex: 0, onclick: () => openHistory(t.id),
+                      onkeydown: (e) => { if (e.key === "Enter") openHistory(t.id); } },
+      el("div", { class: "line" },
+        el("span", { class: "who", testid: "history-shopper" }, ctx.shopper),
+        el("span", { class: "stars", testid: "history-rating" }, t.rating ? "★".repeat(t.rating) : ""),
+        el("span", { class: "timer" }, shortTime(t.closed_at))),
+      el("div", { class: "summary" }, ctx.summary),
+      t.resolution_note ? el("div", { class: "summary", testid: "history-note" }, "处理结果 " + t.resolution_note) : null,
+      item.wrote_again_at ? el("div", { class: "again", testid: "history-wrote-again" },
+        "顾客又来消息 Wrote again " + shortTime(item.wrote_again_at)) : null);
+  }
+
+  async function openHistory(id) {
+    const item = await api("GET", `/api/v1/history/${encodeURIComponent(id)}`);
+    const t = item.ticket, ctx = t.context;
+    state.history = item;
+    for (const node of document.querySelectorAll("#history-list .ticket")) {
+      node.classList.toggle("active", node.dataset.ticketId === id);
+    }
+    $("history-empty").hidden = true;
+    $("history-body").hidden = false;
+    $("history-title").textContent = shopperLine(ctx);
+    $("reopen-button").hidden = !item.can_reopen;
+    const facts = clear($("history-facts"));
+    const rows = [
+      ["结束 Closed", `${shortTime(t.closed_at)} · ${STATUSES[t.status] || t.status} · ${t.closed_by || ""}`, "history-closed"],
+      ["评分 Rating", stars(t.rating), "history-stars"],
+      ["处理结果 Note", t.resolution_note || "—", "history-resolution"],
+      ["订单号 Order", ctx.slots.order_number || ctx.slots.order_id || "—", "history-order"],
+      ["摘要 Summary", ctx.summary, "history-summary"],
+      ["技能组 Group", GROUPS[t.group] || t.group, "history-group"],
+    ];
+    if (item.wrote_again_at) rows.push(["又来消息 Wrote again", shortTime(item.wrote_again_at), "history-again"]);
+    for (const [k, v, testid] of rows) facts.append(el("dt", {}, k), el("dd", { testid }, v));
+    let turns = await api("GET", `/api/v1/tickets/${encodeURIComponent(id)}/transcript`);
+    if (!turns.length) turns = ctx.transcript; // the live record expired: the bot part is kept
+    const box = clear($("history-transcript"));
+    for (const turn of turns) box.append(turnItem(turn, t));
+  }
+
+  async function reopen() {
+    if (!state.history) return;
+    try {
+      const ticket = await api("POST", `/api/v1/history/${encodeURIComponent(state.history.ticket.id)}/reopen`);
+      toast("已重新打开 Reopened", "ok");
+      showHistory(false);
+      await refreshQueue();
+      await openTicket(ticket.id);
+    } catch (e) {
+      toast(e.message, "error");
     }
   }
 
@@ -442,8 +596,12 @@
       }
       return;
     }
+    if (type === "ticket.claimed" && event.agent === state.me.username) state.letGo.delete(event.ticket_id);
     if (type === "ticket.claimed" && event.agent === state.me.username && event.previous_agent && event.previous_agent !== state.me.username) {
-      toast("有会话转接给你 A chat was transferred to you", "alert");
+      api("GET", `/api/v1/tickets/${encodeURIComponent(event.ticket_id)}`).then((t) => {
+        const tr = lastTransfer(t);
+        toast(tr ? transferAlert(tr) : "有会话转接给你 A chat was transferred to you", "alert");
+      }).catch(() => toast("有会话转接给你 A chat was transferred to you", "alert"));
       beep();
     }
     scheduleRefresh();
@@ -451,11 +609,11 @@
 
   async function heartbeat() {
     for (const t of state.tickets.values()) {
-      if (!mine(t)) continue;
+      if (!mine(t) || state.letGo.has(t.id)) continue;
       try {
         await api("POST", `/api/v1/tickets/${encodeURIComponent(t.id)}/heartbeat`);
       } catch (e) {
-        if (e.status === 409) {
+        if (e.status === 409 && !state.letGo.has(t.id)) {
           toast("会话超时已回到队列 Lease expired: the chat went back to the queue", "error");
           scheduleRefresh();
         }
@@ -482,7 +640,7 @@
     });
     $("claim-next").addEventListener("click", () => claimNext().catch((e) => toast(e.message, "error")));
     $("claim-button").addEventListener("click", () => act((id) => api("POST", `/api/v1/tickets/${encodeURIComponent(id)}/claim`)));
-    $("release-button").addEventListener("click", () => act((id) => api("POST", `/api/v1/tickets/${encodeURIComponent(id)}/release`)));
+    $("release-button").addEventListener("click", () => act((id) => api("POST", `/api/v1/tickets/${encodeURIComponent(id)}/release`), true));
     $("transfer-button").addEventListener("click", () => act(async (id) => {
       const [kind, target] = $("transfer-target").value.split(":");
       if (!target) return;
@@ -491,19 +649,22 @@
       await api("POST", `/api/v1/tickets/${encodeURIComponent(id)}/transfer`, body);
       $("transfer-note").value = "";
       toast("已转接 Transferred");
-    }));
+    }, true));
     $("resolve-button").addEventListener("click", () => act(async (id) => {
       await api("POST", `/api/v1/tickets/${encodeURIComponent(id)}/resolve`, {
         note: $("resolve-note").value, return_to_bot: $("return-to-bot").checked,
       });
       $("resolve-note").value = "";
       toast("会话已结束 Resolved");
-    }));
+    }, true));
     $("reply-form").addEventListener("submit", sendReply);
     $("reply-input").addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("reply-form").requestSubmit(); }
     });
     $("canned-form").addEventListener("submit", searchCanned);
+    $("history-button").addEventListener("click", () => showHistory($("history-view").hidden));
+    $("history-form").addEventListener("submit", (e) => searchHistory(e).catch((err) => toast(err.message, "error")));
+    $("reopen-button").addEventListener("click", reopen);
     kefu.mount({ start, stop: stopAll });
   });
 })();
