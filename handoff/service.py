@@ -516,6 +516,7 @@ class HandoffService:
                 position = rank + offset + 1
                 await self._tell(ticket, messages.queued(ticket.context.language, position,
                                                          estimate(position)),
+                                 buttons=[messages.back_to_bot_button(ticket.context.language)],
                                  status=_waiting_status(ticket, position))
 
     async def _tell(self, ticket: Ticket, text: str, *, buttons: list[Button] | None = None,

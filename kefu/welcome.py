@@ -3,7 +3,7 @@
 Knowledge managers set them in the knowledge admin (``PUT /api/v1/kb/welcome``), per language;
 the widget reads them (``GET /api/v1/widget/welcome?lang=zh``) and shows them in the shopper's
 language, each quick question a button that asks it. Until a manager sets them, the defaults
-below are shown (questions every shop answers).
+below are shown: questions every shop answers, worded so the demo store answers each at once.
 """
 
 from __future__ import annotations
@@ -57,10 +57,10 @@ class WelcomeSettings(BaseModel):
 
 DEFAULT_WELCOME = WelcomeSettings(
     zh=Welcome(greeting="您好！我是智能客服小助手，请问有什么可以帮您？",
-               questions=["怎么退货？", "多久发货？", "鞋码怎么选？", "可以开发票吗？"]),
+               questions=["退货流程", "怎么查物流？", "鞋子偏码吗？", "可以开发票吗？"]),
     en=Welcome(greeting="Hello! I'm the shop assistant. How can I help you?",
-               questions=["How do I return an item?", "When will my order ship?",
-                          "Which size should I choose?"]),
+               questions=["How do I return an item?", "How long is delivery?",
+                          "Is it authentic?"]),
 )
 
 

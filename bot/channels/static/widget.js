@@ -7,6 +7,11 @@
  * Optional attributes: data-kefu-lang="zh|en" (default: navigator.language, switchable),
  * data-kefu-open="true" (start opened), data-kefu-title="…".
  *
+ * When opened on an empty chat it greets in the shopper's language with the quick questions a
+ * knowledge manager set (GET /api/v1/widget/welcome). A status banner says where a handoff
+ * stands (queue position, the serving agent, message left), from the status the server attaches
+ * to its system messages; it disappears when the chat is back with the bot.
+ *
  * One WebSocket to /ws/chat?sender=<id>. The sender id lives in localStorage, with a cache of
  * the last messages and an outbox of unacknowledged ones. On (re)connect the widget sends the
  * last message id it has; the server replays everything after it, then pushes live. Messages
@@ -26,18 +31,24 @@
       switchLabel: "Switch to English", open: "联系客服", close: "关闭",
       connecting: "正在连接…", offline: "连接已断开，正在重连…", online: "",
       typing: "正在输入…", bot: "智能助手", agent: "人工客服", system: "系统消息", you: "我",
-      sending: "发送中", failed: "发送失败", handoff: "人工客服为您服务中",
+      sending: "发送中", failed: "发送失败",
       unavailable: "系统繁忙，您的消息已记录，请稍后再试。",
-      welcome: "您好！请问有什么可以帮您？"
+      welcome: "您好！请问有什么可以帮您？",
+      waitingNext: "排队中，您是下一位", waiting: "排队中，前面还有 {n} 位",
+      serving: "客服 {agent} 为您服务", servingAnon: "人工客服为您服务",
+      messageLeft: "已留言，客服上线后回复"
     },
     en: {
       title: "Customer service", placeholder: "Type your question…", send: "Send",
       switchTo: "中文", switchLabel: "切换到中文", open: "Chat with us", close: "Close",
       connecting: "Connecting…", offline: "Connection lost, reconnecting…", online: "",
       typing: "typing…", bot: "Assistant", agent: "Agent", system: "Notice", you: "You",
-      sending: "sending", failed: "not sent", handoff: "An agent is handling your chat",
+      sending: "sending", failed: "not sent",
       unavailable: "We're busy right now. Your message is saved; please try again soon.",
-      welcome: "Hello! How can I help you?"
+      welcome: "Hello! How can I help you?",
+      waitingNext: "In the queue: you are next", waiting: "In the queue: {n} ahead of you",
+      serving: "Agent {agent} is serving you", servingAnon: "An agent is serving you",
+      messageLeft: "Message left: an agent will reply when back"
     }
   };
 
@@ -98,6 +109,9 @@
   var payloadTitles = new Map();
   var history = readJson(cacheKey, []);
   var outbox = readJson(outboxKey, []);
+  var chatStatus = null;      // {state, ahead?, agent?} of the newest system message with one
+  var chatStatusId = null;
+  var greeting = null;        // the local greeting bubble, while the chat is otherwise empty
   var ws = null;
   var attempts = 0;
   var reconnectTimer = null;
@@ -213,6 +227,10 @@
   function onFrame(frame) {
     if (frame.type === "history") {
       attempts = 0;
+      if (greeting && (frame.messages || []).length && !pending.size) {
+        greeting.remove();  // a returning shopper sees their chat, not a greeting above it
+        greeting = null;
+      }
       (frame.messages || []).forEach(function (m) { addMessage(m); });
       setStatus("online");
       flushOutbox();
@@ -220,7 +238,6 @@
       addMessage(frame.message);
     } else if (frame.type === "ack") {
       settle(frame.cid, frame.id);
-      if (frame.mode) { banner.classList.toggle("show", frame.mode === "handoff"); }
     } else if (frame.type === "typing") {
       setTyping(!!frame.on);
     } else if (frame.type === "error") {
@@ -253,6 +270,7 @@
   function addMessage(m, fromCache) {
     if (!m || !m.id || rendered.has(m.id)) { return; }
     (m.buttons || []).forEach(function (b) { payloadTitles.set(b.payload, b.title); });
+    if (m.status) { applyStatus(m.status, m.id); }
     var node;
     if (m.cid && pending.has(m.cid)) {
       node = pending.get(m.cid);
@@ -386,6 +404,69 @@
     return text;
   }
 
+  // --- status banner and greeting ----------------------------------------------------------
+  function applyStatus(value, id) {
+    if (chatStatusId && compareIds(id, chatStatusId) < 0) { return; }
+    chatStatus = value;
+    chatStatusId = id;
+    renderBanner();
+  }
+
+  function renderBanner() {
+    var s = chatStatus;
+    var text = "";
+    if (s && s.state === "waiting") {
+      text = s.ahead ? t("waiting").replace("{n}", String(s.ahead)) : t("waitingNext");
+    } else if (s && s.state === "serving") {
+      text = s.agent ? t("serving").replace("{agent}", s.agent) : t("servingAnon");
+    } else if (s && s.state === "message_left") {
+      text = t("messageLeft");
+    }
+    banner.textContent = text;
+    banner.dataset.state = s && text ? s.state : "none";
+    banner.classList.toggle("show", !!text);
+  }
+
+  // Greet an empty chat with the quick questions managers set (the defaults if unreachable).
+  function greet() {
+    if (greeting || log.querySelector(".msg")) { return; }
+    greeting = el("div", "msg bot greeting");
+    greeting.dataset.role = "bot";
+    log.prepend(greeting);
+    fillGreeting({ greeting: t("welcome"), questions: [] });
+    loadWelcome();
+  }
+
+  function loadWelcome() {
+    var wanted = lang;
+    fetch(base + "/api/v1/widget/welcome?lang=" + encodeURIComponent(wanted))
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (welcome) { if (welcome && wanted === lang) { fillGreeting(welcome); } })
+      .catch(function () { /* keep the built-in greeting */ });
+  }
+
+  function fillGreeting(welcome) {
+    if (!greeting) { return; }
+    while (greeting.firstChild) { greeting.removeChild(greeting.firstChild); }
+    var who = el("div", "who");
+    var text = el("div", "text");
+    text.textContent = welcome.greeting;
+    greeting.append(who, text);
+    if (welcome.questions && welcome.questions.length) {
+      var row = el("div", "buttons quick");
+      welcome.questions.forEach(function (q) {
+        var button = el("button");
+        button.type = "button";
+        button.textContent = q;
+        button.addEventListener("click", function () { send(q, q); });
+        row.appendChild(button);
+      });
+      greeting.appendChild(row);
+    }
+    labelMessage(greeting);
+    refreshButtons();
+  }
+
   function setTyping(on) { typing.classList.toggle("on", on); }
 
   function setStatus(state) {
@@ -400,6 +481,7 @@
     if (open) {
       unread = 0;
       launcher.classList.remove("unread");
+      greet();
       input.focus();
     }
   }
@@ -414,7 +496,8 @@
     input.placeholder = t("placeholder");
     sendButton.textContent = t("send");
     typing.textContent = t("typing");
-    banner.textContent = t("handoff");
+    renderBanner();
+    if (greeting) { loadWelcome(); }
     setStatus(status.dataset.state || "connecting");
     log.querySelectorAll(".msg").forEach(labelMessage);
     log.querySelectorAll(".msg.pending .state").forEach(function (s) { s.textContent = t("sending"); });
@@ -424,6 +507,7 @@
   function remember(m) {
     var copy = { id: m.id, role: m.role, text: m.text, buttons: m.buttons || [], at: m.at };
     if (m.agent) { copy.agent = m.agent; }
+    if (m.status) { copy.status = m.status; }
     history.push(copy);
     history.sort(function (a, b) { return compareIds(a.id, b.id); });
     if (history.length > HISTORY_CACHE) { history = history.slice(-HISTORY_CACHE); }

@@ -24,10 +24,13 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from bot.channels.web import WIDGET_DIR, WebChat
 from bot.gateway import Gateway
 from bot.gateway.rasa_client import RasaClient
+from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
+from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role, Turn
 from kefu.redis import async_client
+from kefu.welcome import Welcome, WelcomeSettings, WelcomeStore
 from tests.helpers.fake_rasa import DEFAULT_TEXT, RETURN_ANSWER, RETURN_ANSWER_EN, FakeRasa
 from tests.helpers.live_server import ThreadServer
 
@@ -132,10 +135,10 @@ def shop_page(browser: Browser, store: Store, locale: str) -> Iterator[Page]:
 
 
 def messages(page: Page) -> list[tuple[str, str]]:
-    """(role, text) of every rendered message, in order."""
+    """(role, text) of every rendered message, in order (the local greeting aside)."""
     rows: list[tuple[str, str]] = page.evaluate("""() => {
         const root = document.querySelector('#kefu-chat').shadowRoot;
-        return [...root.querySelectorAll('.msg')].map(
+        return [...root.querySelectorAll('.msg:not(.greeting)')].map(
             m => [m.dataset.role || 'notice', m.querySelector('.text').textContent]);
     }""")
     return [tuple(r) for r in rows]  # type: ignore[misc]
@@ -255,7 +258,7 @@ def test_chinese_quick_reply_to_the_latest_message_only(browser: Browser, store:
         page.locator(".launcher").click()
         connected(page)
         say(page, "尺码怎么选")
-        expect(page.locator(".msg.bot .buttons button")).to_have_count(2)
+        expect(page.locator(".msg.bot:not(.greeting) .buttons button")).to_have_count(2)
         page.locator(".buttons button", has_text="鞋码怎么选").click()
         expect(page.locator(".msg.bot .text").last).to_have_text("鞋码偏小半码，建议选大一码。")
         assert store.rasa.messages()[-1] == '/choose_option{"entry_id":"shoe-size"}'
@@ -263,3 +266,113 @@ def test_chinese_quick_reply_to_the_latest_message_only(browser: Browser, store:
         expect(visible).to_have_count(2)  # only the newest answer's feedback buttons
         expect(visible.first).to_have_text("有帮助 👍")
         assert RETURN_ANSWER not in [t for _r, t in messages(page)]
+
+
+# --- greeting and the truthful status banner -------------------------------------------------
+
+
+def handoff_call(redis_url: str, act: Any) -> Any:
+    """Run ``act(service)`` against the store's Redis, as another process (the console) would."""
+    async def go() -> Any:
+        redis = async_client(redis_url)
+        try:
+            return await act(HandoffService(redis, ConversationStore(redis),
+                                            HandoffSettings(bcrypt_rounds=4)))
+        finally:
+            await redis.aclose()
+
+    return _run(go())
+
+
+def banner(page: Page) -> Any:
+    return page.locator(".banner")
+
+
+def test_the_widget_greets_in_the_shoppers_language_with_the_managers_questions(
+        browser: Browser, store: Store) -> None:
+    async def set_welcome() -> None:
+        redis = async_client(store.redis_url)
+        try:
+            await WelcomeStore(redis).set(WelcomeSettings(
+                zh=Welcome(greeting="欢迎来到小鹿鞋服！", questions=["怎么退货？", "尺码怎么选", "运费险怎么赔"]),
+                en=Welcome(greeting="Welcome to Deer Shoes!", questions=["How do I return shoes?"])))
+        finally:
+            await redis.aclose()
+
+    _run(set_welcome())
+    with shop_page(browser, store, "en-US") as page:
+        expect(page.locator(".greeting")).to_have_count(0)  # not before it is opened
+        page.locator(".launcher").click()
+        greeting = page.locator(".msg.greeting")
+        expect(greeting.locator(".text")).to_have_text("Welcome to Deer Shoes!")
+        expect(greeting.locator(".buttons button")).to_have_text(["How do I return shoes?"])
+        page.locator("header .lang").click()  # the shopper switches to Chinese
+        expect(greeting.locator(".text")).to_have_text("欢迎来到小鹿鞋服！")
+        expect(greeting.locator(".buttons button")).to_have_text(["怎么退货？", "尺码怎么选", "运费险怎么赔"])
+        connected(page)
+        greeting.locator(".buttons button", has_text="怎么退货？").click()
+        expect(page.locator(".msg.bot:not(.greeting) .text").last).to_have_text(RETURN_ANSWER)
+        assert store.rasa.messages() == ["怎么退货？"]
+        expect(page.locator(".msg.greeting")).to_have_count(1)  # it stays at the top
+        # a returning shopper sees their chat, not a greeting
+        page.reload()
+        page.locator(".launcher").click()
+        connected(page)
+        expect(page.locator(".msg.greeting")).to_have_count(0)
+
+
+def test_the_banner_tells_where_the_handoff_stands(browser: Browser, store: Store) -> None:
+    with shop_page(browser, store, "zh-CN") as page:
+        page.locator(".launcher").click()
+        connected(page)
+        conv = f"web:{page.evaluate('window.KefuChat.sender()')}"
+        expect(banner(page)).to_be_hidden()
+
+        # nobody online: the message waits for an agent
+        handoff_call(store.redis_url, lambda s: s.request_handoff(
+            conv, reason=HandoffReason.EXPLICIT_REQUEST, channel="web", group="presale"))
+        expect(banner(page)).to_have_text("已留言，客服上线后回复")
+        expect(banner(page)).to_have_attribute("data-state", "message_left")
+
+        async def serve_and_close(service: HandoffService) -> None:
+            agent = await service.agents.add("ai", "password-123", ["presale"], display_name="小艾")
+            await service.agents.set_presence("ai", Presence.ONLINE)
+            ticket = await service.open_ticket(conv)
+            assert ticket is not None
+            await service.claim(ticket.id, agent)
+
+        handoff_call(store.redis_url, serve_and_close)
+        expect(banner(page)).to_have_text("客服 小艾 为您服务")
+
+        async def resolve(service: HandoffService) -> None:
+            ticket = await service.open_ticket(conv)
+            assert ticket is not None
+            await service.resolve(ticket.id, await service.agents.get("ai"), note="ok")
+
+        handoff_call(store.redis_url, resolve)
+        expect(banner(page)).to_be_hidden()
+        expect(banner(page)).to_have_attribute("data-state", "none")
+
+        # someone is ahead in the queue; then they are taken and the shopper is next
+        async def queue_behind(service: HandoffService) -> str:
+            first = await service.request_handoff("web:ahead", reason=HandoffReason.EXPLICIT_REQUEST,
+                                                  channel="web", group="presale")
+            await service.request_handoff(conv, reason=HandoffReason.EXPLICIT_REQUEST,
+                                          channel="web", group="presale")
+            return first.id
+
+        ahead = handoff_call(store.redis_url, queue_behind)
+        expect(banner(page)).to_have_text("排队中，前面还有 1 位")
+        async def take_the_one_ahead(service: HandoffService) -> None:
+            await service.claim(ahead, await service.agents.get("ai"))
+
+        handoff_call(store.redis_url, take_the_one_ahead)
+        expect(banner(page)).to_have_text("排队中，您是下一位")
+        # the page reloads: the banner comes back from the history
+        page.reload()
+        page.locator(".launcher").click()
+        connected(page)
+        expect(banner(page)).to_have_text("排队中，您是下一位")
+        page.locator(".buttons button", has_text="返回智能助手").last.click()
+        expect(banner(page)).to_be_hidden()
+
