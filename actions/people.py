@@ -37,7 +37,8 @@ class ActionHandoff(KefuAction):
             message.conversation_id, analysis_of(message, DecisionKind.HANDOFF.value))
         plan = plan_for_intent(message.intent, tracker.get_slot("last_category"))
         stuck = stuck_of(tracker)
-        if stuck is not None and plan.reason is HandoffReason.EXPLICIT_REQUEST:
+        still_stuck = tracker.get_slot("last_decision") != DecisionKind.ANSWER.value
+        if stuck is not None and still_stuck and plan.reason is HandoffReason.EXPLICIT_REQUEST:
             plan = HandoffPlan(plan.reason, plan.group, plan.priority,
                                f"要求人工，{failure_detail(stuck)}")
         return await self.hand_off(dispatcher, tracker, message, plan)
