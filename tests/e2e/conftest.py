@@ -7,6 +7,7 @@ server and the Rasa server with the model trained from this checkout.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from playwright.async_api import Page, async_playwright
 from bot.rasa.training import train_if_changed
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
+from kefu.accounts import Presence
 from kefu.conversation import ConversationStore
 from kefu.redis import async_client
 from kefu.stack import StackConfig, StackError, run_stack
@@ -82,6 +84,39 @@ class RestChat:
 def chat(stack: StackConfig, request: pytest.FixtureRequest) -> RestChat:
     """A fresh conversation per test (the sender id is the test's name)."""
     return RestChat(stack, f"web:{request.node.name}")
+
+
+def _presence(stack: StackConfig, *, online: str | None) -> None:
+    """Everyone offline, then ``online`` (a new agent of every group) at the console."""
+    async def go() -> None:
+        redis = async_client(stack.redis_url)
+        try:
+            service = HandoffService(redis, ConversationStore(redis),
+                                     HandoffSettings(bcrypt_rounds=4))
+            for agent in await service.agents.all():
+                await service.agents.set_presence(agent.username, Presence.OFFLINE)
+            if online is not None:
+                await service.agents.add(online, "e2e-online-password",
+                                         list(service.settings.groups), display_name="在线客服")
+                await service.agents.set_presence(online, Presence.ONLINE)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+def someone_online(stack: StackConfig) -> str:
+    """An agent of every group at the console, so a handoff reaches a person now."""
+    username = f"online-{uuid.uuid4().hex[:8]}"
+    _presence(stack, online=username)
+    return username
+
+
+@pytest.fixture
+def nobody_online(stack: StackConfig) -> None:
+    """No agent of any group online (those of earlier tests included)."""
+    _presence(stack, online=None)
 
 
 CHROMIUM = "/usr/bin/chromium"

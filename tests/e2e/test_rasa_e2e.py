@@ -140,7 +140,7 @@ def test_feedback_buttons_thank_then_offer_a_person(stack: StackConfig, chat: Re
     chat.say("跑鞋脏了要怎么清理")
     assert texts(chat.say("/feedback_helpful")) == ["很高兴能帮到您！还有其他问题随时问我哦。"]
     [sorry] = chat.say("/feedback_not_helpful")
-    assert sorry["buttons"] == [{"title": "转人工客服", "payload": "/request_human"}]
+    assert sorry["buttons"] == [{"title": "转人工", "payload": "/request_human"}]
     assert record(stack, chat.sender)[0] is None
 
 
@@ -148,18 +148,20 @@ def test_clarification_then_a_choice_answers(stack: StackConfig, chat: RestChat,
                                              demo: KnowledgeBase) -> None:
     text, options = clarified(stack.gateway_url)
     [clarify] = chat.say(text)
-    assert clarify["text"] == "您想问的是："
+    assert clarify["text"] == "您是想问下面哪一个？"
     payloads = [b["payload"] for b in clarify["buttons"]]
-    assert payloads == [f'/choose_option{{"entry_id":"{o}"}}' for o in options]
-    assert 2 <= len(payloads) <= 3
+    # the options, then the ways out
+    assert payloads[:-2] == [f'/choose_option{{"entry_id":"{o}"}}' for o in options]
+    assert 2 <= len(options) <= 3
+    assert payloads[-2:] == ["/none_of_these", "/request_human"]
     chosen = options[-1]  # not only the first: the choice, not the ranking, decides
     [answer] = chat.say(f'/choose_option{{"entry_id":"{chosen}"}}')
     assert answer["text"] == answer_of(demo, chosen)
 
 
 @pytest.mark.parametrize("text", ["转人工", "/request_human", "talk to a person please"])
-def test_asking_for_a_person_opens_a_ticket(stack: StackConfig, chat: RestChat,
-                                            text: str) -> None:
+def test_asking_for_a_person_opens_a_ticket(stack: StackConfig, chat: RestChat, text: str,
+                                            someone_online: str) -> None:
     chat.say(text)
     ticket, _analyses, _slots = record(stack, chat.sender)
     assert ticket is not None
@@ -171,8 +173,8 @@ def test_asking_for_a_person_opens_a_ticket(stack: StackConfig, chat: RestChat,
     assert "客服" in status or "agent" in status.lower()
 
 
-def test_complaint_opens_a_high_priority_aftersale_ticket(stack: StackConfig,
-                                                          chat: RestChat) -> None:
+def test_complaint_opens_a_high_priority_aftersale_ticket(stack: StackConfig, chat: RestChat,
+                                                          someone_online: str) -> None:
     chat.say("我要投诉，退款一直没到账")
     ticket, _analyses, _slots = record(stack, chat.sender)
     assert ticket is not None
@@ -181,20 +183,41 @@ def test_complaint_opens_a_high_priority_aftersale_ticket(stack: StackConfig,
 
 
 @pytest.mark.parametrize("text", ["明天上海会下雨吗", "what's the weather in Beijing"])
-def test_unknown_question_hands_off(stack: StackConfig, chat: RestChat, text: str) -> None:
+def test_unknown_question_hands_off(stack: StackConfig, chat: RestChat, text: str,
+                                    someone_online: str) -> None:
     chat.say(text)
     ticket, [analysis], _slots = record(stack, chat.sender)
     assert analysis.decision == "handoff"
     assert ticket is not None and ticket.reason is HandoffReason.LOW_CONFIDENCE
 
 
-def test_order_number_is_captured_for_agents(stack: StackConfig, chat: RestChat) -> None:
+def test_order_number_is_captured_for_agents(stack: StackConfig, chat: RestChat,
+                                            someone_online: str) -> None:
     [reply] = chat.say("订单号E2026011512345678")
     assert "E2026011512345678" in reply["text"]
     chat.say("转人工")
     ticket, _analyses, slots = record(stack, chat.sender)
     assert slots == {"order_number": "E2026011512345678"}
     assert ticket is not None and ticket.context.order_number == "E2026011512345678"
+
+
+def test_nobody_online_the_bot_asks_before_moving_the_shopper(
+        stack: StackConfig, chat: RestChat, nobody_online: None) -> None:
+    [choice] = chat.say("转人工")
+    assert choice["text"].startswith("现在售前客服都不在线")
+    assert [b["payload"] for b in choice["buttons"]] == ["/leave_message", "/keep_with_bot"]
+    assert record(stack, chat.sender)[0] is None
+    assert texts(chat.say("/keep_with_bot")) == ["好的，我继续为您服务。您可以换个说法再问我。"]
+    chat.say("转人工")
+    assert chat.say("/leave_message") == []  # the handoff service asks for the message
+    ticket, _analyses, _slots = record(stack, chat.sender)
+    assert ticket is not None and ticket.offline
+    assert told(stack, chat.sender)[-1].startswith("当前暂无客服在线。请直接留言")
+
+
+def test_order_number_typed_as_shoppers_do(stack: StackConfig, chat: RestChat) -> None:
+    chat.say("我的订单 2026 1120 1234 5 到哪了")
+    assert record(stack, chat.sender)[2] == {"order_number": "2026112012345"}
 
 
 def test_tracker_lives_under_kefus_key_prefix(stack: StackConfig, chat: RestChat) -> None:
@@ -208,7 +231,8 @@ def test_tracker_lives_under_kefus_key_prefix(stack: StackConfig, chat: RestChat
 
 
 def test_gateway_path_traditional_question_and_handoff_mode(stack: StackConfig,
-                                                            demo: KnowledgeBase) -> None:
+                                                            demo: KnowledgeBase,
+                                                            someone_online: str) -> None:
     url = f"{stack.gateway_url}/api/v1/messages"
     with httpx.Client(timeout=60) as client:
         answered = client.post(url, json={"sender": "gw-e2e", "text": "跑鞋髒了要怎麼清理"})

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from handoff.models import HandoffReason, shopper_label
+from handoff.models import HandoffReason, TicketStatus, shopper_label
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.accounts import Presence
@@ -165,7 +165,10 @@ async def test_the_shopper_is_answered_asked_and_told_the_truth(
     await expect(banner).to_be_hidden()
     await expect(shop.locator(".msg.system").last.locator(".buttons button")).to_have_count(5)
 
-    # with the agent online, someone is ahead in the logistics queue
+    # with the agent online, someone is ahead in the logistics queue (and only they: earlier
+    # tests' shoppers leave the queue)
+    for waiting in await handoff.list_tickets(TicketStatus.WAITING, group="logistics"):
+        await handoff.cancel(waiting.conversation_id)
     ahead = await handoff.request_handoff(f"web:ahead-{sender}", channel="web",
                                           reason=HandoffReason.EXPLICIT_REQUEST, group="logistics")
     await say(shop, "转人工")
