@@ -51,6 +51,35 @@ window.kefu = (() => {
     if (text && seconds) toast.timer = setTimeout(() => { box.hidden = true; }, seconds * 1000);
   }
 
+  // Ask before something that matters (publish, roll back): a modal with the question, what will
+  // happen, and a note that is required and kept (the audit log). Resolves to the note, or null
+  // when cancelled. confirmDialog({ title, message, noteLabel, confirmLabel, note })
+  function confirmDialog(options) {
+    const note = el("textarea", { id: "confirm-note", testid: "confirm-note", rows: 3, maxlength: 1000 });
+    note.value = options.note || "";
+    const ok = el("button", { type: "submit", class: "primary", testid: "confirm-ok" },
+      options.confirmLabel || "确认 Confirm");
+    const cancel = el("button", { type: "button", testid: "confirm-cancel" }, "取消 Cancel");
+    const form = el("form", { method: "dialog" },
+      el("h2", {}, options.title),
+      el("p", { testid: "confirm-message" }, options.message || ""),
+      el("label", {}, options.noteLabel || "备注（记入审计日志） Note (kept in the audit log)", note),
+      el("p", { class: "actions" }, cancel, ok));
+    const dialog = el("dialog", { id: "confirm-dialog", testid: "confirm-dialog" }, form);
+    const sync = () => { ok.disabled = !note.value.trim(); };
+    note.addEventListener("input", sync);
+    sync();
+    document.body.append(dialog);
+    return new Promise((resolve) => {
+      let answer = null;
+      form.addEventListener("submit", () => { answer = note.value.trim(); });
+      cancel.addEventListener("click", () => dialog.close());
+      dialog.addEventListener("close", () => { dialog.remove(); resolve(answer || null); });
+      dialog.showModal();
+      note.focus();
+    });
+  }
+
   // --- HTTP -----------------------------------------------------------------------------------
 
   const token = () => sessionStorage.getItem(TOKEN_KEY);
@@ -150,5 +179,6 @@ window.kefu = (() => {
     else wire();
   }
 
-  return { $, el, clear, toast, token, authHeaders, errorText, request, api, showLogin, mount, EXPIRED };
+  return { $, el, clear, toast, confirmDialog, token, authHeaders, errorText, request, api, showLogin,
+           mount, EXPIRED };
 })();

@@ -58,6 +58,7 @@
     if (name === "calendar") loadCalendar();
     if (name === "versions") refreshVersions();
     if (name === "topics") loadTopics();
+    if (name === "welcome") loadWelcome();
   }
 
   // --- upload and review ------------------------------------------------------------------------
@@ -69,11 +70,15 @@
     const form = new FormData();
     form.append("file", file);
     form.append("mode", document.querySelector("input[name=mode]:checked").value);
+    // the previous upload's problems and review go at once: they are not about this file
+    $("problems").hidden = true;
+    clear($("problem-rows"));
+    $("review").hidden = true;
+    state.draft = null;
     flash("校验并建立索引中… Validating and indexing…", "info");
     $("upload-submit").disabled = true;
     try {
       const result = await request("POST", "/api/v1/kb/drafts", form);
-      $("problems").hidden = true;
       if (result.status === 422 && result.data && result.data.problems) {
         $("review").hidden = true;
         showProblems(result.data.problems);
@@ -91,9 +96,10 @@
   function showProblems(problems) {
     $("problem-count").textContent = "(" + problems.length + ")";
     const rows = clear($("problem-rows"));
-    for (const p of problems) {
-      rows.append(el("tr", { testid: "problem" },
-        el("td", {}, p.location), el("td", {}, p.field || ""), el("td", {}, p.message)));
+    for (const p of problems) {  // in Chinese (the page's language); the English original on hover
+      rows.append(el("tr", { testid: "problem", title: p.text },
+        el("td", {}, p.location_zh || p.location), el("td", {}, p.field_zh || p.field || ""),
+        el("td", { testid: "problem-message" }, p.message_zh || p.message)));
     }
     $("problems").hidden = false;
   }
@@ -111,6 +117,7 @@
     showClosePairs(review.close_pairs);
     showGate(review.gate);
     renderCalendar($("draft-calendar"), review.calendar);
+    loadImpact(review.draft.id);
     $("publish-result").textContent = "";
     $("override-reason").value = "";
     $("override-label").hidden = review.gate.passed;
@@ -126,6 +133,14 @@
     const labels = { added: "+ 新增 added", changed: "~ 修改 changed", removed: "- 删除 removed" };
     for (const change of [...diff.added, ...diff.changed, ...diff.removed]) {
       const details = el("ul", { class: "plain" });
+      if (change.kind === "added" && change.after) {
+        const e = change.after;
+        details.append(el("li", { class: "answer", testid: "diff-answer" }, e.answer));
+        if (e.campaign || e.valid_from || e.valid_until) {
+          details.append(el("li", { testid: "diff-window" }, "生效 Window: " + (e.campaign ? e.campaign + " · " : "") +
+            fmtTime(e.valid_from) + " → " + fmtTime(e.valid_until)));
+        }
+      }
       for (const f of change.fields) {
         if (f.field === "variants") {
           for (const v of change.variants_added) details.append(el("li", {}, "+ 问法 variant: " + v));
@@ -181,11 +196,60 @@
     }
   }
 
+  function outcomeCell(o) {
+    if (!o) return el("td", { class: "muted" }, "（尚无线上版本 nothing live）");
+    if (o.kind === "answer") {
+      return el("td", {}, el("code", {}, o.entry_id), " ", o.question || "",
+        el("div", { class: "muted small" }, o.answer || ""));
+    }
+    if (o.kind === "clarify") return el("td", {}, "澄清 clarify: ", o.options.join(" / "));
+    return el("td", {}, KIND_LABELS[o.kind] || o.kind);
+  }
+
+  async function loadImpact(draftId) {
+    const rows = clear($("impact-rows"));
+    $("impact-count").textContent = "";
+    $("impact-summary").textContent = "对比中… Asking both versions…";
+    const result = await request("GET", "/api/v1/kb/drafts/" + encodeURIComponent(draftId) + "/impact");
+    if (!state.draft || state.draft.id !== draftId) return; // another upload meanwhile
+    if (!result.ok) {
+      $("impact-summary").textContent = errorText(result);
+      return;
+    }
+    const r = result.data;
+    $("impact-count").textContent = "(" + r.rows.length + ")";
+    $("impact-summary").textContent = "问了 Asked " + r.tests + " 个线上测试问题 live tests、" + r.shopper_questions +
+      " 个近期顾客问题 recent shopper questions，时间 at " + r.times.map(fmtTime).join(" · ") + "。" +
+      (r.rows.length ? "" : " 没有别的回答会变 No other answer changes.");
+    for (const row of r.rows) {
+      const source = row.source === "test"
+        ? "测试 test" + (row.expected ? " → " + row.expected : "")
+        : "顾客 shopper" + (row.asked_at ? " " + fmtTime(row.asked_at) : "");
+      const flags = [];
+      if (row.breaks_test) flags.push("测试变错 breaks a test");
+      if (row.by_draft) flags.push("新条目接管 taken by a new entry");
+      rows.append(el("tr", { testid: "impact-row", class: row.breaks_test ? "bad" : row.by_draft ? "warn" : "",
+                            "data-source": row.source, "data-before": row.before ? row.before.entry_id || row.before.kind : "",
+                            "data-after": row.after.entry_id || row.after.kind },
+        el("td", {}, row.text, flags.length ? el("div", { class: "flags" }, flags.join(" · ")) : null),
+        el("td", {}, source), el("td", {}, fmtTime(row.at)),
+        outcomeCell(row.before), outcomeCell(row.after)));
+    }
+  }
+
   async function publish(event) {
     event.preventDefault();
     if (!state.draft) return;
     const reason = $("override-reason").value.trim();
-    const body = { note: $("publish-note").value, override_reason: reason || null };
+    const note = await kefu.confirmDialog({
+      title: "发布到线上？ Publish?",
+      message: "草稿 " + state.draft.id + "（" + $("diff-summary").textContent + "）发布后立即对所有顾客生效。" +
+        "Every shopper gets the new answers at once.",
+      note: $("publish-note").value, confirmLabel: "确认发布 Publish",
+    });
+    if (note === null) return;
+    $("publish-note").value = note;
+    const body = { note, override_reason: reason || null };
     $("publish-submit").disabled = true;
     try {
       const result = await request("POST", "/api/v1/kb/drafts/" + encodeURIComponent(state.draft.id) + "/publish", body);
@@ -266,26 +330,76 @@
 
   // --- calendar ---------------------------------------------------------------------------------
 
+  // The campaign calendar as a timeline: weeks across, each entry a bar, today a line; what is
+  // coming (and running) on top, what has ended folded away below.
+  const DAY = 24 * 3600 * 1000;
+
+  function mondayOf(time) {
+    const d = new Date(time);
+    d.setHours(0, 0, 0, 0);
+    d.setDate(d.getDate() - ((d.getDay() + 6) % 7));
+    return d.getTime();
+  }
+
   function renderCalendar(container, windows) {
     clear(container);
     if (!windows.length) {
       container.append(el("p", { class: "muted" }, "没有限时条目 No time-limited entries"));
       return;
     }
-    for (const w of windows) {
-      const rows = el("tbody");
-      for (const item of w.entries) {
-        rows.append(el("tr", { testid: "calendar-entry", "data-entry": item.entry_id, "data-status": item.status },
-          el("td", {}, el("code", {}, item.entry_id)), el("td", {}, item.question),
-          el("td", {}, fmtTime(item.valid_from)), el("td", {}, fmtTime(item.valid_until)),
-          el("td", {}, STATUS_LABELS[item.status] || item.status)));
-      }
-      container.append(el("div", { testid: "campaign", "data-campaign": w.campaign, class: "campaign" },
-        el("h3", {}, (w.campaign || "（无活动名 no campaign）") + " · " + fmtTime(w.starts) + " → " + fmtTime(w.ends) +
-          " · " + (STATUS_LABELS[w.status] || w.status)),
-        el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "条目 Entry"), el("th", {}, "问题 Question"),
-          el("th", {}, "上线 Goes live"), el("th", {}, "下线 Expires"), el("th", {}, "状态 Status"))), rows)));
+    const now = Date.now();
+    const rank = { upcoming: 0, active: 1, expired: 2 };
+    const current = windows.filter((w) => w.status !== "expired").sort((a, b) =>
+      rank[a.status] - rank[b.status] || (Date.parse(a.starts) || 0) - (Date.parse(b.starts) || 0));
+    const past = windows.filter((w) => w.status === "expired").sort((a, b) => Date.parse(b.ends) - Date.parse(a.ends));
+    if (current.length) container.append(timeline(current, now));
+    else container.append(el("p", { class: "muted" }, "没有进行中或未开始的活动 Nothing running or coming"));
+    if (past.length) {
+      container.append(el("details", { class: "past", testid: "calendar-past" },
+        el("summary", {}, "已结束 Ended (" + past.length + ")"), timeline(past, now)));
     }
+  }
+
+  function timeline(windows, now) {
+    const times = windows.flatMap((w) => w.entries.flatMap((e) => [e.valid_from, e.valid_until]))
+      .filter(Boolean).map(Date.parse);
+    const first = mondayOf(Math.min(now, ...times));
+    const last = Math.max(now + 7 * DAY, ...times);
+    const weeks = Math.min(52, Math.max(2, Math.ceil((last - first) / (7 * DAY))));
+    const end = first + weeks * 7 * DAY;
+    const pos = (t) => Math.max(0, Math.min(100, ((t - first) / (end - first)) * 100));
+    const box = el("div", { class: "timeline", testid: "timeline", style: "--weeks:" + weeks });
+    const head = el("div", { class: "tl-row tl-head" }, el("div", { class: "tl-label" }, "周 Week of"));
+    const scale = el("div", { class: "tl-track" });
+    for (let i = 0; i < weeks; i++) {
+      const d = new Date(first + i * 7 * DAY);
+      scale.append(el("span", { class: "tl-week", testid: "timeline-week", style: "left:" + (i * 100 / weeks) + "%" },
+        String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0")));
+    }
+    if (now >= first && now <= end) {
+      scale.append(el("span", { class: "tl-today", testid: "timeline-today", style: "left:" + pos(now) + "%" }, "今天 Today"));
+    }
+    head.append(scale);
+    box.append(head);
+    for (const w of windows) {
+      const group = el("div", { class: "campaign", testid: "campaign", "data-campaign": w.campaign, "data-status": w.status });
+      group.append(el("h3", {}, (w.campaign || "（无活动名 no campaign）") + " · " + fmtTime(w.starts) + " → " +
+        fmtTime(w.ends) + " · " + (STATUS_LABELS[w.status] || w.status)));
+      for (const item of w.entries) {
+        const from = item.valid_from ? Date.parse(item.valid_from) : first;
+        const to = item.valid_until ? Date.parse(item.valid_until) : end;
+        const left = pos(from), width = Math.max(0.8, pos(to) - left);
+        const span = fmtTime(item.valid_from) + " → " + fmtTime(item.valid_until);
+        group.append(el("div", { class: "tl-row", testid: "calendar-entry", "data-entry": item.entry_id, "data-status": item.status },
+          el("div", { class: "tl-label", title: item.question }, el("code", {}, item.entry_id), " ", item.question),
+          el("div", { class: "tl-track" },
+            el("span", { class: "tl-today-line", style: "left:" + pos(now) + "%", hidden: now < first || now > end }),
+            el("span", { class: "tl-bar " + item.status, testid: "calendar-bar", title: span,
+                         style: "left:" + left + "%;width:" + width + "%" }, span))));
+      }
+      box.append(group);
+    }
+    return box;
   }
 
   async function loadCalendar() {
@@ -339,7 +453,13 @@
   }
 
   async function rollback(id) {
-    const result = await request("POST", "/api/v1/kb/rollback", { version: id, note: "" });
+    const note = await kefu.confirmDialog({
+      title: "回滚到 " + id + "？ Roll back?",
+      message: "线上回答会立即变回版本 " + id + " 的内容（当前 " + state.live + "）。Shoppers get that version's answers at once.",
+      confirmLabel: "确认回滚 Roll back",
+    });
+    if (note === null) return;
+    const result = await request("POST", "/api/v1/kb/rollback", { version: id, note });
     if (!result.ok) return flash(errorText(result), "error");
     flash("已回滚到 Rolled back to " + id, "ok");
     await refreshVersions();
@@ -399,6 +519,30 @@
     showReview(result.data);
   }
 
+  // --- welcome -----------------------------------------------------------------------------------
+
+  async function loadWelcome() {
+    const result = await request("GET", "/api/v1/kb/welcome");
+    if (!result.ok) return flash(errorText(result), "error");
+    for (const lang of ["zh", "en"]) {
+      $("welcome-" + lang + "-greeting").value = result.data[lang].greeting;
+      $("welcome-" + lang + "-questions").value = result.data[lang].questions.join("\n");
+    }
+  }
+
+  async function saveWelcome(event) {
+    event.preventDefault();
+    const body = {};
+    for (const lang of ["zh", "en"]) {
+      body[lang] = {
+        greeting: $("welcome-" + lang + "-greeting").value,
+        questions: $("welcome-" + lang + "-questions").value.split("\n").map((q) => q.trim()).filter(Boolean),
+      };
+    }
+    const result = await request("PUT", "/api/v1/kb/welcome", body);
+    $("welcome-result").textContent = result.ok ? "已保存，顾客下次打开聊天窗口即可看到 Saved" : errorText(result);
+  }
+
   // --- wiring -----------------------------------------------------------------------------------
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -410,6 +554,7 @@
     $("draft-download").addEventListener("click", downloadDraft);
     $("try-form").addEventListener("submit", tryQuestion);
     $("topics-refresh").addEventListener("click", loadTopics);
+    $("welcome-form").addEventListener("submit", saveWelcome);
     kefu.mount({ start });
   });
 })();

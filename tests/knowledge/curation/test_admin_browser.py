@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from kefu.conversation import BotAnalysis, ConversationStore, utcnow
 from kefu.escalations import record_escalation
 from kefu.redis import async_client
 from knowledge.settings import DEMO_STORE_PATH, KnowledgeSettings
@@ -37,6 +38,19 @@ QUESTION = "现在有什么优惠券可以领"
 BEFORE = datetime(2026, 12, 8, 19, 59, tzinfo=CST)  # a minute before the double-12 coupons
 INSIDE = datetime(2026, 12, 8, 20, 0, tzinfo=CST)  # the first minute of the campaign
 AFTER = datetime(2026, 12, 20, 12, 0, tzinfo=CST)  # after the campaign ended
+RESTOCK = "断码了什么时候补货？"
+CARELESS_ANSWER = "双12 店铺券：满 299 减 30，12 月 8 日 20:00 起可领。"
+CARELESS_FILE = f"""\
+entries:
+  - id: d12-coupons-careless
+    question: 双12店铺优惠券有哪些？
+    variants: [双十二有什么券, 双12满减券怎么领, 断码了什么时候补货]
+    answer: {CARELESS_ANSWER}
+    category: presale
+    campaign: double12-2026
+    valid_from: "2026-12-08T20:00:00+08:00"
+    valid_until: "2026-12-12T23:59:59+08:00"
+"""
 GIFT_QUESTIONS = (("web:g1", "可以帮我包装成礼物吗"), ("web:g2", "能做礼品包装吗？送人的"),
                   ("web:g3", "送朋友的，能包装一下吗"))
 SLOW = 120_000  # ms: indexing the demo store with the real model on a busy 2-core machine
@@ -125,6 +139,38 @@ async def test_manager_previews_publishes_and_rolls_back_a_campaign(
     await expect(problems).to_have_count(2)
     await expect(problems.first).to_contain_text("<img src=x onerror=alert(1)>")
     assert await page.get_by_test_id("problems").locator("img").count() == 0
+    # in the page's language, Chinese, by default; where it is, as people count
+    await expect(problems.first).to_contain_text("第 2 行")
+    await expect(problems.first.get_by_test_id("problem-message")).to_contain_text("不是有效的 ID")
+    await expect(problems.nth(1).get_by_test_id("problem-message")).to_have_text("不能为空")
+
+    # a careless campaign file: its coupon entry also claims the restock question. The review
+    # shows what else it changes: a real shopper's question gets the coupon answer in its window
+    redis = async_client(redis_url)
+    conversations = ConversationStore(redis)
+    for conversation, text in (("web:r1", RESTOCK), ("web:r2", "可以开发票吗？")):
+        await conversations.record_analysis(conversation, BotAnalysis(at=utcnow(), text=text),
+                                            asked=True)
+    await redis.aclose()
+    await page.get_by_test_id("upload-file").set_input_files(files=[{
+        "name": "d12-careless.yaml", "mimeType": "application/yaml",
+        "buffer": CARELESS_FILE.encode("utf-8")}])
+    await page.get_by_test_id("mode-merge").check()
+    await page.get_by_test_id("upload-submit").click()
+    await expect(page.get_by_test_id("problems")).to_be_hidden()  # the last upload's errors go
+    await expect(page.get_by_test_id("review")).to_be_visible(timeout=SLOW)
+    added = page.locator("[data-testid=diff-row][data-kind=added]")
+    await expect(added).to_have_count(1)
+    await expect(added.get_by_test_id("diff-answer")).to_have_text(CARELESS_ANSWER)
+    await expect(added.get_by_test_id("diff-window")).to_have_text(
+        "生效 Window: double12-2026 · 2026-12-08 20:00 +08:00 → 2026-12-12 23:59 +08:00")
+    impact = page.locator("[data-testid=impact-row][data-source=shopper]").filter(has_text=RESTOCK)
+    await expect(impact.first).to_be_visible(timeout=SLOW)
+    await expect(impact.first).to_have_attribute("data-before", "restock")
+    await expect(impact.first).to_have_attribute("data-after", "d12-coupons-careless")
+    await expect(impact.first).to_contain_text("2026-12-08 20:00 +08:00")  # the campaign's start
+    assert not await page.locator("[data-testid=impact-row]").filter(has_text="可以开发票吗").count()
+    await page.get_by_test_id("impact-card").screenshot(path=str(SCREENSHOTS / "kb-admin-impact.png"))
 
     # the campaign file, merged into the live version: review it
     await page.get_by_test_id("upload-file").set_input_files(str(CAMPAIGN_FILE))
@@ -148,6 +194,18 @@ async def test_manager_previews_publishes_and_rolls_back_a_campaign(
     campaign = page.locator("[data-testid=campaign][data-campaign=double12-2026]")
     await expect(campaign.locator("[data-entry=d12-store-coupons]")).to_contain_text(
         "2026-12-08 20:00 +08:00")
+    # a timeline: weeks across, entries as bars, today marked, what is coming first, the past folded
+    calendar = page.get_by_test_id("draft-calendar")
+    await expect(calendar.get_by_test_id("timeline-today").first).to_be_visible()
+    assert await calendar.get_by_test_id("timeline-week").count() >= 2
+    await expect(campaign.get_by_test_id("calendar-bar").first).to_be_visible()
+    shown = await calendar.locator(":scope > .timeline [data-testid=campaign]").evaluate_all(
+        "blocks => blocks.map(b => [b.dataset.campaign, b.dataset.status])")
+    assert shown[0] == ["spring-festival-2027", "upcoming"] and ["double12-2026", "active"] in shown
+    past = calendar.get_by_test_id("calendar-past")
+    await expect(past).to_contain_text("已结束 Ended")
+    assert await past.locator("[data-campaign=double11-2026]").count() == 1
+    await calendar.screenshot(path=str(SCREENSHOTS / "kb-admin-calendar.png"))
     draft_id = await page.get_by_test_id("draft-id").text_content()
     assert draft_id
 
@@ -190,8 +248,16 @@ async def test_manager_previews_publishes_and_rolls_back_a_campaign(
 
     # publish; the running bot answers with the campaign entry only inside the window
     await page.get_by_test_id("tab-upload").click()
-    await page.get_by_test_id("publish-note").fill("双12 活动上线")
+    await page.get_by_test_id("publish-submit").click()  # asks first, with a note
+    dialog = page.get_by_test_id("confirm-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(page.get_by_test_id("confirm-ok")).to_be_disabled()  # no note, no publish
+    await page.get_by_test_id("confirm-cancel").click()
+    await expect(dialog).to_have_count(0)
+    assert await page.get_by_test_id("publish-result").text_content() == ""
     await page.get_by_test_id("publish-submit").click()
+    await page.get_by_test_id("confirm-note").fill("双12 活动上线")
+    await page.get_by_test_id("confirm-ok").click()
     await expect(page.get_by_test_id("publish-result")).to_contain_text("已发布 Published")
     published = await page.get_by_test_id("publish-result").get_attribute("data-version")
     assert published and published != first
@@ -204,6 +270,9 @@ async def test_manager_previews_publishes_and_rolls_back_a_campaign(
     await page.get_by_test_id("tab-versions").click()
     await page.locator(f"[data-testid=version-row][data-version='{first}']").get_by_test_id(
         "rollback-button").click()
+    await expect(page.get_by_test_id("confirm-message")).to_contain_text(first)
+    await page.get_by_test_id("confirm-note").fill("双12 券面额写错，先回滚")
+    await page.get_by_test_id("confirm-ok").click()
     await expect(page.get_by_test_id("live-version")).to_have_text(first)
     await expect(page.locator(f"[data-testid=version-row][data-version='{first}']")
                  ).to_have_attribute("data-live", "true")
@@ -212,6 +281,9 @@ async def test_manager_previews_publishes_and_rolls_back_a_campaign(
     actions = await page.locator("[data-testid=audit-row]").evaluate_all(
         "rows => rows.map(r => r.dataset.action)")
     assert actions[:2] == ["rollback", "publish"]
+    audit = page.get_by_test_id("audit-row")  # each with the note given when asked
+    await expect(audit.nth(0)).to_contain_text("双12 券面额写错，先回滚")
+    await expect(audit.nth(1)).to_contain_text("双12 活动上线")
     await page.screenshot(path=str(SCREENSHOTS / "kb-admin-versions.png"), full_page=True)
 
     # learning: three shoppers' escalated questions are one topic; draft variants from it
