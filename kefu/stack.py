@@ -190,6 +190,24 @@ def _stop(name: str, proc: subprocess.Popen[bytes]) -> None:
     logger.info("%s stopped", name)
 
 
+def banner(config: StackConfig) -> str:
+    """What ``make run`` prints once everything is up: where each page is."""
+    url = config.gateway_url
+    return f"""
+kefu is running on the demo store:
+  web chat demo   {url}/static/demo.html
+  agent console   {url}/console/
+  knowledge admin {url}/admin/kb/
+  shopper API     POST {url}/api/v1/messages
+  API docs        {url}/docs
+  terminal chat   .venv/bin/kefu chat --url {url}
+  Rasa            {config.rasa_url}   logs in {config.state_dir / 'logs'}
+  Rasa's custom actions run in the gateway (an internal route only Rasa may call)
+The console and the admin need an account:
+  .venv/bin/kefu agent add kim --groups presale,aftersale,logistics --role manager
+Press Ctrl-C to stop."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m kefu.stack``: run the stack in the foreground until Ctrl-C."""
     parser = argparse.ArgumentParser(description="run the whole kefu stack")
@@ -213,15 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         with run_stack(config):
-            print(f"""
-kefu is running on the demo store:
-  shopper API   POST {config.gateway_url}/api/v1/messages
-  API docs      {config.gateway_url}/docs
-  agent console {config.gateway_url}/console/
-  terminal chat .venv/bin/kefu chat --url {config.gateway_url}
-  Rasa          {config.rasa_url}   logs in {config.state_dir / 'logs'}
-  Rasa's custom actions run in the gateway (an internal route only Rasa may call)
-Press Ctrl-C to stop.""", flush=True)
+            print(banner(config), flush=True)
             while not stop:
                 time.sleep(0.5)
     except StackError as exc:
