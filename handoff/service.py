@@ -2,15 +2,15 @@
 
 All state lives in Redis (see :mod:`handoff.store`), so any number of kefu processes can run it
 and a restart mid-handoff loses nothing. The rules of each step are in :mod:`handoff.transitions`;
-this module sequences them and talks to the shopper: messages are appended to the conversation
-transcript (the outbox every channel reads) and announced on the handoff events channel.
+this module sequences them; :mod:`handoff.announce` tells the shopper (system turns in the
+conversation transcript, the outbox every channel reads, each with the chat's status) and the
+consoles (the handoff events channel); :mod:`handoff.history` searches resolved chats.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -20,6 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from handoff import messages, transitions
+from handoff.announce import Announcer
 from handoff.context import REASON_LABELS, build_packet, default_priority, infer_group
 from handoff.errors import (
     AgentUnavailable,
@@ -36,7 +37,6 @@ from handoff.models import (
     ChatState,
     ChatStatus,
     EventType,
-    HandoffEvent,
     HandoffReason,
     HistoryItem,
     Priority,
@@ -44,9 +44,9 @@ from handoff.models import (
     TicketStatus,
 )
 from handoff.settings import HandoffSettings, get_settings
-from handoff.store import Change, TicketStore
+from handoff.store import TicketStore
 from kefu.accounts import Agent, AgentDirectory, AgentRole, Presence
-from kefu.conversation import Button, ConversationStore, Role, Turn, utcnow
+from kefu.conversation import ConversationStore, Role, Turn, utcnow
 from kefu.errors import NotAuthorized
 from kefu.orders import find_order_number
 from kefu.redis import async_client
@@ -72,6 +72,8 @@ class HandoffService:
         self.conversations = conversations
         self._tickets = TicketStore(redis, self.settings)
         self._history = History(self._tickets, conversations)
+        self._say = Announcer(self._tickets, conversations, self.events, self.agents,
+                              self.settings, clock)
         self._on_return = on_return
         self._clock = clock
 
@@ -100,11 +102,10 @@ class HandoffService:
         if ticket.offline:
             in_hours = self.settings.in_service_hours(ticket.created_at)
             language = ticket.context.language
-            await self._announce_waiting(
+            await self._say.waiting(
                 ticket, lambda _p, _w: messages.offline(language, in_hours))
         else:
-            await self._announce_waiting(ticket, partial(messages.queued,
-                                                         ticket.context.language))
+            await self._say.waiting(ticket, partial(messages.queued, ticket.context.language))
         return ticket
 
     async def _create(
@@ -175,7 +176,7 @@ class HandoffService:
                                  conversation_id=conversation_id)
         turn = await self.conversations.append(
             conversation_id, Role.SHOPPER, text, meta={**(meta or {}), "ticket_id": ticket.id})
-        await self._publish(EventType.TURN, ticket, turn=turn)
+        await self._say.publish(EventType.TURN, ticket, turn=turn)
         if text.strip() in _BACK_TO_BOT and ticket.status is TicketStatus.WAITING:
             await self._cancel(ticket)
         else:
@@ -193,7 +194,7 @@ class HandoffService:
                 "order_number", order, self._clock()))
         except (TicketStateError, TicketNotFound):
             return  # closed meanwhile: the conversation record still has it
-        await self._publish(EventType.TICKET_UPDATED, change.after)
+        await self._say.publish(EventType.TICKET_UPDATED, change.after)
 
     async def cancel(self, conversation_id: str) -> Ticket | None:
         """The shopper leaves the queue; a ticket an agent already owns stays open (``None``)."""
@@ -205,10 +206,10 @@ class HandoffService:
             change = await self._tickets.change(ticket.id, transitions.cancel(self._clock()))
         except TicketStateError:
             return None
-        await self._tell(change.after, messages.cancelled(change.after.context.language),
-                         status=ChatStatus(state=ChatState.ENDED))
-        await self._publish(EventType.TICKET_CLOSED, change.after)
-        await self._announce_moves(change)
+        await self._say.tell(change.after, messages.cancelled(change.after.context.language),
+                             status=ChatStatus(state=ChatState.ENDED))
+        await self._say.publish(EventType.TICKET_CLOSED, change.after)
+        await self._say.moves(change)
         return change.after
 
     async def rate(self, conversation_id: str, score: int) -> Ticket:
@@ -220,7 +221,7 @@ class HandoffService:
             raise RatingNotAllowed(f"nothing to rate for {conversation_id}", ticket_id="",
                                    status="none")
         change = await self._tickets.change(ticket_id, transitions.rate(score, self._clock()))
-        await self._publish(EventType.TICKET_RATED, change.after)
+        await self._say.publish(EventType.TICKET_RATED, change.after)
         return change.after
 
     # --- agent side ---------------------------------------------------------------------------
@@ -242,11 +243,11 @@ class HandoffService:
         """Take a ticket under a lease; of two agents claiming at once exactly one wins."""
         change = await self._tickets.change(ticket_id, transitions.claim(agent, self._clock()))
         if change.before.status is TicketStatus.WAITING:
-            await self._tell(change.after, messages.joined(change.after.context.language,
-                                                           agent.display_name),
-                             status=ChatStatus(state=ChatState.SERVING, agent=agent.display_name))
-            await self._publish(EventType.TICKET_CLAIMED, change.after)
-            await self._announce_moves(change)
+            joined = messages.joined(change.after.context.language, agent.display_name)
+            await self._say.tell(change.after, joined, status=ChatStatus(
+                state=ChatState.SERVING, agent=agent.display_name))
+            await self._say.publish(EventType.TICKET_CLAIMED, change.after)
+            await self._say.moves(change)
         return change.after
 
     async def claim_next(self, agent: Agent, group: str | None = None) -> Ticket | None:
@@ -274,7 +275,7 @@ class HandoffService:
     async def release(self, ticket_id: str, agent: Agent) -> Ticket:
         """Give a claimed ticket back to its queue at its old position."""
         change = await self._tickets.change(ticket_id, transitions.release(agent, self._clock()))
-        await self._announce_waiting(
+        await self._say.waiting(
             change.after, partial(messages.requeued, change.after.context.language),
             previous_agent=agent.username)
         return change.after
@@ -293,7 +294,7 @@ class HandoffService:
             ticket.conversation_id, Role.AGENT, text,
             meta={"ticket_id": ticket.id, "agent": agent.username,
                   "agent_name": agent.display_name})
-        await self._publish(EventType.TURN, ticket, turn=turn)
+        await self._say.publish(EventType.TURN, ticket, turn=turn)
         return turn
 
     async def transfer(self, ticket_id: str, agent: Agent, *, group: str | None = None,
@@ -312,14 +313,16 @@ class HandoffService:
         change = await self._tickets.change(ticket_id, move)
         after, lang = change.after, change.after.context.language
         if target is not None:
-            await self._tell(after, messages.transferred_agent(lang, target.display_name),
-                             status=ChatStatus(state=ChatState.SERVING, agent=target.display_name))
-            await self._publish(EventType.TICKET_CLAIMED, after, previous_agent=change.before.agent)
+            await self._say.tell(after, messages.transferred_agent(lang, target.display_name),
+                                 status=ChatStatus(state=ChatState.SERVING,
+                                                   agent=target.display_name))
+            await self._say.publish(EventType.TICKET_CLAIMED, after,
+                                    previous_agent=change.before.agent)
         else:  # same place in the new group's queue (priority and first-come order kept)
-            await self._announce_waiting(
+            await self._say.waiting(
                 after, lambda _p, _w: messages.transferred_group(lang, after.group),
                 previous_agent=change.before.agent)
-        await self._announce_moves(change)
+        await self._say.moves(change)
         return after
 
     async def resolve(self, ticket_id: str, agent: Agent, *, note: str = "",
@@ -333,11 +336,11 @@ class HandoffService:
             await self._tickets.record_handling(change.before.group, max(0.0, seconds))
         if return_to_bot and self._on_return is not None:
             await self._call_on_return(after)
-        await self._tell(after, messages.closed(after.context.language, return_to_bot),
-                         buttons=messages.rating_buttons(),
-                         status=ChatStatus(state=ChatState.ENDED))
-        await self._publish(EventType.TICKET_CLOSED, after, previous_agent=change.before.agent)
-        await self._announce_moves(change)
+        await self._say.tell(after, messages.closed(after.context.language, return_to_bot),
+                             buttons=messages.rating_buttons(),
+                             status=ChatStatus(state=ChatState.ENDED))
+        await self._say.publish(EventType.TICKET_CLOSED, after, previous_agent=change.before.agent)
+        await self._say.moves(change)
         logger.info("ticket %s %s by %s", after.id, after.status, agent.username)
         return after
 
@@ -373,10 +376,10 @@ class HandoffService:
             raise TicketStateError(f"ticket {ticket.id} is already open for this conversation",
                                    ticket_id=ticket.id, status=ticket.status)
         change = await self._tickets.change(ticket.id, transitions.claim(agent, self._clock()))
-        await self._tell(change.after, messages.reopened(change.after.context.language,
-                                                         agent.display_name),
-                         status=ChatStatus(state=ChatState.SERVING, agent=agent.display_name))
-        await self._publish(EventType.TICKET_CLAIMED, change.after)
+        back = messages.reopened(change.after.context.language, agent.display_name)
+        await self._say.tell(change.after, back, status=ChatStatus(
+            state=ChatState.SERVING, agent=agent.display_name))
+        await self._say.publish(EventType.TICKET_CLAIMED, change.after)
         logger.info("ticket %s reopened as %s by %s", closed.id, ticket.id, agent.username)
         return change.after
 
@@ -417,17 +420,14 @@ class HandoffService:
         """1-based position of a waiting ticket in its group's queue (``None`` if not waiting)."""
         if isinstance(ticket, str):
             ticket = await self._tickets.get(ticket)
-        if ticket.status is not TicketStatus.WAITING:
-            return None
-        rank = await self._tickets.rank(ticket)
-        return None if rank is None else rank + 1
+        return await self._say.position(ticket)
 
     async def estimated_wait(self, ticket: Ticket | str) -> int | None:
         """Seconds a waiting ticket will likely wait (recent handling times, agents online)."""
         if isinstance(ticket, str):
             ticket = await self._tickets.get(ticket)
-        position = await self.queue_position(ticket)
-        return None if position is None else await self._estimate(ticket.group, position)
+        position = await self._say.position(ticket)
+        return None if position is None else (await self._say.estimator(ticket.group))(position)
 
     async def requeue_expired(self) -> int:
         """Put tickets whose agent vanished (lease gone) back in their queue at the old position."""
@@ -442,21 +442,11 @@ class HandoffService:
             after = change.after
             logger.info("lease of %s on ticket %s lapsed; back in queue %s",
                         change.before.agent, ticket_id, after.group)
-            await self._announce_waiting(after, partial(messages.requeued, after.context.language),
-                                         previous_agent=change.before.agent)
+            await self._say.waiting(after, partial(messages.requeued, after.context.language),
+                                    previous_agent=change.before.agent)
         return count
 
     # --- helpers ------------------------------------------------------------------------------
-
-    async def _estimate(self, group: str, position: int) -> int:
-        return (await self._estimator(group))(position)
-
-    async def _estimator(self, group: str) -> Callable[[int], int]:
-        """Seconds to wait at a position: recent average handling time over agents online."""
-        samples = await self._tickets.handling_times(group)
-        average = sum(samples) / len(samples) if samples else self.settings.default_handle_seconds
-        agents = max(1, await self.agents.online_count(group))
-        return lambda position: math.ceil(average * position / agents)
 
     def _check_group(self, group: str) -> None:
         if group not in self.settings.groups:
@@ -480,7 +470,7 @@ class HandoffService:
         if change.after.priority is not change.before.priority:
             kind = EventType.TICKET_WAITING if change.after.status is TicketStatus.WAITING \
                 else EventType.TICKET_CLAIMED
-            await self._publish(kind, change.after)
+            await self._say.publish(kind, change.after)
         return change.after
 
     async def _call_on_return(self, ticket: Ticket) -> None:
@@ -491,59 +481,7 @@ class HandoffService:
         except Exception:  # the ticket is closed either way; the bot just lacks the human part
             logger.exception("on_return hook failed for ticket %s", ticket.id)
 
-    async def _announce_waiting(self, ticket: Ticket, compose: Callable[[int, int], str], *,
-                                previous_agent: str | None = None) -> None:
-        """Tell the shopper their position and wait, and push the ticket to consoles."""
-        position = await self.queue_position(ticket) or 1
-        wait = await self._estimate(ticket.group, position)
-        await self._tell(ticket, compose(position, wait),
-                         buttons=[messages.back_to_bot_button(ticket.context.language)],
-                         status=_waiting_status(ticket, position))
-        await self._publish(EventType.TICKET_WAITING, ticket, previous_agent=previous_agent)
-
-    async def _announce_moves(self, change: Change) -> None:
-        """A ticket left a queue: the first few behind it are told their new position."""
-        rank, before, after = change.queue_rank, change.before, change.after
-        if rank is None or (after.status is TicketStatus.WAITING and after.group == before.group):
-            return
-        limit = self.settings.position_updates
-        if rank >= limit:
-            return
-        ids = await self._tickets.waiting_ids(before.group, rank, limit - 1)
-        estimate = await self._estimator(before.group)
-        for offset, ticket in enumerate(await self._tickets.many(ids)):
-            if not ticket.offline:
-                position = rank + offset + 1
-                await self._tell(ticket, messages.queued(ticket.context.language, position,
-                                                         estimate(position)),
-                                 buttons=[messages.back_to_bot_button(ticket.context.language)],
-                                 status=_waiting_status(ticket, position))
-
-    async def _tell(self, ticket: Ticket, text: str, *, buttons: list[Button] | None = None,
-                    status: ChatStatus | None = None) -> Turn:
-        """A system message to the shopper; ``status`` is where the chat stands after it."""
-        meta: dict[str, Any] = {"ticket_id": ticket.id}
-        if status is not None:
-            meta["status"] = status.model_dump(mode="json", exclude_none=True)
-        turn = await self.conversations.append(ticket.conversation_id, Role.SYSTEM, text,
-                                               buttons=buttons, meta=meta)
-        await self._publish(EventType.TURN, ticket, turn=turn)
-        return turn
-
-    async def _publish(self, kind: EventType, ticket: Ticket, *, turn: Turn | None = None,
-                       previous_agent: str | None = None) -> None:
-        await self.events.publish(HandoffEvent(
-            type=kind, ticket_id=ticket.id, conversation_id=ticket.conversation_id,
-            group=ticket.group, status=ticket.status, priority=ticket.priority, agent=ticket.agent,
-            previous_agent=previous_agent, turn=turn, at=self._clock()))
-
     list = list_tickets  # the contract's name, bound last so it shadows no annotation above
-
-
-def _waiting_status(ticket: Ticket, position: int) -> ChatStatus:
-    if ticket.offline:
-        return ChatStatus(state=ChatState.MESSAGE_LEFT)
-    return ChatStatus(state=ChatState.WAITING, ahead=max(0, position - 1))
 
 
 def create_handoff_service(redis_url: str, *, on_return: OnReturn | None = None) -> HandoffService:
