@@ -4,7 +4,7 @@ The loader writes each `Problem` in English (the command line prints them, tests
 this module renders the same problem in Chinese for the admin page, pattern by pattern, keeping
 the values it quotes (ids, column names, times). A message no pattern knows stays in English, so
 a new loader message is never lost, only untranslated (`tests/knowledge/test_problem_text.py`
-checks every message the loader writes today has a pattern).
+checks every message the loader writes today has a pattern, the notes of what it fixed included).
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ _MESSAGES: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.S), zh) for p,
     (r"^unknown category (?P<a>.*); use one of (?P<b>.*)$", "未知分类 {a}，可选：{b}"),
     (r"^must be text separated by '\|' or a list$", "必须是用“|”分隔的文本或列表"),
     (r"^variant (?P<a>.*) must be text$", "问法 {a} 必须是文本"),
-    (r"^variant (?P<a>.*) duplicates the question$", "问法 {a} 与标准问题重复"),
-    (r"^variant (?P<a>.*) duplicates variant (?P<b>.*)$", "问法 {a} 与问法 {b} 重复"),
+    (r"^variant (?P<a>.*) repeats the question; dropped$", "问法 {a} 与标准问题重复，已去掉"),
+    (r"^variant (?P<a>.*) repeats variant (?P<b>.*); dropped$", "问法 {a} 与问法 {b} 重复，已去掉"),
     (r"^must be an ISO 8601 time such as .*$", "必须是 ISO 8601 时间，如 " + _ISO),
     (r"^duplicate id (?P<a>.*) \(first used at (?P<b>.*)\)$", "ID {a} 重复（首次出现在 {b}）"),
     (r"^(?P<a>.*) is also a question of entry (?P<b>\S+); both are always active, .*$",

@@ -60,6 +60,18 @@ def test_every_loader_problem_reads_in_chinese() -> None:
         assert re.search(r"[\u4e00-\u9fff]", location_in_chinese(p.location)), p.location
 
 
+def test_every_loader_note_reads_in_chinese() -> None:
+    """A repeated variant is dropped with a note, not refused; the note is rendered too."""
+    content = ("entries:\n  - id: a\n    question: 怎么退货\n    answer: 答\n"
+               "    category: aftersale\n    variants: [怎么 退货, ＡＢＣ退货, abc退货]\n").encode()
+    notes: list[Problem] = []
+    load_kb_bytes(content, "notes.yaml", notes=notes)
+    assert [message_in_chinese(n.message) for n in notes] == [
+        "问法 '怎么 退货' 与标准问题重复，已去掉",
+        "问法 'abc退货' 与问法 'ＡＢＣ退货' 重复，已去掉",
+    ]
+
+
 def test_values_are_kept_and_counting_starts_at_one() -> None:
     assert message_in_chinese("duplicate id 'dup' (first used at row 5)") == \
         "ID 'dup' 重复（首次出现在 row 5）"
