@@ -413,16 +413,24 @@ async def test_a_campaign_file_can_be_merged_into_the_live_version(admin: AdminS
 async def test_impact_shows_what_else_a_campaign_file_changes(
     admin: AdminService, client: aioredis.Redis,
 ) -> None:
-    """A careless variant ("怎么开发票") makes the campaign entry answer invoice questions for the
-    whole window: the review shows it on a live test and on a question a shopper asked."""
-    careless = D12.model_copy(update={"variants": (*D12.variants, "怎么开发票")})
-    own_test = TestQuestion(text="双12定金能退吗", expected="d12-deposit", at=DOUBLE12_START)
+    """A campaign entry on the invoice topic stands for the evergreen invoice entry (its twin) for
+    the whole window: the review shows it on a live test and on a question a shopper asked.
+
+    (A variant that merely repeats another entry's question no longer takes that question over: a
+    live campaign entry only hides its twin, see `knowledge.retrieval`.)
+    """
+    campaign_invoice = Entry(
+        id="d12-invoice", question="双12订单怎么开发票", variants=("双十二可以开发票吗", "怎么开发票"),
+        answer="双12订单的发票在活动结束后统一开具。", category=Category.AFTERSALE,
+        campaign="double12", valid_from=DOUBLE12_START, valid_until=DOUBLE12_END)
+    own_test = TestQuestion(text="双12发票什么时候开", expected="d12-invoice", at=DOUBLE12_START)
     conversations = ConversationStore(client)
     for conv, text in (("web:s1", "发票要怎么开"), ("web:s2", "积分能换东西吗"),
-                       ("web:s3", "双12定金能退吗")):
+                       ("web:s3", "双12发票什么时候开")):
         await conversations.record_analysis(conv, BotAnalysis(at=utcnow(), text=text), asked=True)
-    review = await admin.upload(yaml_bytes(KnowledgeBase(entries=(careless,), tests=(own_test,))),
-                                "d12.yaml", author="mgr", merge=True)
+    review = await admin.upload(
+        yaml_bytes(KnowledgeBase(entries=(campaign_invoice,), tests=(own_test,))),
+        "d12.yaml", author="mgr", merge=True)
 
     report = await admin.impact(review.draft.id)
 
@@ -432,11 +440,12 @@ async def test_impact_shows_what_else_a_campaign_file_changes(
     changed = {(r.text, r.at) for r in report.rows}
     assert ("发票怎么开", DOUBLE12_START) in changed  # a live test
     assert ("发票要怎么开", DOUBLE12_START) in changed  # a shopper's question
-    assert not any(r.text == "双12定金能退吗" for r in report.rows)  # the file's own
+    assert not any(r.text == "双12发票什么时候开" for r in report.rows)  # the file's own
     assert not any(r.text == "几天能发货啊" for r in report.rows)  # asked at its own time only
     test_row = next(r for r in report.rows if r.text == "发票怎么开" and r.at == DOUBLE12_START)
     assert test_row.before is not None and test_row.before.entry_id == "invoice"
-    assert test_row.after.entry_id == "d12-deposit" and test_row.after.answer == D12.answer
+    assert test_row.after.entry_id == "d12-invoice"
+    assert test_row.after.answer == campaign_invoice.answer
     assert test_row.by_draft and test_row.breaks_test and test_row.expected == "invoice"
     assert report.rows[0].breaks_test  # the worst first
     # outside the window the invoice answer is untouched

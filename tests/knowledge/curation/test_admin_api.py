@@ -15,7 +15,7 @@ from kefu.conversation import BotAnalysis, ConversationStore, utcnow
 from kefu.escalations import record_escalation
 from kefu.redis import async_client
 from knowledge.loader import dump_yaml
-from knowledge.models import KnowledgeBase
+from knowledge.models import Category, Entry, KnowledgeBase
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore
 from tests.helpers.e5_model import e5_encoder
@@ -259,18 +259,27 @@ async def test_welcome_is_read_by_agents_and_set_by_managers(http: httpx.AsyncCl
     assert (await http.put("/api/v1/kb/welcome", headers=manager, json=too_many)).status_code == 422
 
 
-async def test_impact_of_a_careless_campaign_file(http: httpx.AsyncClient, redis_url: str) -> None:
-    """A coupon entry that also claims "几天能发货" takes the shipping answer for its window."""
+async def test_impact_shows_the_answers_a_campaign_file_takes_over(
+    http: httpx.AsyncClient, redis_url: str,
+) -> None:
+    """A double-12 shipping entry stands for the everyday one (its twin) for its window only.
+
+    (A variant repeating another entry's question, as in "几天能发货" added to the coupon entry,
+    no longer takes that question over: a live campaign entry only hides its twin.)
+    """
     manager = await login(http, MANAGER)
     redis = async_client(redis_url)
     await ConversationStore(redis).record_analysis(
         "web:s1", BotAnalysis(at=utcnow(), text="下单后几天能发货"), asked=True)
     await redis.aclose()
     campaign = campaign_file()
-    careless = campaign.entries[0].model_copy(
-        update={"variants": (*campaign.entries[0].variants, "几天能发货")})
-    review = await http.post("/api/v1/kb/drafts", headers=manager, data={"mode": "merge"},
-                             files=yaml_file(campaign.model_copy(update={"entries": (careless,)})))
+    shipping = Entry(id="d12-shipping", question="双12期间多久发货",
+                     variants=("双十二什么时候发货", "大促期间几天发货"),
+                     answer="双12期间付款后 5 天内发货。", category=Category.LOGISTICS,
+                     campaign="double12", valid_from=D12_START, valid_until=D12_END)
+    review = await http.post(
+        "/api/v1/kb/drafts", headers=manager, data={"mode": "merge"},
+        files=yaml_file(campaign.model_copy(update={"entries": (*campaign.entries, shipping)})))
     assert review.status_code == 200, review.text
     draft_id = review.json()["draft"]["id"]
     impact = await http.get(f"/api/v1/kb/drafts/{draft_id}/impact", headers=manager)
@@ -278,10 +287,10 @@ async def test_impact_of_a_careless_campaign_file(http: httpx.AsyncClient, redis
     report = impact.json()
     assert report["tests"] == 3 and report["shopper_questions"] == 1
     taken = {(r["text"], r["source"]) for r in report["rows"]
-             if r["after"]["entry_id"] == "d12-coupons" and r["before"]["entry_id"] == "ship-time"}
+             if r["after"]["entry_id"] == "d12-shipping" and r["before"]["entry_id"] == "ship-time"}
     assert ("几天能发货呀", "test") in taken and ("下单后几天能发货", "shopper") in taken
-    # asked now and at the campaign's start and end; the coupon entry answers only inside it
+    # asked now and at the campaign's start and end; the shipping entry answers only inside it
     times = [datetime.fromisoformat(t) for t in report["times"]]
     assert D12_START in times and D12_END in times
     assert all(D12_START <= datetime.fromisoformat(r["at"]) <= D12_END for r in report["rows"]
-               if r["after"]["entry_id"] == "d12-coupons")
+               if r["after"]["entry_id"] == "d12-shipping")

@@ -39,14 +39,14 @@ BEFORE = datetime(2026, 12, 8, 19, 59, tzinfo=CST)  # a minute before the double
 INSIDE = datetime(2026, 12, 8, 20, 0, tzinfo=CST)  # the first minute of the campaign
 AFTER = datetime(2026, 12, 20, 12, 0, tzinfo=CST)  # after the campaign ended
 RESTOCK = "断码了什么时候补货？"
-CARELESS_ANSWER = "双12 店铺券：满 299 减 30，12 月 8 日 20:00 起可领。"
-CARELESS_FILE = f"""\
+RESTOCK_ANSWER = "双12期间断码款暂停补货，活动结束后 12 月 15 日起陆续补货上架。"
+RESTOCK_FILE = f"""\
 entries:
-  - id: d12-coupons-careless
-    question: 双12店铺优惠券有哪些？
-    variants: [双十二有什么券, 双12满减券怎么领, 断码了什么时候补货]
-    answer: {CARELESS_ANSWER}
-    category: presale
+  - id: d12-restock
+    question: 双12断码了什么时候补货？
+    variants: [双十二还会补货吗, 双12期间断码还补吗, 断码了什么时候补货]
+    answer: {RESTOCK_ANSWER}
+    category: product
     campaign: double12-2026
     valid_from: "2026-12-08T20:00:00+08:00"
     valid_until: "2026-12-12T23:59:59+08:00"
@@ -144,8 +144,9 @@ async def test_manager_previews_publishes_and_rolls_back_a_campaign(
     await expect(problems.first.get_by_test_id("problem-message")).to_contain_text("不是有效的 ID")
     await expect(problems.nth(1).get_by_test_id("problem-message")).to_have_text("不能为空")
 
-    # a careless campaign file: its coupon entry also claims the restock question. The review
-    # shows what else it changes: a real shopper's question gets the coupon answer in its window
+    # a campaign file with a restock entry: while live it stands for the everyday restock entry
+    # (its twin). The review shows what else it changes: a real shopper's restock question gets
+    # the campaign's answer in its window, and an unrelated question keeps its answer
     redis = async_client(redis_url)
     conversations = ConversationStore(redis)
     for conversation, text in (("web:r1", RESTOCK), ("web:r2", "可以开发票吗？")):
@@ -153,21 +154,24 @@ async def test_manager_previews_publishes_and_rolls_back_a_campaign(
                                             asked=True)
     await redis.aclose()
     await page.get_by_test_id("upload-file").set_input_files(files=[{
-        "name": "d12-careless.yaml", "mimeType": "application/yaml",
-        "buffer": CARELESS_FILE.encode("utf-8")}])
+        "name": "d12-restock.yaml", "mimeType": "application/yaml",
+        "buffer": RESTOCK_FILE.encode("utf-8")}])
     await page.get_by_test_id("mode-merge").check()
     await page.get_by_test_id("upload-submit").click()
     await expect(page.get_by_test_id("problems")).to_be_hidden()  # the last upload's errors go
     await expect(page.get_by_test_id("review")).to_be_visible(timeout=SLOW)
     added = page.locator("[data-testid=diff-row][data-kind=added]")
     await expect(added).to_have_count(1)
-    await expect(added.get_by_test_id("diff-answer")).to_have_text(CARELESS_ANSWER)
+    await expect(added.get_by_test_id("diff-answer")).to_have_text(RESTOCK_ANSWER)
     await expect(added.get_by_test_id("diff-window")).to_have_text(
         "生效 Window: double12-2026 · 2026-12-08 20:00 +08:00 → 2026-12-12 23:59 +08:00")
+    # the answer policy and what to expect of a store like this, above what else the draft changes
+    await expect(page.get_by_test_id("thresholds")).to_contain_text("回答策略 Answer policy")
+    await expect(page.get_by_test_id("thresholds")).to_contain_text("on knowledge bases like this")
     impact = page.locator("[data-testid=impact-row][data-source=shopper]").filter(has_text=RESTOCK)
     await expect(impact.first).to_be_visible(timeout=SLOW)
     await expect(impact.first).to_have_attribute("data-before", "restock")
-    await expect(impact.first).to_have_attribute("data-after", "d12-coupons-careless")
+    await expect(impact.first).to_have_attribute("data-after", "d12-restock")
     await expect(impact.first).to_contain_text("2026-12-08 20:00 +08:00")  # the campaign's start
     assert not await page.locator("[data-testid=impact-row]").filter(has_text="可以开发票吗").count()
     await page.get_by_test_id("impact-card").screenshot(path=str(SCREENSHOTS / "kb-admin-impact.png"))
