@@ -23,6 +23,7 @@ import redis as sync_redis
 
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
+from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role, Turn
 from kefu.keys import RASA_TRACKER_PREFIX
 from kefu.redis import async_client
@@ -98,6 +99,7 @@ class Shopper:
 
 
 def add_agent(redis: str) -> str:
+    """An agent of every group, at the console: the bot then moves a shopper at once."""
     async def add() -> str:
         client = async_client(redis)
         try:
@@ -105,6 +107,7 @@ def add_agent(redis: str) -> str:
                                      HandoffSettings(bcrypt_rounds=4))
             name = f"agent-{uuid.uuid4().hex[:6]}"
             await service.agents.add(name, PASSWORD, list(service.settings.groups))
+            await service.agents.set_presence(name, Presence.ONLINE)
             return name
         finally:
             await client.aclose()
@@ -153,12 +156,12 @@ def test_one_conversation_alternating_between_two_gateways_and_two_rasas(
     entry = demo.entry(options[position])
     assert entry is not None and chosen["text"] == entry.answer
 
+    agent = add_agent(redis)  # someone online: with nobody, the bot would ask first
     handed = shopper.say("转人工")  # pair b opens the ticket
     assert handed["mode"] == "handoff"
     waiting = shopper.say("我的订单还没到，麻烦帮我看看")  # pair a: into the ticket, not to Rasa
     assert waiting == {"messages": [], "mode": "handoff"}
 
-    agent = add_agent(redis)
     with httpx.Client(timeout=30) as http:
         login = http.post(f"{gateways[1]}/api/v1/agent/login",
                           json={"username": agent, "password": PASSWORD}).json()
