@@ -158,10 +158,10 @@ async def browser_page() -> AsyncIterator[Page]:
 
 
 # Questions that fit several entries of the demo store (care of shoes, clothing and down; returns;
-# sizes). Which of them the decision model is unsure enough about to clarify is its call (it is
-# refitted on the dev sets); flows that need a clarification use the first one it clarifies.
+# sizes; invoices). Which of them the decision model is unsure enough about to clarify is its call
+# (it is refitted on the dev sets); flows that need a clarification use the first one it clarifies.
 AMBIGUOUS = ("运动鞋可以机洗吗😅", "能机洗吗😅", "洗衣机能洗吗", "可以机洗吗", "这个能水洗吗", "怎么洗",
-             "退货", "尺码", "鞋码怎么选", "怎么退", "多久到", "优惠")
+             "退货", "尺码", "鞋码怎么选", "怎么退", "多久到", "优惠", "尺码怎么选", "退换", "发票")
 
 
 def clarified(gateway_url: str) -> tuple[str, list[str]]:
@@ -172,3 +172,19 @@ def clarified(gateway_url: str) -> tuple[str, list[str]]:
         if decision["kind"] == "clarify":
             return text, [o["entry_id"] for o in decision["options"]]
     pytest.fail(f"the knowledge service clarifies none of {AMBIGUOUS}")
+
+
+def clarified_on_two_topics(gateway_url: str) -> tuple[tuple[str, list[str]], tuple[str, list[str]]]:
+    """Two of `AMBIGUOUS` the gateway clarifies with no option in common: two topics."""
+    first: tuple[str, list[str]] | None = None
+    for text in AMBIGUOUS:
+        decision = httpx.post(f"{gateway_url}/api/v1/knowledge/decide", json={"text": text},
+                              timeout=30).json()
+        if decision["kind"] != "clarify":
+            continue
+        options = [o["entry_id"] for o in decision["options"]]
+        if first is None:
+            first = (text, options)
+        elif set(options).isdisjoint(first[1]):
+            return first, (text, options)
+    pytest.fail(f"the knowledge service clarifies no two topics among {AMBIGUOUS}")
