@@ -26,6 +26,7 @@ pytestmark = pytest.mark.model
 CST = timezone(timedelta(hours=8))
 DATA = Path(__file__).resolve().parents[2] / "knowledge" / "data"
 SLICE = Path(__file__).resolve().parent / "data" / "clinc_slice.json"
+STORES = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "stores"
 OUTSIDE = datetime(2026, 10, 1, 12, tzinfo=CST)  # no campaign of the demo store is live
 D12_START = datetime(2026, 12, 1, 20, tzinfo=CST)
 INSIDE = datetime(2026, 12, 5, 12, tzinfo=CST)
@@ -91,6 +92,35 @@ def test_a_live_campaign_answers_unrelated_questions_as_without_it(
             taken.append(text)
     assert taken == []  # the gift entry has no evergreen twin: it wins no other topic
     assert right_inside >= right_outside - 2  # no worse while the campaign is live
+
+
+@pytest.mark.parametrize(("store", "live"), [
+    ("furniture", datetime(2026, 11, 5, 21, tzinfo=CST)),  # Double 11 live
+    ("baby", datetime(2026, 6, 10, 15, tzinfo=CST)),  # 618 live
+])
+def test_a_live_campaign_of_another_store_takes_no_unrelated_questions(
+    store: str, live: datetime, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Stores written apart from the scorer, asked while their campaign is live.
+
+    Before the twin rule a live campaign entry answered 30 (furniture) and 15 (baby) questions
+    about other topics, out-of-scope ones included ("y7睡了40天了 还能退吗" got the Double 11
+    deposit refund); now 5 and 0.
+    """
+    kb = load_kb(STORES / store / "kb.yaml")
+    campaign = {e.id for e in kb.entries if e.campaign}
+    service = _service(kb, tmp_path_factory)
+    lines = (STORES / store / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    asked = [json.loads(line) for line in lines if line.strip()]
+    asked = [q for q in asked if "at" not in q]
+    taken = []
+    for q in asked:
+        d = service.decide(str(q["text"]), at=live)
+        if (d.kind is DecisionKind.ANSWER and d.entry is not None
+                and d.entry.entry_id in campaign and d.entry.entry_id != q["expected"]):
+            taken.append((q["text"], d.entry.entry_id))
+    assert len(asked) > 150
+    assert len(taken) <= 0.04 * len(asked), taken
 
 
 def test_an_expired_campaign_entry_does_not_hand_its_questions_to_a_neighbour(
