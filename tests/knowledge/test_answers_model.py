@@ -94,18 +94,19 @@ def test_a_live_campaign_answers_unrelated_questions_as_without_it(
     assert right_inside >= right_outside - 2  # no worse while the campaign is live
 
 
-@pytest.mark.parametrize(("store", "live"), [
-    ("furniture", datetime(2026, 11, 5, 21, tzinfo=CST)),  # Double 11 live
-    ("baby", datetime(2026, 6, 10, 15, tzinfo=CST)),  # 618 live
+@pytest.mark.parametrize(("store", "live", "oos_handed_off"), [
+    ("furniture", datetime(2026, 11, 5, 21, tzinfo=CST), 0.75),  # Double 11 live
+    ("baby", datetime(2026, 6, 10, 15, tzinfo=CST), 0.7),  # 618 live
 ])
 def test_a_live_campaign_of_another_store_takes_no_unrelated_questions(
-    store: str, live: datetime, tmp_path_factory: pytest.TempPathFactory,
+    store: str, live: datetime, oos_handed_off: float, tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Stores written apart from the scorer, asked while their campaign is live.
 
     Before the twin rule a live campaign entry answered 30 (furniture) and 15 (baby) questions
     about other topics, out-of-scope ones included ("y7睡了40天了 还能退吗" got the Double 11
-    deposit refund); now 5 and 0.
+    deposit refund); now 5 and 0. Their out-of-scope lines, half of them next to a topic the store
+    answers, are handed off (furniture: 55 % before, 85 % in the held-out benchmark).
     """
     kb = load_kb(STORES / store / "kb.yaml")
     campaign = {e.id for e in kb.entries if e.campaign}
@@ -113,14 +114,18 @@ def test_a_live_campaign_of_another_store_takes_no_unrelated_questions(
     lines = (STORES / store / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     asked = [json.loads(line) for line in lines if line.strip()]
     asked = [q for q in asked if "at" not in q]
-    taken = []
+    taken, oos, handed_off = [], 0, 0
     for q in asked:
         d = service.decide(str(q["text"]), at=live)
+        if q["expected"] is None:
+            oos += 1
+            handed_off += d.kind is DecisionKind.HANDOFF
         if (d.kind is DecisionKind.ANSWER and d.entry is not None
                 and d.entry.entry_id in campaign and d.entry.entry_id != q["expected"]):
             taken.append((q["text"], d.entry.entry_id))
     assert len(asked) > 150
     assert len(taken) <= 0.04 * len(asked), taken
+    assert handed_off >= oos_handed_off * oos
 
 
 def test_an_expired_campaign_entry_does_not_hand_its_questions_to_a_neighbour(
