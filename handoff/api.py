@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from handoff.history import HistoryQuery
@@ -67,10 +67,15 @@ def create_router(service: HandoffService,
 def _agent_routes(router: APIRouter, service: HandoffService, auth: Any) -> None:
     tags: list[str | Any] = ["agent console"]
 
-    @router.post("/api/v1/agent/login", tags=tags, responses={401: {"description": "bad login"}})
-    async def login(body: LoginRequest) -> LoginResponse:
-        """Log in with a username and password (agents are created with `kefu agent add`)."""
-        token, agent = await service.agents.login(body.username, body.password)
+    @router.post("/api/v1/agent/login", tags=tags, responses={
+        401: {"description": "bad login"}, 429: {"description": "too many failed logins"}})
+    async def login(body: LoginRequest, request: Request) -> LoginResponse:
+        """Log in with a username and password (agents are created with `kefu agent add`).
+
+        Failed logins are throttled per account and per address (429 with Retry-After).
+        """
+        client = request.client.host if request.client else None
+        token, agent = await service.agents.login(body.username, body.password, client=client)
         return LoginResponse(token=token, expires_in=service.settings.session_ttl_seconds,
                              agent=agent)
 

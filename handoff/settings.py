@@ -26,6 +26,12 @@ class HandoffSettings(BaseSettings):
     heartbeat_seconds: float = 10.0  # how often the console renews its leases
     presence_ttl_seconds: float = 60.0  # an "online" agent unseen for this long counts as gone
     session_ttl_seconds: int = 8 * 3600  # idle console sessions expire after this
+    session_max_seconds: int = 24 * 3600  # and any session this long after its login
+    # Failed logins (wrong password or unknown account) counted in a window: past either limit,
+    # logins of that account / from that address are refused until the window ends.
+    login_failures_per_account: int = 10
+    login_failures_per_address: int = 50
+    login_failure_window_seconds: int = 15 * 60
     service_hours: str = "00:00-24:00"  # comma-separated HH:MM-HH:MM windows; may wrap midnight
     timezone: str = "Asia/Shanghai"
     sla_seconds: int = 60  # first agent reply expected within this long after the handoff

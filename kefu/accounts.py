@@ -6,7 +6,11 @@ publish; both check the same session tokens here.
 
 Passwords are pre-hashed with SHA-256 before bcrypt so long passphrases are not cut at bcrypt's
 72 bytes. Session tokens are random; Redis keeps only their SHA-256 (``session_key``) with an idle
-TTL renewed on every use. Presence is a field of the agent hash plus, while online, a last-seen
+TTL renewed on every use, and the time the session began: past ``session_max_seconds`` it ends
+however busy it was, and a password change ends every session begun before it (the agent hash
+keeps ``sessions_after``). Failed logins are throttled per account and per client address
+(:class:`kefu.limits.FailureThrottle`): past the limit every attempt is refused for a while, the
+right password included. Presence is a field of the agent hash plus, while online, a last-seen
 score in each group's ``online_key`` sorted set, so "is anyone of this group online" is one ZCOUNT.
 """
 
@@ -28,6 +32,7 @@ from pydantic import BaseModel
 
 from kefu.errors import AgentExists, AgentNotFound, InvalidAccount, NotAuthenticated
 from kefu.keys import agent_key, agents_key, online_key, session_key
+from kefu.limits import FailureThrottle
 
 
 class AgentRole(StrEnum):
@@ -77,6 +82,22 @@ class AccountPolicy(Protocol):
         """Idle seconds before a session lapses."""
 
     @property
+    def session_max_seconds(self) -> int:
+        """Seconds after login when a session ends however active it was."""
+
+    @property
+    def login_failures_per_account(self) -> int:
+        """Failed logins of one account within the window before it is refused (0: no limit)."""
+
+    @property
+    def login_failures_per_address(self) -> int:
+        """Failed logins from one client address within the window before it is refused."""
+
+    @property
+    def login_failure_window_seconds(self) -> int:
+        """How long failed logins count (and a throttled account or address waits)."""
+
+    @property
     def presence_ttl_seconds(self) -> float:
         """How long an "online" agent may go unseen before counting as gone."""
 
@@ -109,6 +130,11 @@ class AgentDirectory:
     def __init__(self, redis: aioredis.Redis, settings: AccountPolicy) -> None:
         self._redis = redis
         self._settings = settings
+        window = settings.login_failure_window_seconds
+        self._account_failures = FailureThrottle(
+            redis, limit=settings.login_failures_per_account, window_seconds=window)
+        self._address_failures = FailureThrottle(
+            redis, limit=settings.login_failures_per_address, window_seconds=window)
 
     # --- accounts ------------------------------------------------------------------------------
 
@@ -142,7 +168,13 @@ class AgentDirectory:
         if len(password) < 8:
             raise InvalidAccount("password must have at least 8 characters", field="password")
         hashed = await asyncio.to_thread(hash_password, password, self._settings.bcrypt_rounds)
-        await self._redis.hset(agent_key(username), "password_hash", hashed)
+        await self._redis.hset(agent_key(username), mapping={
+            "password_hash": hashed, "sessions_after": repr(time.time())})
+
+    async def revoke_sessions(self, username: str) -> None:
+        """End every session of the agent begun before now (they log in again)."""
+        await self.get(username)
+        await self._redis.hset(agent_key(username), "sessions_after", repr(time.time()))
 
     async def set_disabled(self, username: str, disabled: bool) -> Agent:
         """Disable an account (it can no longer log in, its sessions stop working) or enable it.
@@ -206,33 +238,55 @@ class AgentDirectory:
 
     # --- sessions ------------------------------------------------------------------------------
 
-    async def login(self, username: str, password: str) -> tuple[str, Agent]:
-        """Check the password and open a session; the agent comes online."""
+    async def login(self, username: str, password: str,
+                    client: str | None = None) -> tuple[str, Agent]:
+        """Check the password and open a session; the agent comes online.
+
+        ``client`` is the caller's address: failures are throttled per account and per address.
+        """
+        await self._account_failures.check("account", username)
+        if client:
+            await self._address_failures.check("address", client)
         stored, disabled = cast(list[str | None], await self._redis.hmget(
             agent_key(username), ["password_hash", "disabled"]))
         ok = await asyncio.to_thread(check_password, password, stored or _DUMMY_HASH.decode())
         if stored is None or not ok:
+            await self._account_failures.failed("account", username)
+            if client:
+                await self._address_failures.failed("address", client)
             raise NotAuthenticated("wrong username or password")
         if disabled == "1":
             raise NotAuthenticated("this account is disabled")
+        await self._account_failures.forget("account", username)
         token = secrets.token_urlsafe(32)
-        await self._redis.set(session_key(_token_sha(token)), username,
+        await self._redis.set(session_key(_token_sha(token)), f"{username}|{time.time()!r}",
                               ex=self._settings.session_ttl_seconds)
         await self.set_presence(username, Presence.ONLINE)
         return token, await self.get(username)
 
     async def authenticate(self, token: str) -> Agent:
-        """The agent of a live session token (renewing its idle TTL); else NotAuthenticated."""
+        """The agent of a live session token (renewing its idle TTL); else NotAuthenticated.
+
+        A session ends when idle too long, ``session_max_seconds`` after it began, or when the
+        agent's sessions were revoked (a password change) after it began.
+        """
         if not token:
             raise NotAuthenticated("missing session token")
-        username = cast(str | None, await self._redis.getex(
-            session_key(_token_sha(token)), ex=self._settings.session_ttl_seconds))
-        if username is None:
+        key = session_key(_token_sha(token))
+        value = cast(str | None, await self._redis.getex(
+            key, ex=self._settings.session_ttl_seconds))
+        if value is None:
             raise NotAuthenticated("session expired or unknown; log in again")
-        try:
-            agent = await self.get(username)
-        except AgentNotFound as exc:
-            raise NotAuthenticated("agent no longer exists") from exc
+        username, _, began = value.partition("|")
+        fields = cast(dict[str, str], await self._redis.hgetall(agent_key(username)))
+        if "password_hash" not in fields:
+            raise NotAuthenticated("agent no longer exists")
+        started = float(began or 0)
+        too_old = time.time() - started > self._settings.session_max_seconds
+        if too_old or started < float(fields.get("sessions_after") or 0):
+            await self._redis.delete(key)
+            raise NotAuthenticated("session ended; log in again")
+        agent = self._agent(username, fields)
         if agent.disabled:
             raise NotAuthenticated("this account is disabled")
         return agent

@@ -16,6 +16,10 @@ Tree::
     │   ├── AgentExists          an agent with that username already exists → 409
     │   └── InvalidAccount       a username, password or group list that cannot be used → 422
     ├── PageNotFound             no such file on a page (kefu.pages) → 404
+    ├── InvalidCursor            an ``after`` that is no message id (kefu.conversation) → 422
+    ├── PayloadTooLarge          a request body over the limit (kefu.http) → 413
+    ├── TooManyRequests          over a rate limit or a login throttle (kefu.limits) → 429
+    ├── StoreUnavailable         Redis stayed away longer than the request could wait → 503
     ├── KnowledgeError           knowledge/errors.py
     ├── HandoffError             handoff/errors.py
     ├── ActionsError             actions/errors.py
@@ -124,3 +128,58 @@ class PageNotFound(KefuError):
         super().__init__(message)
         self.name = name
 
+
+
+class InvalidCursor(KefuError):
+    """An ``after`` cursor that is not a message id (``<milliseconds>-<sequence>``)."""
+
+    status_code = 422
+    code = "invalid_cursor"
+    field_names = ("after",)
+
+    def __init__(self, message: str, *, after: str) -> None:
+        super().__init__(message)
+        self.after = after[:64]
+
+
+class PayloadTooLarge(KefuError):
+    """A request body over the size the route accepts."""
+
+    status_code = 413
+    code = "payload_too_large"
+    field_names = ("limit",)
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class TooManyRequests(KefuError):
+    """Over a rate limit (a sender, a client address) or a failed-login throttle."""
+
+    status_code = 429
+    code = "too_many_requests"
+    field_names = ("scope", "retry_after")
+
+    def __init__(self, message: str, *, scope: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:  # noqa: D102
+        return {"Retry-After": str(self.retry_after)}
+
+
+class StoreUnavailable(KefuError):
+    """Redis did not answer within the time a request may wait; nothing was changed."""
+
+    status_code = 503
+    code = "store_unavailable"
+    field_names = ("retry_after",)
+
+    def __init__(self, message: str, *, retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:  # noqa: D102
+        return {"Retry-After": str(self.retry_after)}

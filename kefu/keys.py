@@ -163,8 +163,21 @@ def agent_key(username: str) -> str:
 
 
 def session_key(token_sha: str) -> str:
-    """String: username for a console session token hash (TTL = session lifetime)."""
+    """String: ``{username}|{login epoch}`` of a console session token hash.
+
+    Idle TTL renewed on use; refused past the absolute lifetime or after a revocation.
+    """
     return _key("handoff", "session", token_sha)
+
+
+def login_failures_key(scope: str, ident: str) -> str:
+    """Counter of failed logins of one account or one client address (TTL = throttle window)."""
+    return _key("handoff", "login-failures", f"{scope}:{ident}")
+
+
+def sweeper_key() -> str:
+    """String: when a lease sweeper last swept (TTL three sweep intervals: gone = no sweeper)."""
+    return _key("handoff", "sweeper")
 
 
 def handoff_events_channel() -> str:
@@ -218,6 +231,22 @@ def gw_callback_key(token: str) -> str:
 def gw_delivered_key(channel: str, turn_id: str) -> str:
     """String: ``sending`` (TTL 2 min) or ``sent`` (TTL 2 days): a turn's delivery on a channel."""
     return _key("gw", "delivered", f"{channel}:{turn_id}")
+
+
+def gw_owner_key(conversation_id: str) -> str:
+    """String: SHA-256 of the conversation token its shopper holds (TTL 30 days, renewed on use).
+
+    Set on the conversation's first message; every later call for it must show the token.
+    """
+    return _key("gw", "owner", conversation_id)
+
+
+def gw_rate_key(scope: str, ident: str) -> str:
+    """Hash: a token bucket (tokens left, when last filled) of one sender or one client address.
+
+    Shared by every gateway; TTL the time the bucket takes to fill up again.
+    """
+    return _key("gw", "rate", f"{scope}:{ident}")
 
 
 def gw_client_ids_key(conversation_id: str) -> str:
