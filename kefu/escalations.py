@@ -4,17 +4,23 @@ The actions append to it (a low-confidence decision, a "not helpful" click) with
 `knowledge.curation.topics` reads it back, groups the questions into topics and marks them resolved
 once a draft made from them is published. Writing needs nothing but Redis, so an action records
 an escalation without importing the knowledge curation package.
+
+The stream outlives the chats it comes from, so what goes in is masked (phone and ID numbers,
+:func:`kefu.privacy.mask`; the agent still sees them in the live ticket) and kept only
+``KEFU_ESCALATIONS_RETENTION_DAYS`` (90 by default): every write trims what is older.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 
 from kefu.keys import kb_escalations_key
+from kefu.privacy import mask
+from kefu.settings import get_settings
 
 ESCALATIONS_MAX_LEN = 20_000  # approximate cap of the escalations stream
 
@@ -34,15 +40,32 @@ async def record_escalation(
     reason: EscalationReason | str,
     conversation_id: str,
     at: datetime | None = None,
+    retention: timedelta | None = None,
 ) -> str:
-    """Append one escalated question to the escalations stream; returns its stream id.
+    """Append one escalated question (masked) to the escalations stream; returns its stream id.
 
-    Called by the actions (low confidence, "not helpful"). Cheap: one XADD capped at about
-    :data:`ESCALATIONS_MAX_LEN` entries.
+    Called by the actions (low confidence, "not helpful"). Cheap: one round trip, an XADD capped
+    at about :data:`ESCALATIONS_MAX_LEN` entries and a trim of entries older than ``retention``
+    (default: the configured retention).
     """
     when = at or datetime.now(UTC)
-    fields = {"text": text, "reason": EscalationReason(reason).value,
+    fields = {"text": mask(text), "reason": EscalationReason(reason).value,
               "conversation": conversation_id, "at": when.isoformat()}
-    stream_id = await redis.xadd(kb_escalations_key(), cast(Any, fields),
-                                 maxlen=ESCALATIONS_MAX_LEN, approximate=True)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xadd(kb_escalations_key(), cast(Any, fields), maxlen=ESCALATIONS_MAX_LEN,
+                  approximate=True)
+        pipe.xtrim(kb_escalations_key(), minid=_oldest_kept(retention), approximate=False)
+        stream_id, _trimmed = await pipe.execute()
     return str(stream_id)
+
+
+async def trim_escalations(redis: aioredis.Redis, retention: timedelta | None = None) -> int:
+    """Drop escalations older than ``retention`` (default: the configured one); how many went."""
+    trimmed: int = await redis.xtrim(kb_escalations_key(), minid=_oldest_kept(retention),
+                                     approximate=False)
+    return trimmed
+
+
+def _oldest_kept(retention: timedelta | None) -> str:
+    keep = retention or timedelta(days=get_settings().escalations_retention_days)
+    return str(int((datetime.now(UTC) - keep).timestamp() * 1000))
