@@ -11,6 +11,7 @@ one Redis stream per conversation, so stream ids double as message ids and ``aft
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
@@ -18,6 +19,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
+from kefu.errors import InvalidCursor
 from kefu.keys import (
     conv_outbound_key,
     conv_profile_key,
@@ -33,6 +35,8 @@ OUTBOUND_MAX_LEN = 100_000
 QUESTIONS_KEEP = timedelta(days=7)
 QUESTIONS_MAX_LEN = 50_000
 _PUSHED_ROLES = frozenset({"agent", "system"})
+_TURN_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+_MAX_ID_PART = 2**64 - 1
 
 # Append a turn to the transcript and, for pushed roles, announce it on the outbound stream,
 # atomically (the outbound entry needs the transcript's stream id).
@@ -107,6 +111,15 @@ def conversation_id(channel: str, chat: str) -> str:
     return f"{channel}:{chat}"
 
 
+def check_cursor(after: str) -> str:
+    """``after`` when it is a message id a transcript can be read after; else InvalidCursor."""
+    match = _TURN_ID.match(after)
+    parts = [int(p) for p in match.groups()] if match else []
+    if not parts or max(parts) > _MAX_ID_PART or parts == [_MAX_ID_PART, _MAX_ID_PART]:
+        raise InvalidCursor("after must be a message id like 1700000000000-0", after=after)
+    return after
+
+
 def utcnow() -> datetime:
     """Timezone-aware now; the one clock of this module (tests pass explicit times instead)."""
     return datetime.now(UTC)
@@ -147,7 +160,7 @@ class ConversationStore:
     async def transcript(self, conversation: str, after: str | None = None,
                          limit: int = TRANSCRIPT_MAX_TURNS) -> list[Turn]:
         """Turns in order; only those after the stream id ``after`` when given."""
-        start = f"({after}" if after else "-"
+        start = f"({check_cursor(after)}" if after else "-"
         rows = cast(list[tuple[str, dict[str, str]]], await self._redis.xrange(
             conv_transcript_key(conversation), min=start, count=limit))
         return [_turn_from_row(stream_id, fields) for stream_id, fields in rows]
