@@ -30,7 +30,10 @@ class DecisionSource(Protocol):
         """Answer, clarify or hand off ``text``."""
 
     def entry(self, entry_id: str) -> Entry | None:
-        """The live entry with that id, if any."""
+        """The entry with that id in the live version, if any (whatever its window)."""
+
+    def now(self) -> datetime:
+        """The service's current time (campaign windows are judged against it)."""
 
 
 class KnowledgeClient:
@@ -62,8 +65,14 @@ class KnowledgeClient:
             raise KnowledgeUnavailableError(f"the knowledge decision failed: {exc!r}") from exc
 
     async def entry(self, entry_id: str) -> Entry | None:
-        """The live entry with that id, or ``None`` when the knowledge base has no such entry."""
+        """The entry with that id if it is live now, else ``None``.
+
+        A shopper can type any ``/choose_option`` payload, so an entry outside its campaign
+        window (a flash sale announced for later) is as absent as an unknown one.
+        """
         try:
-            return self._service.entry(entry_id)
+            found = self._service.entry(entry_id)
+            live = found is not None and found.active_at(self._service.now())
         except Exception as exc:
             raise KnowledgeUnavailableError(f"entry {entry_id} unavailable: {exc!r}") from exc
+        return found if live else None

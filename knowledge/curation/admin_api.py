@@ -182,8 +182,8 @@ def _read_routes(router: APIRouter, admin: AdminService, auth: Any) -> None:
         return await admin.welcome.get()
 
     @router.get(f"{PREFIX}/templates/{{fmt}}", tags=tags)
-    async def template(fmt: KbFormat) -> Response:
-        """A starter file (header and one example) in yaml, csv or xlsx."""
+    async def template(fmt: KbFormat, _agent: Annotated[Agent, auth]) -> Response:
+        """A starter file (header and one example) in yaml, csv or xlsx (staff only)."""
         return Response(admin.template(fmt), media_type=_TEMPLATE_TYPES[fmt], headers={
             "Content-Disposition": f'attachment; filename="kefu-kb-template.{fmt.value}"'})
 
