@@ -3,7 +3,8 @@
 The gateway asks :meth:`HandoffService.open_ticket` on every shopper message and routes messages
 of handed-off conversations into the ticket; the Rasa actions call
 :meth:`HandoffService.request_handoff`; ``bot.app`` mounts :func:`handoff.api.create_router`
-(import it from ``handoff.api``: it pulls in FastAPI) and runs :func:`run_sweeper`.
+(import it from ``handoff.api``: it pulls in FastAPI). Lapsed claims are requeued by
+:func:`run_sweeper`, which runs as its own process (``python -m handoff.sweeper``).
 """
 
 from handoff.errors import HandoffError
@@ -15,8 +16,9 @@ from handoff.models import (
     Ticket,
     TicketStatus,
 )
-from handoff.service import HandoffService, OnReturn, create_handoff_service, run_sweeper
+from handoff.service import HandoffService, OnReturn, create_handoff_service
 from handoff.settings import HandoffSettings, get_settings
+from handoff.sweeper import run_sweeper
 
 __all__ = [
     "ContextPacket",

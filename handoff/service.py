@@ -9,7 +9,6 @@ consoles (the handoff events channel); :mod:`handoff.history` searches resolved 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -488,15 +487,3 @@ def create_handoff_service(redis_url: str, *, on_return: OnReturn | None = None)
     """A service on its own Redis client (for scripts and the CLI)."""
     redis = async_client(redis_url)
     return HandoffService(redis, ConversationStore(redis), on_return=on_return)
-
-
-async def run_sweeper(service: HandoffService, interval: float = 5.0) -> None:
-    """Requeue tickets whose agent vanished, every ``interval`` seconds, until cancelled."""
-    while True:
-        try:
-            count = await service.requeue_expired()
-            if count:
-                logger.info("sweeper requeued %d ticket(s)", count)
-        except Exception:  # keep sweeping through Redis hiccups
-            logger.exception("handoff sweeper failed; retrying in %.1fs", interval)
-        await asyncio.sleep(interval)

@@ -14,7 +14,8 @@ from handoff.models import (
     Priority,
     TicketStatus,
 )
-from handoff.service import HandoffService, run_sweeper
+from handoff.service import HandoffService
+from handoff.sweeper import run_sweeper
 from kefu.conversation import Role
 from kefu.errors import NotAuthorized
 from tests.handoff.conftest import AgentFactory, make_settings, open_ticket, seed_conversation
