@@ -10,15 +10,19 @@ hash and not processed twice. The client renders by turn id, so replays are idem
 Frames (JSON)::
 
     client → server
-      {"type": "hello", "after": "<last seen id>" | null, "lang": "zh" | "en"}    first frame
+      {"type": "hello", "after": "<last seen id>" | null, "lang": "zh" | "en",
+       "token": "<conversation token>" | null}                                  first frame
       {"type": "message", "cid": "<client id>", "text": "<text or button payload>"}
     server → client
+      {"type": "token", "token": "<conversation token>"}  a new conversation's token, once: keep it
       {"type": "history", "messages": [Msg, …]}   replay (the last 200 turns when after is null)
       {"type": "message", "message": Msg}          a live turn; Msg.cid marks the echo of a
                                                    message this connection sent
       {"type": "ack", "cid", "id", "mode", "duplicate"}   processed (id: its transcript turn)
       {"type": "typing", "on": true | false}
-      {"type": "error", "cid", "code": "invalid" | "unavailable", "detail"}
+      {"type": "error", "cid", "code": "invalid" | "unavailable" | "rate_limited" | "retry",
+       "detail", "retry_after"?}   rate_limited / retry: the message was not kept; send it
+                                   again after retry_after seconds
 
     Msg = {"id", "role": "shopper" | "bot" | "agent" | "system", "text", "buttons", "at",
            "agent"?, "cid"?, "status"?}
@@ -27,8 +31,16 @@ Frames (JSON)::
 
     GET /api/v1/widget/welcome?lang=zh|en   the greeting and quick questions the widget shows
 
-A sender id is a random secret the widget keeps in localStorage; whoever holds it can read
-that conversation, like a session cookie.
+Who may connect: the page's ``Origin`` must be kefu's own host or one of the configured store
+origins (``KEFU_WEB_ORIGINS``), or the handshake is refused (403); a client without an Origin
+(not a browser) is let through. The sender id names the conversation, the **conversation token**
+proves it is yours (:mod:`bot.gateway.identity`): a new sender gets one in a ``token`` frame right
+after its hello; a known sender must send it in the hello (or an ``Authorization: Bearer``
+header), or the socket is closed with 4401 (no token) or 4403 (not this conversation's), and the
+widget starts a new conversation. Each message counts against the sender's and the address's
+rate limits; a refused one gets ``rate_limited`` with ``retry_after`` and stays in the widget's
+outbox. If Redis goes away mid-session the socket is closed with 1013 (try again later); the
+widget reconnects and resends what was not acknowledged.
 """
 
 from __future__ import annotations
@@ -46,9 +58,14 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from bot.channels.delivery import stop_task
 from bot.gateway import Gateway
-from bot.gateway.errors import InvalidMessage, UpstreamUnavailable
-from kefu.conversation import ConversationStore, Role, Turn, conversation_id
+from bot.gateway.api import ShopperLimits
+from bot.gateway.errors import ConversationForbidden, InvalidMessage, UpstreamUnavailable
+from bot.gateway.identity import GREETING_TTL_SECONDS, ShopperAccess
+from kefu.conversation import ConversationStore, Role, Turn, check_cursor, conversation_id
+from kefu.errors import InvalidCursor, NotAuthenticated, TooManyRequests
 from kefu.keys import gw_client_ids_key
+from kefu.limits import Rate, RateLimiter
+from kefu.redis import OUTAGE_ERRORS, STORE_AWAY
 from kefu.welcome import Welcome, WelcomeStore
 
 logger = logging.getLogger(__name__)
@@ -57,20 +74,30 @@ CHANNEL = "web"
 WIDGET_DIR = Path(__file__).parent / "static"  # the widget (widget.js) and its demo store page
 SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-TURN_ID_PATTERN = re.compile(r"^\d{1,20}-\d{1,20}$")
 CLOSE_POLICY = 1008  # WebSocket close code: policy violation
+CLOSE_TRY_LATER = 1013  # the server cannot serve now (Redis away): reconnect and resend
+CLOSE_NO_TOKEN = 4401  # the conversation needs its token
+CLOSE_NOT_YOURS = 4403  # the token is not this conversation's
+NO_LIMITS = ShopperLimits(per_sender=Rate(0, 0), per_address=Rate(0, 0))
 
 
 class WebChat:
     """Serves widget connections; one :class:`_Session` per open socket."""
 
     def __init__(self, gateway: Gateway, conversations: ConversationStore,
-                 redis: aioredis.Redis, *, history_limit: int = 200,
-                 hello_timeout_seconds: float = 10.0, block_ms: int = 20_000,
-                 client_ids_ttl_seconds: int = 24 * 3600) -> None:
+                 redis: aioredis.Redis, *, access: ShopperAccess | None = None,
+                 limiter: RateLimiter | None = None, limits: ShopperLimits = NO_LIMITS,
+                 origins: list[str] | None = None, max_frame_chars: int = 4000,
+                 history_limit: int = 200, hello_timeout_seconds: float = 10.0,
+                 block_ms: int = 4_000, client_ids_ttl_seconds: int = 24 * 3600) -> None:
         self.gateway = gateway
         self.conversations = conversations
         self.redis = redis
+        self.access = access or ShopperAccess(redis)
+        self.limiter = limiter or RateLimiter(redis)
+        self.limits = limits
+        self.origins = {o.rstrip("/").lower() for o in origins or []}
+        self.max_frame_chars = max_frame_chars
         self.history_limit = history_limit
         self.hello_timeout = hello_timeout_seconds
         self.block_ms = block_ms
@@ -89,8 +116,17 @@ class WebChat:
 
         @router.websocket("/ws/chat")
         async def chat_socket(websocket: WebSocket, sender: str = "") -> None:
+            if not self.origin_allowed(websocket):
+                logger.warning("web chat refused for origin %r", websocket.headers.get("origin"))
+                await websocket.close(code=CLOSE_POLICY, reason="origin not allowed")
+                return
             if not SENDER_PATTERN.match(sender):
                 await websocket.close(code=CLOSE_POLICY, reason="sender: 1-128 of [A-Za-z0-9_.-]")
+                return
+            try:
+                await self.limiter.take("address", _address(websocket), self.limits.per_address)
+            except TooManyRequests:
+                await websocket.close(code=CLOSE_TRY_LATER, reason="too many connections")
                 return
             session = _Session(self, websocket, sender)
             self.sessions.add(session)
@@ -100,6 +136,20 @@ class WebChat:
                 self.sessions.discard(session)
 
         return router
+
+    def origin_allowed(self, websocket: WebSocket) -> bool:
+        """Whether the page asking may open the chat: kefu's own host or a configured store.
+
+        No Origin at all (not a browser: no other site's page acting in the shopper's browser)
+        is let through.
+        """
+        origin = websocket.headers.get("origin")
+        if origin is None:
+            return True
+        origin = origin.rstrip("/").lower()
+        host = (websocket.headers.get("host") or "").lower()
+        own = {f"http://{host}", f"https://{host}"}
+        return origin in own or origin in self.origins
 
     async def close_all(self, code: int = 1012) -> None:
         """Close every open socket (server restart); widgets reconnect and resume."""
@@ -144,6 +194,7 @@ class _Session:
         self._send_lock = asyncio.Lock()
         self._expect: tuple[str, str, asyncio.Future[str]] | None = None
         self._open = True
+        self._token: str | None = None
 
     async def run(self) -> None:
         await self._ws.accept()
@@ -151,18 +202,48 @@ class _Session:
         if hello is None:
             await self.close(CLOSE_POLICY)
             return
-        cursor = await self._replay(hello.get("after"))
-        pusher = asyncio.create_task(self._push(cursor), name=f"web-push-{self._sender}")
+        pusher: asyncio.Task[None] | None = None
         try:
+            if not await self._admit(hello):
+                return
+            cursor = await self._replay(hello.get("after"))
+            pusher = asyncio.create_task(self._push(cursor), name=f"web-push-{self._sender}")
             while self._open:
                 frame = await self._receive()
                 if frame is not None and frame.get("type") == "message":
                     await self._on_message(frame)
         except WebSocketDisconnect:
             pass
+        except STORE_AWAY as exc:
+            logger.warning("web chat %s closed, Redis is away: %s", self._conv, exc)
+            await self.close(CLOSE_TRY_LATER)
         finally:
             self._open = False
-            await stop_task(pusher)
+            if pusher is not None:
+                await stop_task(pusher)
+
+    async def _admit(self, hello: dict[str, Any]) -> bool:
+        """Check the conversation token (or issue one to a new sender); False when refused."""
+        token = hello.get("token")
+        if not isinstance(token, str) or not token:
+            token = _bearer(self._ws)
+        try:
+            access = await self._chat.access.admit(
+                CHANNEL, self._conv, token, may_start=True, ttl_seconds=GREETING_TTL_SECONDS)
+        except NotAuthenticated as exc:
+            await self._refuse("unauthorized", exc.message, CLOSE_NO_TOKEN)
+            return False
+        except ConversationForbidden as exc:
+            await self._refuse("forbidden", exc.message, CLOSE_NOT_YOURS)
+            return False
+        self._token = access.issued_token or token
+        if access.issued_token:
+            await self._send({"type": "token", "token": access.issued_token})
+        return True
+
+    async def _refuse(self, code: str, detail: str, close_code: int) -> None:
+        await self._send({"type": "error", "cid": None, "code": code, "detail": detail})
+        await self.close(close_code)
 
     async def close(self, code: int) -> None:
         self._open = False
@@ -194,7 +275,7 @@ class _Session:
 
     async def _replay(self, after: Any) -> str:
         """Send what the client has not seen; returns the stream id to follow from."""
-        valid = isinstance(after, str) and TURN_ID_PATTERN.match(after)
+        valid = isinstance(after, str) and _is_cursor(after)
         turns = await self._chat.conversations.transcript(
             self._conv, after=after if valid else None)
         if not valid:
@@ -231,9 +312,22 @@ class _Session:
 
     async def _on_message(self, frame: dict[str, Any]) -> None:
         cid, text = frame.get("cid"), frame.get("text")
-        if not (isinstance(cid, str) and CLIENT_ID_PATTERN.match(cid) and isinstance(text, str)):
+        if not (isinstance(cid, str) and CLIENT_ID_PATTERN.match(cid) and isinstance(text, str)
+                and len(text) <= self._chat.max_frame_chars):
             await self._send({"type": "error", "cid": cid if isinstance(cid, str) else None,
                               "code": "invalid", "detail": "message needs cid and text"})
+            return
+        chat = self._chat
+        try:
+            await chat.limiter.take("address", _address(self._ws), chat.limits.per_address)
+            await chat.access.admit(CHANNEL, self._conv, self._token, may_start=False)
+            await chat.limiter.take("sender", self._conv, chat.limits.per_sender)
+        except TooManyRequests as exc:
+            await self._send({"type": "error", "cid": cid, "code": "rate_limited",
+                              "detail": exc.message, "retry_after": exc.retry_after})
+            return
+        except (NotAuthenticated, ConversationForbidden) as exc:
+            await self._refuse("forbidden", exc.message, CLOSE_NOT_YOURS)
             return
         known = await self._chat.reserve_client_id(self._conv, cid)
         if known is not None:
@@ -257,6 +351,13 @@ class _Session:
         try:
             reply = await self._chat.gateway.handle(CHANNEL, self._sender, text)
             mode = reply.mode.value
+            if reply.retry_after is not None:  # not kept (Redis away): the widget sends it again
+                with contextlib.suppress(*OUTAGE_ERRORS):
+                    await self._chat.forget_client_id(self._conv, cid)
+                await self._send({"type": "error", "cid": cid, "code": "retry",
+                                  "detail": reply.messages[0].text if reply.messages else "",
+                                  "retry_after": reply.retry_after})
+                return None
         except InvalidMessage as exc:
             await self._chat.forget_client_id(self._conv, cid)
             await self._send({"type": "error", "cid": cid, "code": "invalid",
@@ -290,6 +391,23 @@ def _message(turn: Turn) -> dict[str, Any]:
     if isinstance(turn.meta.get("status"), dict):
         message["status"] = turn.meta["status"]
     return message
+
+
+def _is_cursor(after: str) -> bool:
+    try:
+        check_cursor(after)
+    except InvalidCursor:
+        return False
+    return True
+
+
+def _address(websocket: WebSocket) -> str:
+    return websocket.client.host if websocket.client else "unknown"
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    scheme, _, value = (websocket.headers.get("authorization") or "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _same_text(sent: str, stored: str) -> bool:
