@@ -5,32 +5,40 @@ Shopper API, channels, knowledge API and admin, handoff API and agent console, i
 The embedding model is loaded here once (``KnowledgeRuntime``), and Rasa's custom actions run here
 too (``actions.endpoint``, an internal route only Rasa may call), so a knowledge decision is a
 function call. ``create_app(settings)`` builds everything; nothing happens at import time.
+
+Around every route: request body limits (``kefu.http.RequestLimits``); per shopper route: who may
+act for the conversation and rate limits (``bot.gateway.api``). The lease sweeper is not here: it
+runs as its own process (``handoff.sweeper``), so it does not stop with the gateways.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
 
 import actions
 from bot.channels import TelegramChannel, WebChat
 from bot.channels.web import WIDGET_DIR
 from bot.gateway import Gateway, api
 from bot.gateway.backpressure import Backpressure
+from bot.gateway.fallback import Fallback, IntentExamples
+from bot.gateway.identity import ShopperAccess
 from bot.gateway.rasa_client import RasaClient, tracker_events
 from bot.gateway.settings import BotSettings, get_settings
 from handoff import api as handoff_api
 from handoff.models import CannedAnswer
-from handoff.service import HandoffService, run_sweeper
+from handoff.service import HandoffService
+from handoff.sweeper import sweeper_alive
 from kefu.conversation import ConversationStore, Turn
-from kefu.http import install_error_handlers
+from kefu.http import RequestLimits, install_error_handlers
+from kefu.limits import Rate, RateLimiter
 from kefu.redis import async_client
 from knowledge import api as knowledge_api
 from knowledge.curation import admin_api
@@ -41,12 +49,17 @@ from knowledge.text import normalize
 
 logger = logging.getLogger(__name__)
 
+UPLOAD_BODY_LIMIT = 6 * 1024 * 1024  # a knowledge base file (5 MiB) in its multipart form
+ACTION_CALL_BODY_LIMIT = 2 * 1024 * 1024  # Rasa's action calls carry the current turn
+SERVING_CHECKS = ("redis", "knowledge")  # what a gateway needs to answer shoppers at all
+
+
 def create_app(settings: BotSettings | None = None) -> FastAPI:
     """Build the gateway app; services start in the lifespan."""
     settings = settings or get_settings()
     redis = async_client(settings.redis_url)
     conversations = ConversationStore(redis)
-    rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value(),
+    rasa = RasaClient(settings.rasa_url, _secret(settings.rasa_token, "KEFU_RASA_TOKEN"),
                       timeout=settings.rasa_timeout_seconds)
     knowledge = KnowledgeRuntime(redis)
 
@@ -54,27 +67,44 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
         await rasa.append_events(ticket.conversation_id, tracker_events(human_turns))
 
     handoff = HandoffService(redis, conversations, on_return=return_to_bot)
+    knowledge_client = actions.KnowledgeClient(knowledge.service)
+    fallback = Fallback(knowledge_client, handoff, conversations, IntentExamples.load(normalize))
     gateway = Gateway(rasa, conversations, handoff, normalize=normalize,
                       max_chars=settings.max_message_chars,
                       backpressure=Backpressure(settings.rasa_max_in_flight,
                                                 settings.rasa_max_wait_seconds),
-                      prefetch=knowledge.service.prefetch if _prefetching(settings) else None)
-    web_chat = WebChat(gateway, conversations, redis)
+                      prefetch=knowledge.service.prefetch if _prefetching(settings) else None,
+                      fallback=fallback, redis_wait_seconds=settings.redis_wait_seconds)
+    access = ShopperAccess(redis, {name: key.get_secret_value()
+                                   for name, key in settings.channel_api_keys.items()})
+    limiter = RateLimiter(redis)
+    limits = api.ShopperLimits(
+        per_sender=Rate(settings.sender_rate_per_minute, settings.sender_burst),
+        per_address=Rate(settings.address_rate_per_minute, settings.address_burst))
+    web_chat = WebChat(gateway, conversations, redis, access=access, limiter=limiter,
+                       limits=limits, origins=settings.web_origins,
+                       max_frame_chars=settings.max_message_chars * 2)
     telegram = TelegramChannel.from_settings(settings, gateway, conversations, handoff, redis)
+    action_secret = _secret(settings.action_secret, "KEFU_ACTION_SECRET")
 
     async def readiness() -> dict[str, bool]:
         redis_ok = True
         try:
             await redis.ping()
+            sweeping = await sweeper_alive(redis)
         except Exception:
-            redis_ok = False
-        return {"redis": redis_ok, "rasa": await rasa.ready(), "knowledge": knowledge.ready}
+            redis_ok = sweeping = False
+        # The actions run here: they answer when the knowledge index and Redis (handoff) do.
+        return {"redis": redis_ok, "rasa": await rasa.ready(), "knowledge": knowledge.ready,
+                "actions": knowledge.ready and redis_ok, "sweeper": sweeping}
+
+    def serving(checks: dict[str, bool]) -> bool:
+        return all(checks.get(name, False) for name in SERVING_CHECKS)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.load_knowledge:
             await knowledge.start()
-        sweeper = asyncio.create_task(run_sweeper(handoff, interval=5.0))
         if telegram is not None:
             await telegram.start()
         try:
@@ -83,27 +113,25 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
             await web_chat.close_all()
             if telegram is not None:
                 await telegram.stop()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
             await knowledge.stop()
             await rasa.aclose()
             await redis.aclose()
 
     app = FastAPI(title="kefu", version="0.1.0", lifespan=lifespan,
                   description="E-commerce customer-service bot with human handoff")
-    app.include_router(api.create_router(gateway, readiness))
-    app.include_router(knowledge_api.create_router(knowledge.service))
+    app.include_router(api.create_router(gateway, readiness, access=access, limiter=limiter,
+                                         limits=limits, serving=serving))
+    app.include_router(knowledge_api.create_router(knowledge.service,
+                                                   handoff.agents.authenticate))
     async def canned_answers(text: str) -> list[CannedAnswer]:
         found = await knowledge.service.search_async(text)
         return [CannedAnswer(entry_id=c.entry_id, question=c.question, answer=c.answer,
                              score=c.score) for c in found]
 
     app.include_router(handoff_api.create_router(handoff, knowledge_search=canned_answers))
-    services = actions.Services(knowledge=actions.KnowledgeClient(knowledge.service),
-                                conversations=conversations, handoff=handoff, redis=redis)
-    app.include_router(actions.create_router(actions.build_executor(services),
-                                             settings.action_secret.get_secret_value()))
+    services = actions.Services(knowledge=knowledge_client, conversations=conversations,
+                                handoff=handoff, redis=redis)
+    app.include_router(actions.create_router(actions.build_executor(services), action_secret))
     app.include_router(admin_api.create_router(AdminService(knowledge, redis),
                                                handoff.agents.authenticate))
     app.include_router(web_chat.create_router())
@@ -111,6 +139,8 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
         app.include_router(telegram.create_router())
     app.mount("/static", StaticFiles(directory=WIDGET_DIR), name="static")
     install_error_handlers(app)
+    app.add_middleware(RequestLimits, default=settings.body_limit_bytes, limits=[
+        (admin_api.PREFIX, UPLOAD_BODY_LIMIT), (actions.ACTIONS_PREFIX, ACTION_CALL_BODY_LIMIT)])
     app.state.gateway = gateway
     app.state.web_chat = web_chat
     app.state.telegram = telegram
@@ -118,6 +148,15 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.state.knowledge = knowledge
     app.state.conversations = conversations
     return app
+
+
+def _secret(value: SecretStr | None, name: str) -> str:
+    """The configured secret, or (development, unset) one nobody knows: closed, never open."""
+    if value is not None:
+        return value.get_secret_value()
+    logger.warning("%s is not set: using a random one, so what it guards stays closed "
+                   "(run `make setup` to generate the shared secrets into .env)", name)
+    return secrets.token_urlsafe(32)
 
 
 def _prefetching(settings: BotSettings) -> bool:

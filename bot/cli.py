@@ -27,10 +27,13 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.gateway.settings import get_settings
+    from kefu.logs import log_config
 
     settings = get_settings()
+    # Log lines are masked (kefu.logs); a WebSocket frame may not exceed the body limit.
     uvicorn.run("bot.app:create_app", factory=True, host=args.host or settings.host,
-                port=args.port or settings.port)
+                port=args.port or settings.port, log_config=log_config(),
+                ws_max_size=settings.body_limit_bytes, access_log=False)
     return 0
 
 

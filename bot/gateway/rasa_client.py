@@ -30,7 +30,10 @@ class RasaClient:
     def __init__(self, base_url: str, token: str, timeout: float = 30.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._token = token
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        # A connection attempt that fails is tried once more (nothing was sent yet); a request
+        # that was sent is never resent: Rasa may have processed it.
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout,
+                                       transport=transport or httpx.AsyncHTTPTransport(retries=1))
 
     async def aclose(self) -> None:
         """Close pooled connections."""

@@ -3,6 +3,13 @@
 Channels (HTTP API, web widget, Telegram) translate their input into :meth:`Gateway.handle` and
 deliver the :class:`Reply`. While a handoff ticket is open the message goes into the ticket and
 Rasa never sees it; otherwise it goes through Rasa and the bot's replies come back.
+
+Never silent: when Rasa cannot be reached, or answers nothing, the gateway answers by itself
+(:mod:`bot.gateway.fallback`: the knowledge answer, or a ticket for "转人工" and complaints).
+Through a Redis restart it waits (:func:`kefu.redis.patiently`, a few seconds) instead of
+failing; if Redis stays away before the shopper's message could be kept, the reply is
+:data:`RETRYING_TEXT` with ``retry_after``: the message was not kept and should be sent again
+(the widget does so by itself).
 """
 
 from __future__ import annotations
@@ -18,13 +25,22 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from bot.gateway.backpressure import Backpressure
-from bot.gateway.errors import InvalidMessage
+from bot.gateway.errors import InvalidMessage, UpstreamUnavailable
+from bot.gateway.fallback import Fallback, Why
 from bot.gateway.rasa_client import RasaClient, RasaMessage
 from kefu.conversation import Button, ConversationStore, Role, Turn, conversation_id
+from kefu.redis import RedisUnavailable, patiently
 
 logger = logging.getLogger(__name__)
 
 _RATE_PAYLOAD = re.compile(r"^/rate\s*(\{.*\})\s*$")
+
+RETRYING_TEXT = "稍等，正在重试…\nOne moment, retrying…"
+"""The reply when the shopper's message could not be kept (Redis away): send it again."""
+RETRY_AFTER_SECONDS = 3.0
+SILENT_TEXT = ("抱歉，我暂时无法回答，请稍后再试，或转人工客服。\n"
+               "Sorry, I can't answer right now. Please try again, or talk to a person.")
+"""Said when Rasa said nothing and no fallback is wired (tests of the HTTP edge alone)."""
 
 
 class Mode(StrEnum):
@@ -47,6 +63,12 @@ class Reply(BaseModel):
 
     messages: list[OutMessage]
     mode: Mode
+    conversation_token: str | None = Field(
+        default=None, description="on the first reply of a new conversation only: send it as "
+        "'Authorization: Bearer <token>' with every later call for this conversation")
+    retry_after: float | None = Field(
+        default=None, description="set when the message could not be kept: send it again "
+        "after this many seconds")
 
 
 class HandoffPort(Protocol):
@@ -70,8 +92,11 @@ class Gateway:
     def __init__(self, rasa: RasaClient, conversations: ConversationStore, handoff: HandoffPort,
                  *, normalize: Callable[[str], str] = str.strip, max_chars: int = 2000,
                  backpressure: Backpressure | None = None,
-                 prefetch: Callable[[str], None] | None = None) -> None:
+                 prefetch: Callable[[str], None] | None = None,
+                 fallback: Fallback | None = None, redis_wait_seconds: float = 8.0) -> None:
         self._rasa = rasa
+        self._fallback = fallback
+        self._redis_wait = redis_wait_seconds
         self._prefetch = prefetch
         self._backpressure = backpressure
         self._conversations = conversations
@@ -84,22 +109,67 @@ class Gateway:
         """Process one shopper message and return what to send back."""
         text = self._validate(text)
         conv = conversation_id(channel, chat)
+        try:
+            said, early = await patiently(
+                lambda: self._receive(conv, channel, text, display_name),
+                seconds=self._redis_wait, what=f"keeping a message of {conv}")
+        except RedisUnavailable as exc:
+            logger.error("message of %s not kept, the shopper is asked to resend: %s", conv, exc)
+            return Reply(messages=[OutMessage(text=RETRYING_TEXT)], mode=Mode.BOT,
+                         retry_after=RETRY_AFTER_SECONDS)
+        if early is not None:
+            return early
+        assert said is not None
+        metadata = {"channel": channel, "original_text": text, "display_name": display_name or ""}
+        for_rasa = self._for_rasa(text)
+        self._start_prefetch(for_rasa)
+        try:
+            bot_messages: list[RasaMessage] | None = await self._send_to_rasa(
+                conv, for_rasa, metadata)
+        except UpstreamUnavailable as exc:
+            logger.warning("Rasa unavailable for %s (%s): the gateway answers", conv, exc.message)
+            bot_messages = None
+        tries = 0
+
+        async def answer() -> Reply:
+            nonlocal tries
+            tries += 1
+            return await self._answer(conv, channel, text, for_rasa, said, bot_messages,
+                                      display_name, retrying=tries > 1)
+
+        try:
+            return await patiently(answer, seconds=self._redis_wait, what=f"answering {conv}")
+        except RedisUnavailable as exc:  # the message is kept; say what we have, unrecorded
+            logger.error("answer to %s not recorded: %s", conv, exc)
+            out = [OutMessage(text=m.text, buttons=m.buttons) for m in bot_messages or []
+                   if m.text or m.buttons]
+            return Reply(messages=out or [OutMessage(text=RETRYING_TEXT)], mode=Mode.BOT)
+
+    async def _receive(self, conv: str, channel: str, text: str,
+                       display_name: str | None) -> tuple[Turn | None, Reply | None]:
+        """Keep the shopper's message: its turn, or the whole reply when no bot turn follows.
+
+        Safe to repeat while Redis is away: nothing is written before the last step fails.
+        """
         if display_name:
             await self._conversations.set_profile(conv, channel=channel, display_name=display_name)
         ticket = await self._handoff.open_ticket(conv)
         if ticket is not None:
             await self._handoff.add_shopper_message(conv, text, ticket=ticket)
-            return Reply(messages=[], mode=Mode.HANDOFF)
+            return None, Reply(messages=[], mode=Mode.HANDOFF)
         rating = _rating(text)
         if rating is not None:
-            return await self._rate(conv, rating)
-        said = await self._conversations.append(conv, Role.SHOPPER, text)
-        metadata = {"channel": channel, "original_text": text, "display_name": display_name or ""}
-        for_rasa = self._for_rasa(text)
-        self._start_prefetch(for_rasa)
-        bot_messages = await self._send_to_rasa(conv, for_rasa, metadata)
-        for m in bot_messages:
-            if m.text or m.buttons:
+            return None, await self._rate(conv, rating)
+        return await self._conversations.append(conv, Role.SHOPPER, text), None
+
+    async def _answer(self, conv: str, channel: str, text: str, for_rasa: str, said: Turn,
+                      bot_messages: list[RasaMessage] | None, display_name: str | None, *,
+                      retrying: bool = False) -> Reply:
+        """Record Rasa's replies (or the gateway's own) and return what the shopper gets."""
+        recorded = {t.text for t in await self._conversations.sent_to_shopper(conv, said.id)} \
+            if retrying else set()
+        for m in bot_messages or []:  # on a retry, what was recorded before is not repeated
+            if (m.text or m.buttons) and m.text not in recorded:
                 await self._conversations.append(conv, Role.BOT, m.text, buttons=m.buttons)
         # Everything sent since the shopper's turn, not only Rasa's replies: a handoff during the
         # turn queues a system message (position, back-to-bot button) before the bot's reply, and
@@ -108,12 +178,29 @@ class Gateway:
         ticket, sent = await asyncio.gather(
             self._handoff.open_ticket(conv),
             self._conversations.sent_to_shopper(conv, after=said.id))
+        if not sent and ticket is None:  # never an empty reply
+            why = Why.RASA_DOWN if bot_messages is None else Why.SILENT
+            await self._answer_without_rasa(conv, channel, text, for_rasa, why, display_name)
+            ticket, sent = await asyncio.gather(
+                self._handoff.open_ticket(conv),
+                self._conversations.sent_to_shopper(conv, after=said.id))
         mode = Mode.HANDOFF if ticket is not None else Mode.BOT
         return Reply(messages=[_out(t) for t in sent], mode=mode)
 
+    async def _answer_without_rasa(self, conv: str, channel: str, text: str, for_rasa: str,
+                                   why: Why, display_name: str | None) -> None:
+        if self._fallback is None:
+            await self._conversations.append(conv, Role.BOT, SILENT_TEXT,
+                                             meta={"degraded": why.value})
+            return
+        await self._fallback.answer(conv, channel, text, for_rasa, why,
+                                    display_name=display_name)
+
     async def messages_after(self, channel: str, chat: str, after: str | None) -> list[OutMessage]:
         """Bot, agent and system messages sent to the shopper after the message id ``after``."""
-        turns = await self._conversations.sent_to_shopper(conversation_id(channel, chat), after)
+        conv = conversation_id(channel, chat)
+        turns = await patiently(lambda: self._conversations.sent_to_shopper(conv, after),
+                                seconds=self._redis_wait, what=f"reading {conv}")
         return [_out(t) for t in turns]
 
     async def _send_to_rasa(self, conv: str, text: str,
@@ -135,6 +222,8 @@ class Gateway:
         stripped = text.strip()
         if not stripped:
             raise InvalidMessage("text must not be empty", field="text")
+        if not stripped.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in stripped):
+            raise InvalidMessage("text holds a lone UTF-16 surrogate", field="text")
         if len(stripped) > self._max_chars:
             raise InvalidMessage(f"text is longer than {self._max_chars} characters", field="text")
         return stripped

@@ -6,10 +6,13 @@ import re
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kefu.settings import PLACEHOLDER_SECRETS
+
 PLACEHOLDER_SECRET = "change-me"
+MIN_PRODUCTION_SECRET = 24
 _TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
@@ -23,11 +26,27 @@ class BotSettings(BaseSettings):
     port: int = 8000
     redis_url: str = "redis://127.0.0.1:6379/0"
     rasa_url: str = "http://127.0.0.1:5005"
-    rasa_token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Both secrets are generated at set-up (scripts/setup.sh secrets → .env) and shared with
+    # Rasa; a placeholder is refused everywhere. Unset in development, the process makes up one
+    # nobody knows: Rasa's API and the action route then stay closed rather than open.
+    rasa_token: SecretStr | None = None
     rasa_timeout_seconds: float = 30.0
     # Rasa calls the custom actions on this process (actions/endpoint.py) with this secret in
     # the X-Kefu-Action-Secret header (bot/rasa/endpoints.yml sends KEFU_ACTION_SECRET).
-    action_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    action_secret: SecretStr | None = None
+    # Integrations acting for many shoppers (a store's backend): name → key, sent as
+    # "Authorization: Bearer <key>", for conversations on the "api" channel only.
+    channel_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # Web pages allowed to open the web chat (WebSocket Origin), besides kefu's own host.
+    web_origins: list[str] = Field(default_factory=list)
+    # Shopper rate limits, shared by every gateway (kefu/limits.py): a burst, then so many a
+    # minute; a client address (many shoppers may share one) gets more. 0: no limit.
+    sender_rate_per_minute: float = 30.0
+    sender_burst: int = 10
+    address_rate_per_minute: float = 600.0
+    address_burst: int = 120
+    body_limit_bytes: int = 64 * 1024  # request bodies (the knowledge upload and Rasa get more)
+    redis_wait_seconds: float = 8.0  # how long a shopper's request waits through a Redis restart
     max_message_chars: int = 2000
     max_sender_chars: int = 128
     load_knowledge: bool = True  # tests of the HTTP edge alone may switch the model off
@@ -44,12 +63,20 @@ class BotSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> BotSettings:
-        if self.env != "production":
-            return self
-        for name, secret in (("KEFU_RASA_TOKEN", self.rasa_token),
-                             ("KEFU_ACTION_SECRET", self.action_secret)):
-            if secret.get_secret_value() == PLACEHOLDER_SECRET:
-                raise ValueError(f"{name} must be set to a real secret when KEFU_ENV=production")
+        named = [("KEFU_RASA_TOKEN", self.rasa_token), ("KEFU_ACTION_SECRET", self.action_secret),
+                 *((f"KEFU_CHANNEL_API_KEYS[{n}]", k) for n, k in self.channel_api_keys.items())]
+        for name, secret in named:
+            if secret is None:
+                if self.env == "production" and not name.startswith("KEFU_CHANNEL"):
+                    raise ValueError(f"{name} must be set when KEFU_ENV=production")
+                continue
+            value = secret.get_secret_value()
+            if value.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} is a placeholder ({value!r}): run `make setup`, which "
+                                 "writes generated secrets to .env, or set a real one")
+            short = len(value) < MIN_PRODUCTION_SECRET
+            if short and (self.env == "production" or name.startswith("KEFU_CHANNEL")):
+                raise ValueError(f"{name} must have at least {MIN_PRODUCTION_SECRET} characters")
         return self
 
     @model_validator(mode="after")
