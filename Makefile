@@ -12,10 +12,10 @@ test: setup-test model train lint typecheck  ## install what is missing, lint, t
 	bash scripts/test.sh
 
 setup:
-	$(SETUP) system-run venv rasa-venv
+	$(SETUP) system-run venv rasa-venv secrets
 
 setup-test:
-	$(SETUP) system-test venv rasa-venv
+	$(SETUP) system-test venv rasa-venv secrets
 
 model:
 	$(SETUP) model

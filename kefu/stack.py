@@ -1,9 +1,15 @@
-"""Start the whole kefu stack (Redis, the gateway, Rasa) and stop it cleanly.
+"""Run the whole kefu stack (Redis, the gateway, Rasa, the lease sweeper) under supervisord.
 
 Used by ``make run`` (``python -m kefu.stack``) and by the end-to-end tests, so both run the
-same processes with the same wiring. Rasa runs from ``.venv-rasa``; the gateway, which also
-serves Rasa's custom actions (``actions.endpoint``, called with ``KEFU_ACTION_SECRET``), from the
-interpreter running this module. The gateway and Rasa load their models at the same time.
+same processes with the same wiring. supervisord (:mod:`kefu.supervision`) starts them, restarts
+one that dies (with backoff while it fails to start), logs each death and return to
+``var/logs/watchdog.log`` (``make run`` echoes it), and stops the stack with a message naming the
+process when one keeps dying. Rasa runs from ``.venv-rasa``; the gateway, which also serves Rasa's
+custom actions (``actions.endpoint``, called with ``KEFU_ACTION_SECRET``), and the sweeper from
+the interpreter running this module. Rasa and the gateway listen on 127.0.0.1 unless told
+otherwise (``KEFU_RASA_INTERFACE``, ``KEFU_HOST``, for a private network). The two shared
+secrets come from the environment or ``.env`` (``make setup`` generates them); a placeholder is
+refused.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import urlopen
 
+from dotenv import dotenv_values
+
+from kefu.settings import PLACEHOLDER_SECRETS
+from kefu.supervision import GAVE_UP_NAME, Program, Supervisor, socket_path, supervisor_config
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +49,13 @@ class StackConfig:
     redis_port: int = 6379
     rasa_port: int = 5005
     gateway_port: int = 8000
-    rasa_token: str = "change-me"
-    action_secret: str = "change-me"  # Rasa → the gateway's action endpoint
+    rasa_token: str = ""  # "" → KEFU_RASA_TOKEN from the environment or .env
+    action_secret: str = ""  # Rasa → the gateway's action endpoint; "" → KEFU_ACTION_SECRET
+    gateway_host: str = "127.0.0.1"
+    rasa_interface: str = "127.0.0.1"
     start_redis: bool = True  # False: use a Redis already listening on redis_port
+    restart_limit: int = 5  # deaths of one process within restart_window before giving up
+    restart_window: float = 300.0
     extra_env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)  # filled by run_stack: process name → pid
 
@@ -58,6 +73,11 @@ class StackConfig:
     def rasa_url(self) -> str:
         """Base URL of the Rasa server."""
         return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def logs(self) -> Path:
+        """Where each process's log is written."""
+        return self.state_dir / "logs"
 
     def env(self) -> dict[str, str]:
         """Environment shared by every process of the stack."""
@@ -77,12 +97,17 @@ class StackConfig:
             # gateway's worker threads keep ~80 MB of freed memory in theirs (benchmarks/memory.py)
             "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
 
+    def supervisor(self) -> Supervisor:
+        """A client of this stack's supervisord."""
+        return Supervisor(socket_path(self.state_dir))
+
 
 class StackError(RuntimeError):
-    """A process of the stack failed to start; the message names it and its log."""
+    """A process of the stack failed to start or kept dying; the message names it and its log."""
 
 
 def port_open(port: int) -> bool:
@@ -90,23 +115,6 @@ def port_open(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
         return True
     return False
-
-
-def _wait(name: str, proc: subprocess.Popen[bytes], log: Path, ready: str | int,
-          timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StackError(f"{name} exited with {proc.returncode}; see {log}")
-        if isinstance(ready, int):
-            if port_open(ready):
-                return
-        else:
-            with contextlib.suppress(OSError), urlopen(ready, timeout=2) as response:
-                if response.status < 400:
-                    return
-        time.sleep(0.3)
-    raise StackError(f"{name} not ready after {timeout:.0f}s; see {log}")
 
 
 def latest_model(models_dir: Path) -> Path:
@@ -117,77 +125,120 @@ def latest_model(models_dir: Path) -> Path:
     return models[-1]
 
 
+def secret(name: str, given: str, root: Path = ROOT) -> str:
+    """A shared secret from ``given``, the environment or ``.env``; never a placeholder."""
+    value = given or os.environ.get(name) or str(dotenv_values(root / ".env").get(name) or "")
+    if value.strip().lower() in PLACEHOLDER_SECRETS:
+        raise StackError(f"{name} is not set or is a placeholder: run `make setup` (it writes "
+                         "generated secrets to .env) or set a real one")
+    return value
+
+
+def programs(config: StackConfig, model: Path) -> list[Program]:
+    """The stack's processes as supervisord programs."""
+    py = sys.executable
+    found: list[Program] = []
+    if config.start_redis and not port_open(config.redis_port):
+        server = shutil.which("redis-server")
+        if server is None:
+            raise StackError("redis-server not installed: run `make setup`")
+        redis_dir = config.state_dir / "redis"
+        redis_dir.mkdir(parents=True, exist_ok=True)
+        found.append(Program("redis", [
+            server, "--port", str(config.redis_port), "--bind", "127.0.0.1",
+            "--dir", str(redis_dir), "--appendonly", "yes"], startsecs=1, priority=10))
+    found.append(Program("sweeper", [py, "-m", "handoff.sweeper"], startsecs=2, priority=30))
+    found.append(Program("gateway", [
+        py, "-m", "kefu.cli", "serve", "--host", config.gateway_host,
+        "--port", str(config.gateway_port)], startsecs=20, priority=40, stopwaitsecs=30))
+    # bot/rasa/serve.py is `rasa run` with a few of its hot spots fixed (see there)
+    found.append(Program("rasa", [
+        str(config.root / ".venv-rasa" / "bin" / "python"),
+        str(config.root / "bot" / "rasa" / "serve.py"), "run", "--enable-api",
+        "--auth-token", config.rasa_token, "-m", str(model),
+        "--interface", config.rasa_interface, "--port", str(config.rasa_port),
+        "--endpoints", "bot/rasa/endpoints.yml", "--credentials", "bot/rasa/credentials.yml"],
+        startsecs=20, priority=50, stopwaitsecs=30))
+    return found
+
+
 @contextlib.contextmanager
 def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackConfig]:
-    """Start every process, wait until each is ready, yield, then stop them in reverse order."""
-    logs = config.state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    env = config.env()
-    py = sys.executable
-    rasa_python = config.root / ".venv-rasa" / "bin" / "python"
+    """Start every process under supervisord, wait until each is ready, yield, then stop all."""
+    config.rasa_token = secret("KEFU_RASA_TOKEN", config.rasa_token, config.root)
+    config.action_secret = secret("KEFU_ACTION_SECRET", config.action_secret, config.root)
+    config.logs.mkdir(parents=True, exist_ok=True)
+    work = config.state_dir / "supervisor"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / GAVE_UP_NAME).unlink(missing_ok=True)
     model = model or latest_model(config.root / "models")
-    with contextlib.ExitStack() as stack:
-        def start(name: str, args: list[str]) -> Callable[[str | int, float], None]:
-            log = logs / f"{name}.log"
-            handle = stack.enter_context(open(log, "ab"))
-            proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env,
-                                    cwd=config.root, start_new_session=True)
-            stack.callback(_stop, name, proc)
-            config.pids[name] = proc.pid
-
-            def ready(check: str | int, timeout: float) -> None:
-                _wait(name, proc, log, check, timeout)
-                logger.info("%s ready (pid %s, log %s)", name, proc.pid, log)
-
-            return ready
-
-        if config.start_redis and not port_open(config.redis_port):
-            redis_dir = config.state_dir / "redis"
-            redis_dir.mkdir(parents=True, exist_ok=True)
-            server = shutil.which("redis-server")
-            if server is None:
-                raise StackError("redis-server not installed: run `make setup`")
-            start("redis", [server, "--port", str(config.redis_port), "--bind", "127.0.0.1",
-                            "--dir", str(redis_dir), "--appendonly", "yes"])(config.redis_port, 20)
-        # Both load a model for seconds and need nothing of each other until a shopper writes.
-        gateway = start("gateway", [py, "-m", "uvicorn", "bot.app:create_app", "--factory",
-                                    "--host", "127.0.0.1", "--port", str(config.gateway_port),
-                                    "--no-access-log"])
-        # bot/rasa/serve.py is `rasa run` with a few of its hot spots fixed (see there)
-        serve = config.root / "bot" / "rasa" / "serve.py"
-        rasa = start("rasa", [str(rasa_python), str(serve), "run", "--enable-api",
-                              "--auth-token", config.rasa_token, "-m", str(model),
-                              "--port", str(config.rasa_port),
-                              "--endpoints", "bot/rasa/endpoints.yml",
-                              "--credentials", "bot/rasa/credentials.yml"])
-        gateway(f"{config.gateway_url}/healthz", 180)
-        rasa(f"{config.rasa_url}/status?token={config.rasa_token}", 300)
-        _wait_ready(f"{config.gateway_url}/readyz", 120)
-        yield config
-
-
-def _wait_ready(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urlopen(url, timeout=5) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.5)
-    raise StackError(f"gateway not ready after {timeout:.0f}s: {url}")
-
-
-def _stop(name: str, proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+    conf = work / "supervisord.conf"
+    conf.write_text(supervisor_config(
+        programs(config, model), state_dir=config.state_dir, logs=config.logs,
+        root=config.root, limit=config.restart_limit, window=config.restart_window))
+    with open(config.logs / "supervisord.out", "ab") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)],
+            stdout=out, stderr=subprocess.STDOUT, env=config.env(), cwd=config.root,
+            start_new_session=True)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
+        _wait_until_ready(config, daemon)
+        yield config
+    finally:
+        _stop(config, daemon)
+
+
+def _wait_until_ready(config: StackConfig, daemon: subprocess.Popen[bytes]) -> None:
+    checks = [("gateway", f"{config.gateway_url}/healthz", 180.0),
+              ("rasa", f"{config.rasa_url}/status?token={config.rasa_token}", 300.0),
+              ("stack", f"{config.gateway_url}/readyz", 120.0)]
+    for name, url, timeout in checks:
+        deadline = time.monotonic() + timeout
+        while not _answers(url):
+            _check_alive(config, daemon)
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} not ready after {timeout:.0f}s; "
+                                 f"see {config.logs / (name + '.log')}")
+            time.sleep(0.3)
+        logger.info("%s ready", name)
+    supervisor = config.supervisor()
+    config.pids.update({p["name"]: int(p["pid"]) for p in supervisor.all() if p["pid"]})
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(OSError), urlopen(url, timeout=5) as response:
+        return bool(response.status < 400)
+    return False
+
+
+def _check_alive(config: StackConfig, daemon: subprocess.Popen[bytes]) -> None:
+    if daemon.poll() is None:
+        return
+    raise StackError(gave_up(config) or f"supervisord exited with {daemon.returncode}; "
+                     f"see {config.logs / 'supervisord.log'}")
+
+
+def gave_up(config: StackConfig) -> str | None:
+    """Why the stack's watchdog stopped it, if it did."""
+    path = config.state_dir / "supervisor" / GAVE_UP_NAME
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+
+def _stop(config: StackConfig, daemon: subprocess.Popen[bytes]) -> None:
+    if daemon.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    logger.info("%s stopped", name)
+            os.kill(daemon.pid, signal.SIGTERM)  # supervisord stops every program, then itself
+        try:
+            daemon.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait()
+    for name, pid in config.pids.items():  # a child left behind by a killed supervisord
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+            logger.warning("%s (pid %d) outlived supervisord; killed", name, pid)
+    logger.info("stack stopped")
 
 
 def banner(config: StackConfig) -> str:
@@ -201,8 +252,10 @@ kefu is running on the demo store:
   shopper API     POST {url}/api/v1/messages
   API docs        {url}/docs
   terminal chat   .venv/bin/kefu chat --url {url}
-  Rasa            {config.rasa_url}   logs in {config.state_dir / 'logs'}
+  Rasa            {config.rasa_url} (127.0.0.1 only)   logs in {config.logs}
   Rasa's custom actions run in the gateway (an internal route only Rasa may call)
+  supervisord restarts a process that dies:
+    .venv/bin/supervisorctl -c {config.state_dir / 'supervisor' / 'supervisord.conf'} status
 The console and the admin need an account:
   .venv/bin/kefu agent add kim --groups presale,aftersale,logistics --role manager
 Press Ctrl-C to stop."""
@@ -210,7 +263,7 @@ Press Ctrl-C to stop."""
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m kefu.stack``: run the stack in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(description="run the whole kefu stack")
+    parser = argparse.ArgumentParser(description="run the whole kefu stack under supervisord")
     parser.add_argument("--port", type=int, default=int(os.environ.get("KEFU_PORT", "8000")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -219,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = Path(os.environ.get("KEFU_STATE_DIR") or ROOT / "var")
     config = StackConfig(state_dir=state_dir, gateway_port=args.port, redis_port=redis_port,
                          rasa_port=rasa_port,
-                         rasa_token=os.environ.get("KEFU_RASA_TOKEN", "change-me"),
-                         action_secret=os.environ.get("KEFU_ACTION_SECRET", "change-me"))
+                         gateway_host=os.environ.get("KEFU_HOST", "127.0.0.1"),
+                         rasa_interface=os.environ.get("KEFU_RASA_INTERFACE", "127.0.0.1"))
     stop = False
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -232,13 +285,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with run_stack(config):
             print(banner(config), flush=True)
-            while not stop:
-                time.sleep(0.5)
+            _follow(config, lambda: stop)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    reason = gave_up(config)
+    if reason:
+        print(f"error: {reason}", file=sys.stderr)
+        return 1
     print("stopped.")
     return 0
+
+
+def _follow(config: StackConfig, stopped: Callable[[], bool]) -> None:
+    """Echo the watchdog's lines until Ctrl-C, or until supervisord is gone (it gave up)."""
+    log = config.logs / "watchdog.log"
+    offset = log.stat().st_size if log.exists() else 0
+    sock = socket_path(config.state_dir)
+    while not stopped():
+        if log.exists() and log.stat().st_size > offset:
+            with open(log, encoding="utf-8", errors="replace") as handle:
+                handle.seek(offset)
+                for line in handle.read().splitlines():
+                    print(f"  {line}", flush=True)
+                offset = handle.tell()
+        if gave_up(config) or not sock.exists():
+            return
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

