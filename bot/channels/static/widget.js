@@ -12,8 +12,12 @@
  * stands (queue position, the serving agent, message left), from the status the server attaches
  * to its system messages; it disappears when the chat is back with the bot.
  *
- * One WebSocket to /ws/chat?sender=<id>. The sender id lives in localStorage, with a cache of
- * the last messages and an outbox of unacknowledged ones. On (re)connect the widget sends the
+ * One WebSocket to /ws/chat?sender=<id>. The sender id lives in localStorage, with the
+ * conversation's token (sent by the server once, in a "token" frame, and shown in every hello:
+ * the sender id alone opens nothing), a cache of the last messages and an outbox of
+ * unacknowledged ones. A socket closed with 4401/4403 (no or not this conversation's token)
+ * starts a new conversation. A message refused for now (rate limit, "retry") stays in the
+ * outbox and is sent again after the server's retry_after. On (re)connect the widget sends the
  * last message id it has; the server replays everything after it, then pushes live. Messages
  * are rendered by server id (duplicates ignored) and shopper messages carry a client id the
  * server de-duplicates, so reconnects neither lose nor repeat anything. All text goes through
@@ -102,6 +106,7 @@
   store.set("kefu:sender", sender);
   var cacheKey = "kefu:history:" + sender;
   var outboxKey = "kefu:outbox:" + sender;
+  var tokenKey = "kefu:token:" + sender;
   var lang = pickLanguage();
 
   var rendered = new Map();   // turn id -> element
@@ -195,18 +200,20 @@
     var socket = new WebSocket(wsBase + "/ws/chat?sender=" + encodeURIComponent(sender));
     ws = socket;
     socket.onopen = function () {
-      socket.send(JSON.stringify({ type: "hello", after: lastSeenId(), lang: lang }));
+      socket.send(JSON.stringify({ type: "hello", after: lastSeenId(), lang: lang,
+                                   token: store.get(tokenKey) }));
     };
     socket.onmessage = function (event) {
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       onFrame(frame);
     };
-    socket.onclose = function () {
+    socket.onclose = function (event) {
       if (ws !== socket) { return; }
       ws = null;
       setTyping(false);
       setStatus("offline");
+      if (event.code === 4401 || event.code === 4403) { startOver(); }
       var delay = Math.min(10000, 500 * Math.pow(2, attempts++)) * (0.5 + Math.random() / 2);
       reconnectTimer = setTimeout(connect, delay);
     };
@@ -224,8 +231,27 @@
     connect();
   }
 
+  // This conversation cannot be opened (its token is gone): a new one, keeping unsent messages.
+  function startOver() {
+    sender = newId("w", 16);
+    store.set("kefu:sender", sender);
+    cacheKey = "kefu:history:" + sender;
+    outboxKey = "kefu:outbox:" + sender;
+    tokenKey = "kefu:token:" + sender;
+    history = [];
+    rendered.forEach(function (node) { node.remove(); });  // not this conversation's any more
+    rendered.clear();
+    chatStatus = null;
+    chatStatusId = null;
+    renderBanner();
+    writeJson(outboxKey, outbox);
+    attempts = 0;
+  }
+
   function onFrame(frame) {
-    if (frame.type === "history") {
+    if (frame.type === "token") {
+      store.set(tokenKey, frame.token);
+    } else if (frame.type === "history") {
       attempts = 0;
       if (greeting && (frame.messages || []).length && !pending.size) {
         greeting.remove();  // a returning shopper sees their chat, not a greeting above it
@@ -241,7 +267,11 @@
     } else if (frame.type === "typing") {
       setTyping(!!frame.on);
     } else if (frame.type === "error") {
-      if (frame.code === "invalid") { fail(frame.cid); } else { notice(t("unavailable")); }
+      if (frame.code === "invalid") { fail(frame.cid); }
+      else if (frame.code === "rate_limited" || frame.code === "retry") { later(frame); }
+      else if (frame.code !== "unauthorized" && frame.code !== "forbidden") {
+        notice(t("unavailable"));
+      }
     }
   }
 
@@ -260,6 +290,14 @@
   }
 
   function flushOutbox() { outbox.forEach(transmit); }
+
+  // Not kept this time: it stays in the outbox and goes again after the server's pause.
+  function later(frame) {
+    var item = outbox.find(function (o) { return o.cid === frame.cid; });
+    if (!item) { return; }
+    var seconds = Math.min(60, Math.max(1, Number(frame.retry_after) || 3));
+    setTimeout(function () { transmit(item); }, seconds * 1000);
+  }
 
   function dropFromOutbox(cid) {
     outbox = outbox.filter(function (item) { return item.cid !== cid; });
