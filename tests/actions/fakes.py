@@ -51,6 +51,9 @@ class FakeKnowledge:
                               "intent_confidence": intent_confidence})
         return self.decisions[text]
 
+    def now(self) -> datetime:
+        return NOW
+
     def entry(self, entry_id: str) -> Entry | None:
         found = ALL.get(entry_id)
         if found is None:

@@ -31,6 +31,9 @@ class Service:
         self.calls.append((text, at, intent, intent_confidence))
         return Decision(kind=DecisionKind.HANDOFF, text=text, at=at or AT, candidates=[])
 
+    def now(self) -> datetime:
+        return AT
+
     def entry(self, entry_id: str) -> Entry | None:
         if self.fail:
             raise RuntimeError("index rebuilding")

@@ -7,9 +7,10 @@ protocol, so replay, live push and de-duplication are checked frame by frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -17,16 +18,19 @@ import pytest
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bot.channels.web import WIDGET_DIR, WebChat
 from bot.gateway import Gateway
+from bot.gateway.api import ShopperLimits
 from bot.gateway.rasa_client import RasaClient
+from bot.gateway.service import SILENT_TEXT
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role
+from kefu.limits import Rate
 from kefu.redis import async_client
 from kefu.welcome import DEFAULT_WELCOME, Welcome, WelcomeStore
 from tests.helpers.fake_rasa import DEFAULT_TEXT, RETURN_ANSWER, FakeRasa
@@ -42,6 +46,7 @@ class Site:
     conversations: ConversationStore
     handoff: HandoffService
     redis: Any
+    tokens: dict[str, str] = field(default_factory=dict)  # sender → its conversation token
 
     def ws_url(self, sender: str) -> str:
         return f"ws://127.0.0.1:{self.server.port}/ws/chat?sender={sender}"
@@ -55,7 +60,9 @@ async def site(redis_url: str) -> AsyncIterator[Site]:
     rasa = FakeRasa(handoff)
     client = RasaClient("http://rasa", "token", transport=rasa.transport())
     gateway = Gateway(client, conversations, handoff)
-    web = WebChat(gateway, conversations, redis, history_limit=5, block_ms=500)
+    web = WebChat(gateway, conversations, redis, history_limit=5, block_ms=500,
+                  origins=["https://shop.example.com"],
+                  limits=ShopperLimits(per_sender=Rate(60, 5), per_address=Rate(6000, 1000)))
     app = FastAPI()
     app.include_router(web.create_router())
     app.mount("/static", StaticFiles(directory=WIDGET_DIR), name="static")
@@ -71,15 +78,21 @@ async def site(redis_url: str) -> AsyncIterator[Site]:
 
 
 class Widget:
-    """The widget's side of the protocol."""
+    """The widget's side of the protocol (it keeps each sender's token, as the widget does)."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, site: Site, sender: str) -> None:
         self.ws = ws
+        self.site = site
+        self.sender = sender
         self.frames: list[dict[str, Any]] = []
 
     async def hello(self, after: str | None = None) -> list[dict[str, Any]]:
-        await self.ws.send(json.dumps({"type": "hello", "after": after, "lang": "zh"}))
+        await self.ws.send(json.dumps({"type": "hello", "after": after, "lang": "zh",
+                                       "token": self.site.tokens.get(self.sender)}))
         frame = await self.until(lambda f: f["type"] == "history")
+        for f in self.frames:
+            if f["type"] == "token":
+                self.site.tokens[self.sender] = f["token"]
         return list(frame["messages"])
 
     async def send(self, cid: str, text: str) -> dict[str, Any]:
@@ -99,7 +112,14 @@ class Widget:
 
 
 async def widget(site: Site, sender: str) -> Widget:
-    return Widget(await connect(site.ws_url(sender)))
+    return Widget(await connect(site.ws_url(sender)), site, sender)
+
+
+async def start(site: Site, sender: str) -> None:
+    """The sender's first visit: the page says hello and gets the conversation's token."""
+    w = await widget(site, sender)
+    await w.hello()
+    await w.ws.close()
 
 
 async def test_message_gets_echo_answer_and_ack_in_order(site: Site) -> None:
@@ -107,8 +127,8 @@ async def test_message_gets_echo_answer_and_ack_in_order(site: Site) -> None:
     assert await w.hello() == []
     ack = await w.send("c1", "怎么退货？")
     assert ack["mode"] == "bot" and ack["duplicate"] is False
-    kinds = [f["type"] for f in w.frames[1:]]
-    assert kinds[0] == "typing" and kinds[-2:] == ["typing", "ack"]
+    kinds = [f["type"] for f in w.frames]
+    assert kinds[:3] == ["token", "history", "typing"] and kinds[-2:] == ["typing", "ack"]
     if not any(m["role"] == "bot" for m in w.messages()):  # pushed before or after the ack
         await w.until(lambda f: f["type"] == "message" and f["message"]["role"] == "bot")
     echo, answer = w.messages()
@@ -158,6 +178,7 @@ async def test_reconnect_replays_what_was_missed_then_pushes_live(site: Site) ->
 
 
 async def test_fresh_page_gets_the_latest_history_only(site: Site) -> None:
+    await start(site, "dan")
     for i in range(8):
         await site.conversations.append("web:dan", Role.BOT, f"消息{i}")
     w = await widget(site, "dan")
@@ -165,11 +186,15 @@ async def test_fresh_page_gets_the_latest_history_only(site: Site) -> None:
     assert [m["text"] for m in history] == [f"消息{i}" for i in range(3, 8)]
     bogus = await widget(site, "dan")
     assert len(await bogus.hello(after="<script>")) == 5  # a bad cursor is ignored
+    huge = await widget(site, "dan")
+    assert len(await huge.hello(after="99999999999999999999-0")) == 5  # so is one past 2**64
     await w.ws.close()
     await bogus.ws.close()
+    await huge.ws.close()
 
 
 async def test_handoff_mode_and_rejected_messages(site: Site) -> None:
+    await start(site, "erin")
     await site.handoff.request_handoff("web:erin", reason=HandoffReason.EXPLICIT_REQUEST,
                                        channel="web")
     w = await widget(site, "erin")
@@ -186,15 +211,17 @@ async def test_handoff_mode_and_rejected_messages(site: Site) -> None:
     await w.ws.close()
 
 
-async def test_rasa_down_keeps_the_message_and_says_so(site: Site) -> None:
+async def test_rasa_down_keeps_the_message_and_still_answers(site: Site) -> None:
     site.rasa.down = True
     w = await widget(site, "frank")
     await w.hello()
     ack = await w.send("c1", "在吗")
-    assert ack["type"] == "error" and ack["code"] == "unavailable"
-    final = await w.until(lambda f: f["type"] == "ack")
+    assert ack["type"] == "ack" and ack["mode"] == "bot"
+    if not any(m["role"] == "bot" for m in w.messages()):
+        await w.until(lambda f: f["type"] == "message" and f["message"]["role"] == "bot")
     turns = await site.conversations.transcript("web:frank")
-    assert [t.id for t in turns] == [final["id"]] and turns[0].text == "在吗"
+    assert [(t.role, t.text) for t in turns] == [(Role.SHOPPER, "在吗"), (Role.BOT, SILENT_TEXT)]
+    assert turns[0].id == ack["id"]
     await w.ws.close()
 
 
@@ -254,3 +281,81 @@ async def test_system_messages_carry_the_handoff_status(site: Site) -> None:
     serving = await w.until(lambda f: f["type"] == "message"
                             and f["message"].get("status", {}).get("state") == "serving")
     assert serving["message"]["status"]["agent"] == "小艾"
+
+
+# --- issue #11: who may open a conversation, from which page, how fast --------------------------
+
+
+async def closed_with(ws: ClientConnection) -> tuple[int | None, list[dict[str, Any]]]:
+    frames: list[dict[str, Any]] = []
+    with contextlib.suppress(ConnectionClosed):
+        async with asyncio.timeout(5):
+            while True:
+                frames.append(json.loads(await ws.recv()))
+    return ws.close_code, frames
+
+
+async def test_a_new_sender_gets_a_token_and_must_show_it_on_every_later_visit(
+        site: Site) -> None:
+    first = await widget(site, "hana")
+    await first.hello()
+    token = site.tokens["hana"]
+    assert first.frames[0] == {"type": "token", "token": token}  # before the history
+    await first.send("c1", "你好")
+    await first.ws.close()
+
+    anonymous = await connect(site.ws_url("hana"))
+    await anonymous.send(json.dumps({"type": "hello", "after": None}))
+    code, frames = await closed_with(anonymous)
+    assert code == 4401 and frames[-1]["code"] == "unauthorized"
+    assert not any(f["type"] in ("history", "message") for f in frames)  # nothing replayed
+
+    wrong = await connect(site.ws_url("hana"))
+    await wrong.send(json.dumps({"type": "hello", "token": "not-hana-s-token"}))
+    code, frames = await closed_with(wrong)
+    assert code == 4403 and not any(f["type"] == "history" for f in frames)
+
+    other = await widget(site, "ivan")  # a shopper with a token of their own
+    await other.hello()
+    thief = await connect(site.ws_url("hana"))
+    await thief.send(json.dumps({"type": "hello", "token": site.tokens["ivan"]}))
+    assert (await closed_with(thief))[0] == 4403
+    await other.ws.close()
+
+    again = await widget(site, "hana")
+    assert next(m["text"] for m in await again.hello()) == "你好"
+    await again.ws.close()
+
+
+async def test_a_conversation_nobody_holds_a_token_for_cannot_be_taken(site: Site) -> None:
+    await site.conversations.append("web:old", Role.SHOPPER, "我的手机号是 13812345678")
+    ws = await connect(site.ws_url("old"))
+    await ws.send(json.dumps({"type": "hello", "after": None}))
+    code, frames = await closed_with(ws)
+    assert code == 4403 and not any(f["type"] == "history" for f in frames)
+
+
+async def test_only_kefu_s_own_pages_and_the_configured_stores_may_open_the_chat(
+        site: Site) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        await connect(site.ws_url("judy"), origin="https://evil.example.net")
+    assert info.value.response.status_code == 403
+    for origin in ("https://shop.example.com", f"http://127.0.0.1:{site.server.port}"):
+        ws = await connect(site.ws_url("judy"), origin=origin)
+        await ws.close()
+
+
+async def test_a_flooding_sender_is_slowed_and_keeps_nothing_extra(site: Site) -> None:
+    w = await widget(site, "kim")
+    await w.hello()
+    answers = [await w.send(f"c{i}", f"第{i}条") for i in range(8)]
+    refused = [a for a in answers if a["type"] == "error"]
+    assert [a["type"] for a in answers[:5]] == ["ack"] * 5  # the burst
+    assert refused and all(a["code"] == "rate_limited" and a["retry_after"] >= 1 for a in refused)
+    shopper = [t for t in await site.conversations.transcript("web:kim") if t.role is Role.SHOPPER]
+    assert len(shopper) == len(answers) - len(refused)
+    other = await widget(site, "lena")  # another shopper is not slowed by kim
+    await other.hello()
+    assert (await other.send("c1", "你好"))["type"] == "ack"
+    await w.ws.close()
+    await other.ws.close()

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from bot.gateway import Gateway, Mode
-from bot.gateway.errors import InvalidMessage, UpstreamUnavailable
+from bot.gateway.errors import InvalidMessage
+from bot.gateway.service import SILENT_TEXT
 from bot.gateway.rasa_client import RasaClient
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
@@ -98,13 +99,20 @@ async def test_bad_text_is_rejected_with_the_field(parts, text: str) -> None:
     assert info.value.field == "text"
 
 
-async def test_rasa_down_is_a_clear_503_and_the_message_is_kept(parts, fake_rasa) -> None:
+async def test_rasa_down_is_never_silent_and_the_message_is_kept(parts, fake_rasa) -> None:
     gateway, _, conversations = parts
     fake_rasa.down = True
-    with pytest.raises(UpstreamUnavailable) as info:
-        await gateway.handle("web", "frank", "在吗")
-    assert info.value.service == "rasa"
-    assert [t.text for t in await conversations.transcript("web:frank")] == ["在吗"]
+    reply = await gateway.handle("web", "frank", "在吗")  # no 503: the gateway answers itself
+    assert reply.mode is Mode.BOT and [m.text for m in reply.messages] == [SILENT_TEXT]
+    assert [t.text for t in await conversations.transcript("web:frank")] == ["在吗", SILENT_TEXT]
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfffb"])
+async def test_a_lone_surrogate_is_refused_not_stored(parts, text: str) -> None:
+    gateway, _, conversations = parts
+    with pytest.raises(InvalidMessage):
+        await gateway.handle("web", "sur", text)
+    assert await conversations.transcript("web:sur") == []
 
 
 async def test_a_handoff_during_the_turn_is_in_the_reply(redis_url: str) -> None:
