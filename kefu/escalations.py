@@ -67,5 +67,6 @@ async def trim_escalations(redis: aioredis.Redis, retention: timedelta | None = 
 
 
 def _oldest_kept(retention: timedelta | None) -> str:
-    keep = retention or timedelta(days=get_settings().escalations_retention_days)
+    keep = retention if retention is not None else timedelta(
+        days=get_settings().escalations_retention_days)
     return str(int((datetime.now(UTC) - keep).timestamp() * 1000))

@@ -139,7 +139,8 @@ class RequestLimits:
 
     ``limits`` maps path prefixes to byte limits (the longest matching prefix wins); every other
     path gets ``default``. A body announcing more (``Content-Length``) is refused before it is
-    read; one that turns out bigger is refused as soon as it passes the limit.
+    read; one that turns out bigger is refused as soon as it passes the limit. The body is read
+    here, whole (it is small by then), and handed to the route as it came.
     """
 
     def __init__(self, app: ASGIApp, *, default: int = DEFAULT_BODY_LIMIT,
@@ -155,40 +156,45 @@ class RequestLimits:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request within its limits."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"").decode("latin-1")
+        too_large = PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
         if declared.isdigit() and int(declared) > limit:
-            await _refuse(send, PayloadTooLarge(f"request body over {limit} bytes", limit=limit))
+            await _refuse(send, too_large)
             return
-        is_json = b"json" in headers.get(b"content-type", b"")
-        await self.app(scope, _guarded(receive, limit, is_json), send)
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            body.extend(message.get("body", b""))
+            if len(body) > limit:
+                await _refuse(send, too_large)
+                return
+            if not message.get("more_body"):
+                break
+        if b"json" in headers.get(b"content-type", b"") and _lone_surrogate(bytes(body)):
+            await _refuse(send, _BadText("text holds a lone UTF-16 surrogate (U+D800-U+DFFF): "
+                                         "not a character"))
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
 
 
-def _guarded(receive: Receive, limit: int, is_json: bool) -> Receive:
-    seen = bytearray()
-    size = 0
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
 
-    async def guarded() -> Message:
-        nonlocal size
-        message = await receive()
-        if message["type"] != "http.request":
-            return message
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body over {limit} bytes", limit=limit)
-        if is_json:
-            seen.extend(chunk)
-            if not message.get("more_body") and _lone_surrogate(bytes(seen)):
-                raise _BadText("text holds a lone UTF-16 surrogate (\\ud800-\\udfff): "
-                               "not a character")
-        return message
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
 
-    return guarded
+    return replay
 
 
 def _lone_surrogate(body: bytes) -> bool:

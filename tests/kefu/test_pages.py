@@ -58,3 +58,14 @@ def test_the_pages_hold_only_their_own_part() -> None:
         assert "<head>" not in markup and 'id="login-form"' not in markup, page
         script = next(page.glob("*.js")).read_text(encoding="utf-8")
         assert "kefu.mount(" in script and "function el(" not in script, page
+
+
+async def test_a_page_cannot_be_framed_and_runs_only_kefu_s_scripts(
+        client: httpx.AsyncClient) -> None:
+    page = await client.get("/demo/")
+    policy = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert (await client.get("/demo/demo.js")).headers["X-Content-Type-Options"] == "nosniff"

@@ -15,7 +15,6 @@ from knowledge.models import Decision
 from knowledge.service import KnowledgeIndex, KnowledgeService
 from knowledge.settings import KnowledgeSettings
 
-
 STAFF_TOKEN = "staff-session-token"
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 

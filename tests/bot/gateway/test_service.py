@@ -10,8 +10,8 @@ import pytest
 
 from bot.gateway import Gateway, Mode
 from bot.gateway.errors import InvalidMessage
-from bot.gateway.service import SILENT_TEXT
 from bot.gateway.rasa_client import RasaClient
+from bot.gateway.service import SILENT_TEXT
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from kefu.conversation import ConversationStore, Role
