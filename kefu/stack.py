@@ -33,7 +33,15 @@ from urllib.request import urlopen
 from dotenv import dotenv_values
 
 from kefu.settings import PLACEHOLDER_SECRETS
-from kefu.supervision import GAVE_UP_NAME, Program, Supervisor, socket_path, supervisor_config
+from kefu.supervision import (
+    Program,
+    Supervisor,
+    gave_up,
+    socket_path,
+    start_supervisord,
+    stop_supervisord,
+    supervisor_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -167,25 +175,19 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
     """Start every process under supervisord, wait until each is ready, yield, then stop all."""
     config.rasa_token = secret("KEFU_RASA_TOKEN", config.rasa_token, config.root)
     config.action_secret = secret("KEFU_ACTION_SECRET", config.action_secret, config.root)
-    config.logs.mkdir(parents=True, exist_ok=True)
-    work = config.state_dir / "supervisor"
-    work.mkdir(parents=True, exist_ok=True)
-    (work / GAVE_UP_NAME).unlink(missing_ok=True)
     model = model or latest_model(config.root / "models")
-    conf = work / "supervisord.conf"
-    conf.write_text(supervisor_config(
+    text = supervisor_config(
         programs(config, model), state_dir=config.state_dir, logs=config.logs,
-        root=config.root, limit=config.restart_limit, window=config.restart_window))
-    with open(config.logs / "supervisord.out", "ab") as out:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)],
-            stdout=out, stderr=subprocess.STDOUT, env=config.env(), cwd=config.root,
-            start_new_session=True)
+        root=config.root, limit=config.restart_limit, window=config.restart_window)
+    daemon = start_supervisord(text, state_dir=config.state_dir, logs=config.logs,
+                               env=config.env(), cwd=config.root)
     try:
         _wait_until_ready(config, daemon)
         yield config
     finally:
-        _stop(config, daemon)
+        if not stop_supervisord(daemon):
+            _kill_leftovers(config)
+        logger.info("stack stopped")
 
 
 def _wait_until_ready(config: StackConfig, daemon: subprocess.Popen[bytes]) -> None:
@@ -214,31 +216,17 @@ def _answers(url: str) -> bool:
 def _check_alive(config: StackConfig, daemon: subprocess.Popen[bytes]) -> None:
     if daemon.poll() is None:
         return
-    raise StackError(gave_up(config) or f"supervisord exited with {daemon.returncode}; "
+    raise StackError(gave_up(config.state_dir) or f"supervisord exited with {daemon.returncode}; "
                      f"see {config.logs / 'supervisord.log'}")
 
 
-def gave_up(config: StackConfig) -> str | None:
-    """Why the stack's watchdog stopped it, if it did."""
-    path = config.state_dir / "supervisor" / GAVE_UP_NAME
-    return path.read_text(encoding="utf-8").strip() if path.exists() else None
-
-
-def _stop(config: StackConfig, daemon: subprocess.Popen[bytes]) -> None:
-    if daemon.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(daemon.pid, signal.SIGTERM)  # supervisord stops every program, then itself
-        try:
-            daemon.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
-    for name, pid in config.pids.items():  # a child left behind by a killed supervisord
+def _kill_leftovers(config: StackConfig) -> None:
+    """After supervisord was killed: end the programs it started (each leads its own group)."""
+    for name, pid in config.pids.items():
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-            logger.warning("%s (pid %d) outlived supervisord; killed", name, pid)
-    logger.info("stack stopped")
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+                logger.warning("%s (pid %d) outlived supervisord; killed", name, pid)
 
 
 def banner(config: StackConfig) -> str:
@@ -289,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    reason = gave_up(config)
+    reason = gave_up(config.state_dir)
     if reason:
         print(f"error: {reason}", file=sys.stderr)
         return 1
@@ -309,7 +297,7 @@ def _follow(config: StackConfig, stopped: Callable[[], bool]) -> None:
                 for line in handle.read().splitlines():
                     print(f"  {line}", flush=True)
                 offset = handle.tell()
-        if gave_up(config) or not sock.exists():
+        if gave_up(config.state_dir) or not sock.exists():
             return
         time.sleep(0.5)
 

@@ -20,11 +20,14 @@ states and pids, for ``kefu.stack`` and the fault tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import os
 import shlex
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -104,6 +107,47 @@ def supervisor_config(programs: Iterable[Program], *, state_dir: Path, logs: Pat
     return "\n".join(lines)
 
 
+def start_supervisord(config_text: str, *, state_dir: Path, logs: Path, env: Mapping[str, str],
+                      cwd: Path) -> subprocess.Popen[bytes]:
+    """Write the configuration and run supervisord in the foreground (``-n``) as a child."""
+    work = state_dir / "supervisor"
+    work.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    (work / GAVE_UP_NAME).unlink(missing_ok=True)
+    conf = work / "supervisord.conf"
+    conf.write_text(config_text, encoding="utf-8")
+    with open(logs / "supervisord.out", "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)],
+            stdout=out, stderr=subprocess.STDOUT, env=dict(env), cwd=cwd,
+            start_new_session=True)
+
+
+def stop_supervisord(daemon: subprocess.Popen[bytes], timeout: float = 90.0) -> bool:
+    """Stop every program, then supervisord (SIGTERM); True when it finished by itself.
+
+    When it does not finish in time it is killed, and its programs may be left running.
+    """
+    if daemon.poll() is not None:
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(daemon.pid, signal.SIGTERM)
+    try:
+        daemon.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+        return False
+    return True
+
+
+def gave_up(state_dir: Path) -> str | None:
+    """Why the watchdog stopped supervisord, if it did."""
+    path = state_dir / "supervisor" / GAVE_UP_NAME
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -123,23 +167,32 @@ class _UnixTransport(xmlrpc.client.Transport):
         self._timeout = timeout
 
     def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        return _UnixHTTPConnection(self._path, self._timeout)
+        connection = self._connection[1]
+        if connection is None:  # kept, so ServerProxy's close() closes it
+            connection = _UnixHTTPConnection(self._path, self._timeout)
+            self._connection = host, connection
+        return connection
 
 
 class Supervisor:
-    """A running supervisord, over its UNIX socket (XML-RPC)."""
+    """A running supervisord, over its UNIX socket (XML-RPC, one connection per call)."""
 
     def __init__(self, sock: Path, timeout: float = 10.0) -> None:
-        self._proxy = xmlrpc.client.ServerProxy(
-            "http://localhost/RPC2", transport=_UnixTransport(str(sock), timeout))
+        self._sock = str(sock)
+        self._timeout = timeout
+
+    def _call(self, method: str, *args: Any) -> Any:
+        transport = _UnixTransport(self._sock, self._timeout)
+        with xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=transport) as proxy:
+            return getattr(proxy.supervisor, method)(*args)
 
     def info(self, name: str) -> dict[str, Any]:
-        """Supervisord's record of program ``name`` (``statename``, ``pid``, ``start``…)."""
-        return cast(dict[str, Any], self._proxy.supervisor.getProcessInfo(name))
+        """The record of program ``name`` (``statename``, ``pid``, ``start``…)."""
+        return cast(dict[str, Any], self._call("getProcessInfo", name))
 
     def all(self) -> list[dict[str, Any]]:
         """Every program's record."""
-        return cast(list[dict[str, Any]], self._proxy.supervisor.getAllProcessInfo())
+        return cast(list[dict[str, Any]], self._call("getAllProcessInfo"))
 
     def pid(self, name: str) -> int:
         """The pid of program ``name`` (0 while it is not running)."""
@@ -151,7 +204,7 @@ class Supervisor:
 
     def shutdown(self) -> None:
         """Stop every program, then supervisord itself."""
-        self._proxy.supervisor.shutdown()
+        self._call("shutdown")
 
 
 # --- the watchdog event listener ----------------------------------------------------------------
