@@ -76,7 +76,8 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
                       prefetch=knowledge.service.prefetch if _prefetching(settings) else None,
                       fallback=fallback, redis_wait_seconds=settings.redis_wait_seconds)
     access = ShopperAccess(redis, {name: key.get_secret_value()
-                                   for name, key in settings.channel_api_keys.items()})
+                                   for name, key in settings.channel_api_keys.items()},
+                           wait_seconds=settings.redis_wait_seconds)
     limiter = RateLimiter(redis)
     limits = api.ShopperLimits(
         per_sender=Rate(settings.sender_rate_per_minute, settings.sender_burst),

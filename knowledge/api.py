@@ -11,7 +11,8 @@ without a staff token (401), ``entries/{id}`` answers anonymous callers only wit
 now (404 otherwise), and ``version`` needs a staff token.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI reads the route annotations at runtime and
+# they refer to the per-router session dependencies, closure variables.
 
 from datetime import datetime
 from typing import Annotated

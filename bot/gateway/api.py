@@ -17,11 +17,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.gateway import Gateway, OutMessage, Reply
+from bot.gateway import Gateway, Mode, OutMessage, Reply
 from bot.gateway.identity import ShopperAccess
+from bot.gateway.service import RETRY_AFTER_SECONDS, RETRYING_TEXT
 from kefu.conversation import conversation_id
 from kefu.http import BEARER
 from kefu.limits import Rate, RateLimiter
+from kefu.redis import RedisUnavailable
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 ServingCheck = Callable[[dict[str, bool]], bool]
@@ -81,7 +83,12 @@ def create_router(gateway: Gateway, readiness: ReadinessCheck, *, access: Shoppe
         """
         await limiter.take("address", client_address(request), limits.per_address)
         conv = conversation_id(body.channel, body.sender)
-        granted = await access.admit(body.channel, conv, _bearer(credentials), may_start=True)
+        try:
+            granted = await access.admit(body.channel, conv, _bearer(credentials),
+                                         may_start=True)
+        except RedisUnavailable:  # nothing kept: the client sends it again
+            return Reply(messages=[OutMessage(text=RETRYING_TEXT)], mode=Mode.BOT,
+                         retry_after=RETRY_AFTER_SECONDS)
         await limiter.take("sender", conv, limits.per_sender)
         reply = await gateway.handle(body.channel, body.sender, body.text,
                                      display_name=body.display_name)

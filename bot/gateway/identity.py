@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from bot.gateway.errors import ConversationForbidden
 from kefu.errors import NotAuthenticated
 from kefu.keys import conv_transcript_key, gw_owner_key
+from kefu.redis import patiently
 
 INTEGRATION_CHANNEL = "api"
 """The only channel an integration's API key may act on."""
@@ -40,6 +41,7 @@ GREETING_TTL_SECONDS = 24 * 3600
 # KEYS: owner, transcript. ARGV: sha of the token shown ('' none), sha of a new token ('' may
 # not start), ttl. Returns 1 (the owner), 2 (new conversation, new token stored),
 # -1 (a token is needed), -2 (wrong token), -3 (someone's conversation without an owner).
+# Sent again with the same new token (its answer was lost with Redis), it answers 2 again.
 _ADMIT_LUA = """
 local owner = redis.call('GET', KEYS[1])
 if owner then
@@ -47,6 +49,7 @@ if owner then
     redis.call('EXPIRE', KEYS[1], ARGV[3])
     return 1
   end
+  if ARGV[2] ~= '' and owner == ARGV[2] then return 2 end
   if ARGV[1] == '' then return -1 end
   return -2
 end
@@ -75,8 +78,9 @@ class ShopperAccess:
     """Checks conversation tokens and channel API keys; issues a token to a new conversation."""
 
     def __init__(self, redis: aioredis.Redis, channel_keys: Mapping[str, str] | None = None,
-                 *, ttl_seconds: int = OWNER_TTL_SECONDS) -> None:
+                 *, ttl_seconds: int = OWNER_TTL_SECONDS, wait_seconds: float = 8.0) -> None:
         self._redis = redis
+        self._wait = wait_seconds
         self._keys = {name: key.encode("utf-8") for name, key in (channel_keys or {}).items()}
         self._ttl = ttl_seconds
         self._admit = redis.register_script(_ADMIT_LUA)
@@ -99,10 +103,13 @@ class ShopperAccess:
         ``may_start``: a caller without a token may start the conversation when it is new (its
         first message, the web chat's hello); it then gets the token in ``issued_token``.
 
+        Waits for Redis through a restart (:func:`kefu.redis.patiently`).
+
         Raises:
             NotAuthenticated: the conversation needs its token and none was shown (401).
             ConversationForbidden: the token is not this conversation's, or the conversation
                 has no token anyone could show (403).
+            RedisUnavailable: Redis stayed away longer than the wait.
         """
         integration = self.integration_of(bearer)
         if integration is not None:
@@ -112,10 +119,14 @@ class ShopperAccess:
                     conversation_id=conversation)
             return Access(conversation, integration=integration)
         new_token = secrets.token_urlsafe(32) if may_start and not bearer else None
-        outcome = int(await self._admit(
-            keys=[gw_owner_key(conversation), conv_transcript_key(conversation)],
-            args=[_sha(bearer) if bearer else "", _sha(new_token) if new_token else "",
-                  ttl_seconds or self._ttl]))
+
+        async def ask() -> int:  # the same new token each time: safe to send again
+            return int(await self._admit(
+                keys=[gw_owner_key(conversation), conv_transcript_key(conversation)],
+                args=[_sha(bearer) if bearer else "", _sha(new_token) if new_token else "",
+                      ttl_seconds or self._ttl]))
+
+        outcome = await patiently(ask, seconds=self._wait, what=f"admitting {conversation}")
         if outcome == 1:
             return Access(conversation)
         if outcome == 2:
