@@ -1,8 +1,10 @@
 """The whole kefu stack, started once per test session on free ports.
 
-Real processes with the wiring of ``make run`` (:func:`kefu.stack.run_stack`): redis-server, the
-gateway (knowledge service with the prepared embedding model and the demo store), the action
-server and the Rasa server with the model trained from this checkout.
+Real processes with the wiring of ``make run`` (:func:`kefu.stack.run_stack`, under supervisord):
+redis-server, the gateway (knowledge service with the prepared embedding model and the demo store,
+Rasa's custom actions), the lease sweeper and the Rasa server with the model trained from this
+checkout. Every simulated shopper comes from 127.0.0.1, so the per-address rate limit is off;
+the per-conversation one stays.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     config = StackConfig(
         state_dir=state, redis_port=free_port(), rasa_port=free_port(),
         gateway_port=free_port(), rasa_token="e2e-token", action_secret="e2e-action-secret",
-        extra_env={"KEFU_EMBEDDING_MODEL": str(e5_model_dir(tmp_path_factory))},
+        extra_env={"KEFU_EMBEDDING_MODEL": str(e5_model_dir(tmp_path_factory)),
+                   "KEFU_ADDRESS_RATE_PER_MINUTE": "0"},
     )
     try:
         with run_stack(config, model=rasa_model) as running:

@@ -53,13 +53,18 @@ class Shopper:
         self.sender = sender
         self.conversation = f"web:{sender}"
         self.seen: str | None = None
+        self.token: str | None = None  # the conversation's, from the first reply
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     async def say(self, text: str) -> dict[str, Any]:
         """Send a message; the gateway's reply (``messages``, ``mode``)."""
-        response = await self.http.post("/api/v1/messages",
+        response = await self.http.post("/api/v1/messages", headers=self._auth(),
                                         json={"sender": self.sender, "text": text, "channel": "web"})
         response.raise_for_status()
         reply: dict[str, Any] = response.json()
+        self.token = reply.get("conversation_token") or self.token
         self._saw(reply["messages"])
         return reply
 
@@ -67,7 +72,7 @@ class Shopper:
         """Messages sent to the shopper since the last one they received."""
         params = {"after": self.seen} if self.seen else {}
         response = await self.http.get(f"/api/v1/conversations/{self.sender}/messages",
-                                       params=params)
+                                       params=params, headers=self._auth())
         response.raise_for_status()
         messages: list[dict[str, Any]] = response.json()["messages"]
         self._saw(messages)

@@ -241,7 +241,9 @@ def test_gateway_path_traditional_question_and_handoff_mode(stack: StackConfig,
         assert body["mode"] == "bot"
         assert body["messages"][0]["text"] == answer_of(demo, "care-shoes")
 
-        handed = client.post(url, json={"sender": "gw-e2e", "text": "转人工"}).json()
+        token = body["conversation_token"]
+        handed = client.post(url, json={"sender": "gw-e2e", "text": "转人工"},
+                             headers={"Authorization": f"Bearer {token}"}).json()
         assert handed["mode"] == "handoff"
 
 

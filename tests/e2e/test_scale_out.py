@@ -69,14 +69,19 @@ class Shopper:
         self.sent = 0
         self.last_id: str | None = None
         self.received: list[str] = []  # ids of every message the shopper got, in order
+        self.token: str | None = None  # from the first reply; any gateway accepts it
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def say(self, text: str) -> dict[str, Any]:
         gateway = self.gateways[self.sent % len(self.gateways)]
         self.sent += 1
-        response = httpx.post(f"{gateway}/api/v1/messages",
+        response = httpx.post(f"{gateway}/api/v1/messages", headers=self._auth(),
                               json={"sender": self.sender, "text": text}, timeout=60)
         response.raise_for_status()
         body: dict[str, Any] = response.json()
+        self.token = body.get("conversation_token") or self.token
         self._got(body["messages"])
         return body
 
@@ -86,7 +91,7 @@ class Shopper:
         self.sent += 1
         params = {"after": self.last_id} if self.last_id else {}
         response = httpx.get(f"{gateway}/api/v1/conversations/{self.sender}/messages",
-                             params=params, timeout=30)
+                             params=params, headers=self._auth(), timeout=30)
         response.raise_for_status()
         messages: list[dict[str, Any]] = response.json()["messages"]
         self._got(messages)
