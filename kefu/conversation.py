@@ -28,6 +28,7 @@ from kefu.keys import (
     conv_transcript_key,
     conv_turns_key,
 )
+from kefu.privacy import mask
 
 TRANSCRIPT_TTL_SECONDS = 7 * 24 * 3600
 TRANSCRIPT_MAX_TURNS = 2000
@@ -197,7 +198,8 @@ class ConversationStore:
         """Keep what the bot understood of a turn (for the agent's context panel).
 
         ``asked``: the turn was a question the knowledge base was asked; it also goes to the
-        stream of recent questions (`recent_questions`), in the same round trip.
+        stream of recent questions (`recent_questions`), in the same round trip, with phone and
+        ID numbers masked (:func:`kefu.privacy.mask`): the stream outlives the chat.
         """
         key = conv_turns_key(conversation)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -206,8 +208,8 @@ class ConversationStore:
             pipe.expire(key, self._ttl)
             if asked:
                 oldest = int((analysis.at - QUESTIONS_KEEP).timestamp() * 1000)
-                pipe.xadd(conv_questions_key(), cast(Any, {
-                    "text": analysis.text, "conversation": conversation,
+                pipe.xadd(conv_questions_key(), cast(Any, {  # kept for days: numbers masked
+                    "text": mask(analysis.text), "conversation": conversation,
                     "at": analysis.at.isoformat()}), minid=oldest, approximate=True)
                 pipe.xtrim(conv_questions_key(), maxlen=QUESTIONS_MAX_LEN, approximate=True)
             await pipe.execute()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from kefu.conversation import BotAnalysis, Button, CandidateScore, ConversationStore, Role
-from kefu.keys import conv_outbound_key, conv_transcript_key
+from kefu.keys import conv_outbound_key, conv_questions_key, conv_transcript_key
 from kefu.redis import async_client
 
 pytestmark = pytest.mark.redis
@@ -62,3 +62,15 @@ async def test_analyses_slots_counters_profile_round_trip(store) -> None:
     assert await conversations.incr_counter("web:c", "clarify") == 1
     await conversations.set_profile("web:c", display_name="小王", channel="web")
     assert (await conversations.profile("web:c"))["display_name"] == "小王"
+
+
+async def test_recent_questions_keep_no_phone_or_id_number(store) -> None:
+    conversations, redis = store
+    at = datetime.now(UTC)
+    text = "我的手机 138 1234 5678，身份证 11010519491231002X，帮我查订单"
+    await conversations.record_analysis("web:p", BotAnalysis(at=at, text=text), asked=True)
+    assert (await conversations.analyses("web:p"))[0].text == text  # the live ticket keeps it
+    stored = " ".join(f["text"] for _, f in await redis.xrange(conv_questions_key()))
+    assert "1234 5678" not in stored and "19491231" not in stored and "138****5678" in stored
+    recent = await conversations.recent_questions(at - timedelta(minutes=1), 10)
+    assert [q.text for q in recent] == ["我的手机 138****5678，身份证 1****************X，帮我查订单"]
