@@ -55,7 +55,7 @@ def create_admin_app(settings: KnowledgeSettings, encoder: Encoder) -> AdminApp:
             await redis.aclose()
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(knowledge_api.create_router(runtime.service))
+    app.include_router(knowledge_api.create_router(runtime.service, handoff.agents.authenticate))
     app.include_router(handoff_api.create_router(handoff))
     app.include_router(admin_api.create_router(admin, handoff.agents.authenticate))
     install_error_handlers(app)

@@ -273,18 +273,29 @@
     }
   }
 
-  async function downloadDraft(event) {
-    event.preventDefault();
-    if (!state.draft) return;
-    const res = await fetch("/api/v1/kb/drafts/" + encodeURIComponent(state.draft.id) + "/file",
-      { headers: kefu.authHeaders() });
+  // Staff-only files: fetched with the session token (a plain link would not send it), then saved.
+  async function download(path, filename) {
+    const res = await fetch(path, { headers: kefu.authHeaders() });
     if (!res.ok) return flash("下载失败 Download failed", "error");
     const url = URL.createObjectURL(await res.blob());
-    const link = el("a", { href: url, download: "draft-" + state.draft.id + ".yaml" });
+    const link = el("a", { href: url, download: filename });
     document.body.append(link);
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  async function downloadDraft(event) {
+    event.preventDefault();
+    if (!state.draft) return;
+    await download("/api/v1/kb/drafts/" + encodeURIComponent(state.draft.id) + "/file",
+      "draft-" + state.draft.id + ".yaml");
+  }
+
+  async function downloadTemplate(event) {
+    event.preventDefault();
+    const fmt = event.currentTarget.dataset.format;
+    await download("/api/v1/kb/templates/" + fmt, "kefu-kb-template." + fmt);
   }
 
   // --- try a question ---------------------------------------------------------------------------
@@ -552,6 +563,8 @@
     $("upload-form").addEventListener("submit", upload);
     $("publish-form").addEventListener("submit", publish);
     $("draft-download").addEventListener("click", downloadDraft);
+    document.querySelectorAll("[data-format]").forEach((link) =>
+      link.addEventListener("click", downloadTemplate));
     $("try-form").addEventListener("submit", tryQuestion);
     $("topics-refresh").addEventListener("click", loadTopics);
     $("welcome-form").addEventListener("submit", saveWelcome);

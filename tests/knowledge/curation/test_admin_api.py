@@ -64,18 +64,21 @@ def yaml_file(kb: KnowledgeBase, name: str = "d12.yaml") -> dict[str, tuple[str,
     return {"file": (name, dump_yaml(kb).encode("utf-8"), "application/yaml")}
 
 
-async def decide(http: httpx.AsyncClient, text: str, at: datetime) -> dict[str, object]:
-    res = await http.post("/api/v1/knowledge/decide", json={"text": text, "at": at.isoformat()})
+async def decide(http: httpx.AsyncClient, text: str, at: datetime,
+                 staff: dict[str, str]) -> dict[str, object]:
+    """The decision as of ``at`` (another time than now: a staff token's ``staff`` headers)."""
+    res = await http.post("/api/v1/knowledge/decide", headers=staff,
+                          json={"text": text, "at": at.isoformat()})
     assert res.status_code == 200, res.text
     body: dict[str, object] = res.json()
     return body
 
 
 async def answers_within(http: httpx.AsyncClient, at: datetime, expected: str,
-                         seconds: float) -> None:
+                         seconds: float, staff: dict[str, str]) -> None:
     """The running bot answers the coupon question with ``expected`` within ``seconds``."""
     started = time.monotonic()
-    while (answer := answered(await decide(http, COUPON_QUESTION, at))) != expected:
+    while (answer := answered(await decide(http, COUPON_QUESTION, at, staff))) != expected:
         assert time.monotonic() - started < seconds, f"still answering {answer}"
         await asyncio.sleep(0.05)
 
@@ -161,15 +164,15 @@ async def test_campaign_preview_publish_answer_in_window_and_roll_back(
     published = res.json()["version"]
     assert published["author"] == MANAGER and published["parent"] == first
     # the running bot answers the campaign question only inside the window (within 2 s)
-    await answers_within(http, INSIDE_D12, "d12-coupons", seconds=2.0)
-    assert answered(await decide(http, COUPON_QUESTION, BEFORE_D12)) == "coupons"
-    assert answered(await decide(http, COUPON_QUESTION, AFTER_D12)) == "coupons"
+    await answers_within(http, INSIDE_D12, "d12-coupons", seconds=2.0, staff=manager)
+    assert answered(await decide(http, COUPON_QUESTION, BEFORE_D12, manager)) == "coupons"
+    assert answered(await decide(http, COUPON_QUESTION, AFTER_D12, manager)) == "coupons"
     old = await try_(INSIDE_D12, version=first)
     assert answered(old) == "coupons"
 
     res = await http.post("/api/v1/kb/rollback", headers=manager, json={"version": first})
     assert res.status_code == 200 and res.json()["id"] == first
-    await answers_within(http, INSIDE_D12, "coupons", seconds=2.0)
+    await answers_within(http, INSIDE_D12, "coupons", seconds=2.0, staff=manager)
     versions = (await http.get("/api/v1/kb/versions", headers=manager)).json()
     assert versions["live"] == first and len(versions["versions"]) == 2
     diff = (await http.get(f"/api/v1/kb/versions/{published['id']}/diff", headers=manager)).json()
@@ -236,11 +239,13 @@ async def test_page_and_templates(http: httpx.AsyncClient) -> None:
     assert (await http.get("/admin/kb/admin.js")).headers["content-type"].startswith(
         "text/javascript")
     assert (await http.get("/admin/kb/secrets.txt")).status_code == 404
+    assert (await http.get("/api/v1/kb/templates/yaml")).status_code == 401  # staff only
+    staff = await login(http, AGENT)
     for fmt in ("yaml", "csv", "xlsx"):
-        res = await http.get(f"/api/v1/kb/templates/{fmt}")
+        res = await http.get(f"/api/v1/kb/templates/{fmt}", headers=staff)
         assert res.status_code == 200 and len(res.content) > 100
         assert f"kefu-kb-template.{fmt}" in res.headers["content-disposition"]
-    assert (await http.get("/api/v1/kb/templates/docx")).status_code == 422
+    assert (await http.get("/api/v1/kb/templates/docx", headers=staff)).status_code == 422
 
 
 async def test_welcome_is_read_by_agents_and_set_by_managers(http: httpx.AsyncClient) -> None:

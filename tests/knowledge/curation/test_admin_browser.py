@@ -53,6 +53,7 @@ entries:
 """
 GIFT_QUESTIONS = (("web:g1", "可以帮我包装成礼物吗"), ("web:g2", "能做礼品包装吗？送人的"),
                   ("web:g3", "送朋友的，能包装一下吗"))
+STAFF: dict[str, dict[str, str]] = {}  # base URL → a manager's session headers
 SLOW = 120_000  # ms: indexing the demo store with the real model on a busy 2-core machine
 
 
@@ -72,7 +73,9 @@ def base_url(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         assert thread.is_alive() and time.monotonic() < deadline, "the app did not start"
         time.sleep(0.2)
     url = f"http://127.0.0.1:{port}"
-    assert httpx.get(f"{url}/api/v1/knowledge/version").json()["version"] is not None
+    STAFF[url] = staff_headers(url)
+    version = httpx.get(f"{url}/api/v1/knowledge/version", headers=STAFF[url])
+    assert version.json()["version"] is not None
     yield url
     server.should_exit = True
     thread.join(timeout=15)
@@ -101,11 +104,18 @@ async def log_in(page: Page, base_url: str, username: str) -> None:
     await expect(page.get_by_test_id("app-view")).to_be_visible()
 
 
+def staff_headers(base_url: str) -> dict[str, str]:
+    """A manager's session (asking the bot as of another time than now is staff only)."""
+    res = httpx.post(f"{base_url}/api/v1/agent/login",
+                     json={"username": MANAGER, "password": PASSWORD}, timeout=30)
+    return {"Authorization": f"Bearer {res.json()['token']}"}
+
+
 async def bot_answer(base_url: str, at: datetime) -> str | None:
     """What the running bot answers to the coupon question as of ``at`` (entry id, or None)."""
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-        res = await http.post("/api/v1/knowledge/decide", json={"text": QUESTION,
-                                                                 "at": at.isoformat()})
+        res = await http.post("/api/v1/knowledge/decide", headers=STAFF.get(base_url) or {},
+                              json={"text": QUESTION, "at": at.isoformat()})
     body = res.json()
     return body["entry"]["entry_id"] if body["kind"] == "answer" else None
 
@@ -125,6 +135,12 @@ async def test_manager_previews_publishes_and_rolls_back_a_campaign(
     page = await new_page(browser)
     await log_in(page, base_url, MANAGER)
     await expect(page.get_by_test_id("readonly-note")).to_be_hidden()
+    # the templates are staff only: the page fetches them with the session, then saves them
+    async with page.expect_download() as template:
+        await page.get_by_test_id("template-csv").click()
+    saved = await template.value
+    assert saved.suggested_filename == "kefu-kb-template.csv"
+    assert "question" in Path(await saved.path()).read_text(encoding="utf-8-sig")
     first = await page.get_by_test_id("live-version").text_content()
     assert first and first != "—"
     assert await bot_answer(base_url, INSIDE) == "store-coupons"
