@@ -145,8 +145,8 @@ class Fallback:
         if decision is not None and decision.kind is DecisionKind.ANSWER and decision.entry:
             await said.bot(replies.answer(decision.entry.answer, language).text)
         elif decision is not None and decision.kind is DecisionKind.CLARIFY and decision.options:
-            reply = replies.clarify(decision.options, language)
-            await said.bot(reply.text, [*reply.buttons, _human_button(language)])
+            reply = replies.clarify(decision.options, language)  # its way out: 都不是, 转人工
+            await said.bot(reply.text, reply.buttons)
         else:
             category = decision.candidates[0].category.value \
                 if decision is not None and decision.candidates else None
@@ -159,6 +159,9 @@ class Fallback:
         entry = await self._entry(entry_id) if entry_id else None
         if entry is not None:
             await said.bot(replies.answer(entry.answer, language).text)
+        elif payload.startswith(replies.NONE_FIT_PAYLOAD):  # "都不是" under a clarification
+            reply = replies.none_fit(language)
+            await said.bot(reply.text, reply.buttons)
         elif payload.startswith(replies.HELPFUL_PAYLOAD):
             await said.bot(replies.thanks_for_feedback(language).text)
         elif payload.startswith(replies.NOT_HELPFUL_PAYLOAD):
@@ -167,7 +170,7 @@ class Fallback:
         else:
             text = ("请直接输入您的问题，或转人工客服。" if language is Language.ZH
                     else "Please type your question, or talk to a person.")
-            await said.bot(text, [_human_button(language)])
+            await said.bot(text, [replies.human_button(language)])
 
     async def _entry(self, entry_id: str) -> Entry | None:
         try:
@@ -200,11 +203,6 @@ class _Said:
 
 def _language(value: str | None) -> Language:
     return Language.EN if value == Language.EN.value else Language.ZH
-
-
-def _human_button(language: Language) -> dict[str, str]:
-    title = "转人工客服" if language is Language.ZH else "Talk to a person"
-    return {"title": title, "payload": replies.HUMAN_PAYLOAD}
 
 
 def _entry_id(raw: str) -> str | None:

@@ -120,7 +120,11 @@ async def test_rasa_down_unsure_questions_are_clarified_or_handed_off(parts: Par
     clarified = await parts.gateway.handle("web", "c", "退款")
     payloads = [b.payload for b in clarified.messages[0].buttons]
     assert payloads == ['/choose_option{"entry_id":"refund-time"}',
-                        '/choose_option{"entry_id":"return-policy"}', "/request_human"]
+                        '/choose_option{"entry_id":"return-policy"}', "/none_of_these",
+                        "/request_human"]  # the clarification's way out, as Rasa's has it
+    none = await parts.gateway.handle("web", "c", "/none_of_these")
+    assert [b.payload for b in none.messages[0].buttons] == ["/request_human"]
+    assert none.mode is Mode.BOT and await parts.handoff.open_ticket("web:c") is None
     chosen = await parts.gateway.handle("web", "c", payloads[0])
     assert [m.text for m in chosen.messages] == [REFUND.answer]
     parts.knowledge.handoff("能便宜点吗", [INVOICE])
