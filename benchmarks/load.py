@@ -68,6 +68,7 @@ from bot.gateway.backpressure import BUSY_TEXT  # noqa: E402
 from kefu.stack import StackConfig, run_stack  # noqa: E402
 from knowledge.text import normalize  # noqa: E402
 from tests.helpers.processes import free_port  # noqa: E402
+from tests.helpers.shoppers import NO_RATE_LIMITS  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "load.json"
 LOAD_GENERATOR = "load_generator"
@@ -197,11 +198,12 @@ async def shopper_run(http: httpx.AsyncClient, script: Script, phase: Phase, pla
     while (length := plan.next()) is not None:
         sender = f"load-{run_id}-{phase.name}-{plan.started}"
         language = script.language()
+        auth: dict[str, str] = {}  # the conversation's token, from its first reply
         offered: list[dict[str, str]] = []
         sent = 0
         for turn in range(length):
             text = script.next_text(language, turn, offered)
-            sample, reply = await _post(http, phase, sender, text, language)
+            sample, reply = await _post(http, phase, sender, text, language, auth)
             sample.long = length >= 100
             phase.samples.append(sample)
             sent += 1
@@ -209,7 +211,7 @@ async def shopper_run(http: httpx.AsyncClient, script: Script, phase: Phase, pla
             if sample.mode == "handoff":
                 if length < 100 and script.random.random() < 0.2:
                     break  # left to wait for a person
-                back, _ = await _post(http, phase, sender, BACK_TO_BOT, language)
+                back, _ = await _post(http, phase, sender, BACK_TO_BOT, language, auth)
                 back.outcome, back.long = "back_to_bot", length >= 100
                 phase.samples.append(back)
                 sent += 1
@@ -218,17 +220,21 @@ async def shopper_run(http: httpx.AsyncClient, script: Script, phase: Phase, pla
 
 
 async def _post(http: httpx.AsyncClient, phase: Phase, sender: str, text: str,
-                language: str) -> tuple[Sample, dict[str, Any] | None]:
+                language: str, auth: dict[str, str]) -> tuple[Sample, dict[str, Any] | None]:
+    """One message; ``auth`` keeps the conversation's token header (set by its first reply)."""
     phase.texts.append(text)
     started = time.perf_counter()
     try:
-        response = await http.post("/api/v1/messages", json={"sender": sender, "text": text})
+        response = await http.post("/api/v1/messages", headers=auth,
+                                   json={"sender": sender, "text": text})
     except httpx.HTTPError:
         return Sample(language, time.perf_counter() - started, 0), None
     elapsed = time.perf_counter() - started
     if response.status_code != 200:
         return Sample(language, elapsed, response.status_code), None
     body = response.json()
+    if body.get("conversation_token"):
+        auth["Authorization"] = f"Bearer {body['conversation_token']}"
     busy = any(m.get("text") == BUSY_TEXT for m in body.get("messages", []))
     mode = str(body.get("mode", ""))
     return Sample(language, elapsed, 200, busy=busy, mode=mode,
@@ -423,12 +429,14 @@ def _stack(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, int]]
         config = StackConfig(
             state_dir=Path(tmp), redis_port=free_port(), rasa_port=free_port(),
             gateway_port=free_port(), rasa_token=args.rasa_token,
-            extra_env={"KEFU_RASA_MAX_IN_FLIGHT": str(args.max_in_flight),
+            extra_env={**NO_RATE_LIMITS,  # every simulated shopper comes from 127.0.0.1
+                       "KEFU_RASA_MAX_IN_FLIGHT": str(args.max_in_flight),
                        "KEFU_EMBEDDING_INT8": "true" if args.int8 else "false",
                        **({} if args.query_cache is None
                           else {"KEFU_QUERY_VECTOR_CACHE": str(args.query_cache)})})
         print(f"starting a stack in {tmp} (logs in {tmp}/logs) …", flush=True)
         with run_stack(config) as running:
+            args.rasa_token = running.rasa_token  # generated at set-up (.env) unless given
             yield running.gateway_url, running.rasa_url, running.pids
 
 
@@ -482,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--gateway-url", help="running gateway (default: start a stack)")
     parser.add_argument("--rasa-url", default="http://127.0.0.1:5005")
-    parser.add_argument("--rasa-token", default=os.environ.get("KEFU_RASA_TOKEN", "change-me"))
+    parser.add_argument("--rasa-token", default=os.environ.get("KEFU_RASA_TOKEN", ""))
     parser.add_argument("--shoppers", type=int, default=16, help="concurrent shoppers")
     parser.add_argument("--conversations", type=int, default=60,
                         help="at least this many conversations per phase")

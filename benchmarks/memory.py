@@ -12,15 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from kefu.stack import StackConfig, run_stack
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kefu.stack import StackConfig, run_stack  # noqa: E402
+from tests.helpers.shoppers import NO_RATE_LIMITS, Tokens  # noqa: E402
+
 TARGET_MB = 2048
 QUESTIONS = [
     "定金付了不想要了能退吗", "這雙鞋尺碼偏大嗎", "how long does shipping take?", "7天无理由退货要什么条件",
@@ -68,14 +72,18 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
         config = StackConfig(state_dir=Path(state), redis_port=free_port(), rasa_port=free_port(),
-                             gateway_port=free_port())
+                             gateway_port=free_port(), extra_env=NO_RATE_LIMITS)
         with run_stack(config):
             idle = snapshot(config.pids)
             started = time.perf_counter()
+            tokens = Tokens()  # each conversation's token, shown after its first reply
             with httpx.Client(base_url=config.gateway_url, timeout=60) as client:
                 for i in range(args.questions):
-                    client.post("/api/v1/messages", json={
-                        "sender": f"mem-{i % 20}", "text": QUESTIONS[i % len(QUESTIONS)]})
+                    sender = f"mem-{i % 20}"
+                    reply = client.post("/api/v1/messages", headers=tokens.headers(sender), json={
+                        "sender": sender, "text": QUESTIONS[i % len(QUESTIONS)]})
+                    reply.raise_for_status()
+                    tokens.keep(sender, reply.json())
             elapsed = time.perf_counter() - started
             busy = snapshot(config.pids)
     result = {"idle_mb": idle, "after_traffic_mb": busy, "questions": args.questions,

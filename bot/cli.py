@@ -20,6 +20,8 @@ def register(subparsers: Any) -> None:
     chat = subparsers.add_parser("chat", help="chat with the running stack in the terminal")
     chat.add_argument("--url", default="http://127.0.0.1:8000", help="gateway base URL")
     chat.add_argument("--sender", default=None, help="conversation id (default: a new one)")
+    chat.add_argument("--token", default=None,
+                      help="that conversation's token (printed when it began), to go back to it")
     chat.set_defaults(func=_chat)
 
 
@@ -41,7 +43,8 @@ def _chat(args: argparse.Namespace) -> int:
     sender = args.sender or f"cli-{uuid.uuid4().hex[:8]}"
     print(f"kefu chat as '{sender}' — type a question, /human for a person, Ctrl-D to quit")
     last_id: str | None = None
-    with httpx.Client(base_url=args.url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    with httpx.Client(base_url=args.url, timeout=60, headers=headers) as client:
         while True:
             try:
                 text = input("you> ").strip()
@@ -61,9 +64,15 @@ def _chat(args: argparse.Namespace) -> int:
                 print(f"error {response.status_code}: {detail}", file=sys.stderr)
                 continue
             reply = response.json()
+            if reply.get("conversation_token"):  # a new conversation: later calls must show it
+                client.headers["Authorization"] = f"Bearer {reply['conversation_token']}"
+                print(f"   (to come back: kefu chat --sender {sender} "
+                      f"--token {reply['conversation_token']})")
             for message in reply["messages"]:
                 _print_message(message)
                 last_id = message["id"] or last_id
+            if reply.get("retry_after") is not None:
+                print(f"   (not kept: send it again in {reply['retry_after']} s)")
             if reply["mode"] == "handoff":
                 print("   (a person owns this chat; press Enter to fetch their replies)")
 
@@ -71,6 +80,9 @@ def _chat(args: argparse.Namespace) -> int:
 def _show_new(client: httpx.Client, sender: str, last_id: str | None) -> str | None:
     params = {"after": last_id} if last_id else {}
     response = client.get(f"/api/v1/conversations/{sender}/messages", params=params)
+    if response.status_code >= 400:
+        print(f"error {response.status_code}: {response.json().get('detail')}", file=sys.stderr)
+        return last_id
     for message in response.json()["messages"]:
         _print_message(message)
         last_id = message["id"]
