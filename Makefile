@@ -38,6 +38,7 @@ bench:                          ## benchmarks; numbers land in benchmarks/result
 	$(PY) benchmarks/handoff_latency.py
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/load.py
+	$(PY) benchmarks/faults.py  # kills each process under 16 shoppers: lost/empty replies per fault
 
 clean:
 	rm -rf .state var/logs models
