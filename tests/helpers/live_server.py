@@ -85,10 +85,11 @@ class ThreadServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, timeout: float = 20.0) -> None:
+        """Serve, and wait ``timeout`` seconds at most for the app's startup (its lifespan)."""
         self._server = uvicorn.Server(_config(self.app, self.port))
         self._serving = asyncio.run_coroutine_threadsafe(self._server.serve(), self._loop)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout
         while not self._server.started:
             if self._serving.done():
                 self._serving.result()
