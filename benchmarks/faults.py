@@ -58,7 +58,7 @@ def _row(run: FaultRun) -> dict[str, object]:
     return {
         "process": run.process, "sent": t.sent, "replies": t.replies,
         "server_errors": t.server_errors, "statuses": {str(k): v for k, v in t.status.items()},
-        "empty": t.empty, "connection_errors": t.connection_errors, "resent": t.not_kept,
+        "empty": t.empty, "connection_errors": t.connection_errors, "resent": t.not_kept, "started_over": t.started_over,
         "unanswered": t.unanswered, "lost": len(run.kept.lost_messages),
         "asked_for_a_person": len(t.asked_for_a_person),
         "without_ticket": len(run.kept.missing_tickets),

@@ -50,7 +50,8 @@ class FaultRun:
         t = self.tally
         return (f"{self.process}: {t.sent} sent, {t.replies} replies, {t.empty} empty, "
                 f"statuses {dict(t.status)}, {t.connection_errors} connection errors, "
-                f"{t.not_kept} resent after retry_after, {t.unanswered} unanswered, "
+                f"{t.not_kept} resent after retry_after, {t.started_over} started over, "
+                f"{t.unanswered} unanswered, "
                 f"{len(self.kept.lost_messages)} lost, "
                 f"{len(t.asked_for_a_person)} asked for a person, "
                 f"{len(self.kept.missing_tickets)} without a ticket, "

@@ -12,6 +12,7 @@ were told was kept with Redis afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -58,6 +59,7 @@ class Tally:
     status: Counter[int] = field(default_factory=Counter)  # every non-200 status
     connection_errors: int = 0  # no answer at all (a gateway down): the message was resent
     not_kept: int = 0  # answered "send it again" (retry_after): resent
+    started_over: int = 0  # first replies lost with a killed gateway: a new conversation (401)
     kept: dict[str, list[str]] = field(default_factory=dict)  # conversation → texts it was told
     asked_for_a_person: set[str] = field(default_factory=set)  # conversations that asked
     unanswered: int = 0  # given up on after the deadline
@@ -76,18 +78,59 @@ def demo_questions(seed: int = 11) -> list[str]:
     return texts
 
 
-async def _send(http: httpx.AsyncClient, tokens: Tokens, tally: Tally, sender: str, text: str,
+class Browser:
+    """One shopper's HTTP connection, opened afresh after a connection error, as a browser does
+    (a pool shared by every shopper could keep connections the killed gateway left broken)."""
+
+    def __init__(self, gateway_url: str) -> None:
+        self._url = gateway_url
+        self.http = self._open()
+
+    def _open(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self._url, timeout=httpx.Timeout(30, pool=5))
+
+    async def reopen(self) -> None:
+        await self.close()
+        self.http = self._open()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.http.aclose()
+
+
+@dataclass
+class Chat:
+    """The conversation a shopper is in: its sender id may change once it cannot be opened."""
+
+    sender: str
+
+    @property
+    def conversation(self) -> str:
+        return f"web:{self.sender}"
+
+
+async def _send(browser: Browser, tokens: Tokens, tally: Tally, chat: Chat, text: str,
                 give_up_at: float) -> dict[str, Any] | None:
-    """One message, resent until it is answered (or the deadline passes)."""
+    """One message, resent until it is answered (or the deadline passes).
+
+    A 401 for a conversation the shopper holds no token of means its first reply (with the
+    token) was lost with a killed gateway: like the widget, the shopper starts a new one.
+    """
     tally.sent += 1
     while time.monotonic() < give_up_at:
         started = time.monotonic()
+        sender = chat.sender
         try:
-            response = await http.post("/api/v1/messages", headers=tokens.headers(sender),
-                                       json={"sender": sender, "text": text})
+            response = await browser.http.post("/api/v1/messages", headers=tokens.headers(sender),
+                                               json={"sender": sender, "text": text})
         except httpx.HTTPError:
             tally.connection_errors += 1
+            await browser.reopen()
             await asyncio.sleep(0.5)
+            continue
+        if response.status_code == 401 and not tokens.headers(sender):
+            tally.started_over += 1
+            chat.sender = f"{sender}-again"
             continue
         if response.status_code != 200:
             tally.status[response.status_code] += 1
@@ -103,41 +146,45 @@ async def _send(http: httpx.AsyncClient, tokens: Tokens, tally: Tally, sender: s
             continue
         if reply["mode"] == "bot" and not reply["messages"]:
             tally.empty += 1
-        tally.kept.setdefault(f"web:{sender}", []).append(text)
+        tally.kept.setdefault(chat.conversation, []).append(text)
         return reply
     tally.unanswered += 1
     return None
 
 
-async def _shopper(http: httpx.AsyncClient, tokens: Tokens, tally: Tally, name: str,
+async def _shopper(browser: Browser, tokens: Tokens, tally: Tally, name: str,
                    questions: list[str], stop: asyncio.Event, give_up_at: float,
                    rng: random.Random) -> None:
     n = 0
     while not stop.is_set():
         n += 1
-        sender = f"{name}-{n}"
+        chat = Chat(f"{name}-{n}")
         for _ in range(rng.randint(2, 5)):
-            await _send(http, tokens, tally, sender, rng.choice(questions), give_up_at)
+            await _send(browser, tokens, tally, chat, rng.choice(questions), give_up_at)
             await asyncio.sleep(rng.uniform(0.2, 0.8))  # reading, typing
             if stop.is_set():
                 return
         if rng.random() < 0.25:
-            reply = await _send(http, tokens, tally, sender, rng.choice(HANDOFF_WORDS), give_up_at)
+            reply = await _send(browser, tokens, tally, chat, rng.choice(HANDOFF_WORDS),
+                                give_up_at)
             if reply is not None:
-                tally.asked_for_a_person.add(f"web:{sender}")
+                tally.asked_for_a_person.add(chat.conversation)
 
 
 async def shop(gateway_url: str, *, shoppers: int, stop: asyncio.Event, run: str,
-               give_up_after: float = 600.0, seed: int = 11) -> Tally:
+               give_up_after: float = 300.0, seed: int = 11) -> Tally:
     """Run ``shoppers`` shoppers against ``gateway_url`` until ``stop`` is set."""
     tally, tokens, questions = Tally(), Tokens(), demo_questions(seed)
-    limits = httpx.Limits(max_connections=shoppers + 4, max_keepalive_connections=shoppers + 4)
     give_up_at = time.monotonic() + give_up_after
-    async with httpx.AsyncClient(base_url=gateway_url, timeout=60, limits=limits) as http:
+    browsers = [Browser(gateway_url) for _ in range(shoppers)]
+    try:
         await asyncio.gather(*(
-            _shopper(http, tokens, tally, f"{run}-s{i}", questions, stop, give_up_at,
+            _shopper(browser, tokens, tally, f"{run}-s{i}", questions, stop, give_up_at,
                      random.Random(seed * 100 + i))
-            for i in range(shoppers)))
+            for i, browser in enumerate(browsers)))
+    finally:
+        for browser in browsers:
+            await browser.close()
     return tally
 
 
