@@ -1,0 +1,41 @@
+"""Errors of the orders package (a branch of :class:`kefu.errors.KefuError`).
+
+Tree::
+
+    OrdersError                   base → 400
+    ├── OrderNotFound             the order system knows no such order → 404
+    └── OrderSystemUnavailable    no answer, or one breaking the contract → 503
+"""
+
+from __future__ import annotations
+
+from kefu.errors import KefuError
+
+
+class OrdersError(KefuError):
+    """Base of every orders error."""
+
+    status_code = 400
+    code = "orders_error"
+
+
+class OrderNotFound(OrdersError):
+    """No such order in the store's order system."""
+
+    status_code = 404
+    code = "order_not_found"
+    field_names = ("order_id",)
+
+    def __init__(self, message: str, *, order_id: str) -> None:
+        super().__init__(message)
+        self.order_id = order_id
+
+
+class OrderSystemUnavailable(OrdersError):
+    """The store's order system is down, slow, refuses our key or breaks the contract."""
+
+    status_code = 503
+    code = "order_system_unavailable"
+
+    def headers(self) -> dict[str, str]:  # noqa: D102
+        return {"Retry-After": "5"}
