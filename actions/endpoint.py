@@ -27,13 +27,13 @@ from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundExceptio
 
 from actions.actions import (
     ActionAnswerQuestion,
-    ActionCaptureOrderNumber,
     ActionChooseOption,
     ActionFeedback,
     ActionNoneOfThese,
     KefuAction,
 )
 from actions.errors import ActionCallRefused, ActionNotFound, ActionRejected
+from actions.orders import ActionCaptureOrLookUpOrderNumber, ActionOrderStatus, ActionVerifyOrder
 from actions.people import ActionHandoff, ActionKeepWithBot, ActionLeaveMessage
 from actions.services import Services
 
@@ -42,8 +42,9 @@ logger = logging.getLogger(__name__)
 ACTIONS_PREFIX = "/internal/actions"
 SECRET_HEADER = "X-Kefu-Action-Secret"
 ACTIONS: tuple[type[KefuAction], ...] = (
-    ActionAnswerQuestion, ActionCaptureOrderNumber, ActionChooseOption, ActionFeedback,
+    ActionAnswerQuestion, ActionCaptureOrLookUpOrderNumber, ActionChooseOption, ActionFeedback,
     ActionHandoff, ActionKeepWithBot, ActionLeaveMessage, ActionNoneOfThese,
+    ActionOrderStatus, ActionVerifyOrder,
 )
 
 

@@ -9,13 +9,15 @@ import redis.asyncio as aioredis
 from actions.knowledge_client import KnowledgeClient
 from handoff.service import HandoffService
 from kefu.conversation import ConversationStore
+from orders.contract import OrderSystem
 
 
 @dataclass(frozen=True)
 class Services:
-    """Knowledge decisions, conversation record and handoff, shared by every action."""
+    """Knowledge decisions, conversation record, handoff and orders, shared by every action."""
 
     knowledge: KnowledgeClient
     conversations: ConversationStore
     handoff: HandoffService
     redis: aioredis.Redis  # for the knowledge team's escalation stream
+    orders: OrderSystem | None = None  # the store's order system (None: not configured)

@@ -46,6 +46,9 @@ from knowledge.curation.admin import AdminService
 from knowledge.runtime import KnowledgeRuntime
 from knowledge.settings import get_settings as knowledge_settings
 from knowledge.text import normalize
+from orders import HttpOrderSystem
+from orders import api as orders_api
+from orders.settings import get_settings as order_settings
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     rasa = RasaClient(settings.rasa_url, _secret(settings.rasa_token, "KEFU_RASA_TOKEN"),
                       timeout=settings.rasa_timeout_seconds)
     knowledge = KnowledgeRuntime(redis)
+    order_system = HttpOrderSystem.from_settings(order_settings())  # None: no order system
 
     async def return_to_bot(ticket: Any, human_turns: list[Turn]) -> None:
         await rasa.append_events(ticket.conversation_id, tracker_events(human_turns))
@@ -116,6 +120,8 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
                 await telegram.stop()
             await knowledge.stop()
             await rasa.aclose()
+            if order_system is not None:
+                await order_system.aclose()
             await redis.aclose()
 
     app = FastAPI(title="kefu", version="0.1.0", lifespan=lifespan,
@@ -131,8 +137,9 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
 
     app.include_router(handoff_api.create_router(handoff, knowledge_search=canned_answers))
     services = actions.Services(knowledge=knowledge_client, conversations=conversations,
-                                handoff=handoff, redis=redis)
+                                handoff=handoff, redis=redis, orders=order_system)
     app.include_router(actions.create_router(actions.build_executor(services), action_secret))
+    app.include_router(orders_api.create_router(order_system, handoff.agents.authenticate))
     app.include_router(admin_api.create_router(AdminService(knowledge, redis),
                                                handoff.agents.authenticate))
     app.include_router(web_chat.create_router())

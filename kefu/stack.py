@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -57,6 +58,8 @@ class StackConfig:
     redis_port: int = 6379
     rasa_port: int = 5005
     gateway_port: int = 8000
+    orders_port: int = 0  # the demo order service; 0: a free port picked at start
+    orders_api_key: str = ""  # the demo order service's key; "" → made up at start
     rasa_token: str = ""  # "" → KEFU_RASA_TOKEN from the environment or .env
     action_secret: str = ""  # Rasa → the gateway's action endpoint; "" → KEFU_ACTION_SECRET
     gateway_host: str = "127.0.0.1"
@@ -83,6 +86,11 @@ class StackConfig:
         return f"http://127.0.0.1:{self.rasa_port}"
 
     @property
+    def orders_url(self) -> str:
+        """Base URL of the demo order service."""
+        return f"http://127.0.0.1:{self.orders_port}"
+
+    @property
     def logs(self) -> Path:
         """Where each process's log is written."""
         return self.state_dir / "logs"
@@ -106,6 +114,9 @@ class StackConfig:
             "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "PYTHONUNBUFFERED": "1",
+            # the demo store's order system (orders.demo), unless the store configured its own
+            "KEFU_ORDERS_URL": os.environ.get("KEFU_ORDERS_URL") or self.orders_url,
+            "KEFU_ORDERS_API_KEY": os.environ.get("KEFU_ORDERS_API_KEY") or self.orders_api_key,
             **self.extra_env,
         }
 
@@ -123,6 +134,13 @@ def port_open(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
         return True
     return False
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def latest_model(models_dir: Path) -> Path:
@@ -155,6 +173,12 @@ def programs(config: StackConfig, model: Path) -> list[Program]:
         found.append(Program("redis", [
             server, "--port", str(config.redis_port), "--bind", "127.0.0.1",
             "--dir", str(redis_dir), "--appendonly", "yes"], startsecs=1, priority=10))
+    if not os.environ.get("KEFU_ORDERS_URL"):  # a store's own order system needs no demo
+        orders_db = config.state_dir / "orders" / "demo.sqlite"
+        orders_db.parent.mkdir(parents=True, exist_ok=True)
+        found.append(Program("orders", [
+            py, "-m", "orders.demo", "--port", str(config.orders_port), "--db", str(orders_db)],
+            startsecs=2, priority=20))
     found.append(Program("sweeper", [py, "-m", "handoff.sweeper"], startsecs=2, priority=30))
     found.append(Program("gateway", [
         py, "-m", "kefu.cli", "serve", "--host", config.gateway_host,
@@ -176,6 +200,8 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
     config.rasa_token = secret("KEFU_RASA_TOKEN", config.rasa_token, config.root)
     config.action_secret = secret("KEFU_ACTION_SECRET", config.action_secret, config.root)
     model = model or latest_model(config.root / "models")
+    config.orders_port = config.orders_port or _free_port()
+    config.orders_api_key = config.orders_api_key or secrets.token_urlsafe(24)
     text = supervisor_config(
         programs(config, model), state_dir=config.state_dir, logs=config.logs,
         root=config.root, limit=config.restart_limit, window=config.restart_window)
@@ -191,7 +217,9 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
 
 
 def _wait_until_ready(config: StackConfig, daemon: subprocess.Popen[bytes]) -> None:
-    checks = [("gateway", f"{config.gateway_url}/healthz", 180.0),
+    demo_orders = [] if os.environ.get("KEFU_ORDERS_URL") else [
+        ("orders", f"{config.orders_url}/healthz", 60.0)]
+    checks = [*demo_orders, ("gateway", f"{config.gateway_url}/healthz", 180.0),
               ("rasa", f"{config.rasa_url}/status?token={config.rasa_token}", 300.0),
               ("stack", f"{config.gateway_url}/readyz", 120.0)]
     for name, url, timeout in checks:
@@ -242,6 +270,8 @@ kefu is running on the demo store:
   terminal chat   .venv/bin/kefu chat --url {url}
   Rasa            {config.rasa_url} (127.0.0.1 only)   logs in {config.logs}
   Rasa's custom actions run in the gateway (an internal route only Rasa may call)
+  orders          the demo order service {config.orders_url} (orders/openapi.yaml; try
+                  "我的订单 2026112012345 到哪了", verify with the phone's last digits 8000)
   supervisord restarts a process that dies:
     .venv/bin/supervisorctl -c {config.state_dir / 'supervisor' / 'supervisord.conf'} status
 The console and the admin need an account:

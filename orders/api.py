@@ -4,8 +4,7 @@ Agents only (a console session); the order is read live from the store's order s
 panel shows what the store shows now. No order system configured, or it does not answer: 503.
 """
 
-from __future__ import annotations
-
+# No postponed annotations: FastAPI reads the route's closure dependency at runtime.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends

@@ -35,6 +35,7 @@
     titles: new Map(), // button payload -> its title, from every turn shown
     letGo: new Set(), // tickets this agent released, transferred or resolved: no more heartbeats
     history: null, // the closed ticket shown read-only, in the history view
+    order: { number: null, at: 0, data: null, error: null }, // the order panel's last lookup
   };
 
   // --- formatting ----------------------------------------------------------------------------
@@ -306,14 +307,74 @@
     }
   }
 
+  // --- the order panel: the ticket's order, looked up live in the store's order system ------
+  const ORDER_STATUSES = {
+    pending_payment: "待付款 Unpaid", deposit_paid: "预售已付定金 Deposit paid", paid: "待发货 Paid",
+    shipped: "已发货 Shipped", delivered: "已签收 Delivered", cancelled: "已取消 Cancelled",
+    refunding: "退款中 Refunding", refunded: "已退款 Refunded",
+  };
+  const REFUND_STATUSES = {
+    requested: "已申请 Requested", approved: "已同意 Approved", returned: "已退货 Returned",
+    completed: "已完成 Completed", rejected: "已拒绝 Rejected",
+  };
+  const GIFT_STATUSES = { pending: "未发出 Pending", shipped: "已发出 Shipped", delivered: "已送达 Delivered" };
+  const ORDER_FRESH_MS = 30_000; // looked up again after this long, or when the number changes
+
+  async function renderOrder(number) {
+    const panel = $("order-panel");
+    panel.hidden = !number;
+    if (!number) return;
+    const seen = state.order;
+    if (seen.number !== number || Date.now() - seen.at > ORDER_FRESH_MS) {
+      state.order = { number, at: Date.now(), data: null, error: null, loading: true };
+      try {
+        state.order.data = await api("GET", "/api/v1/orders/" + encodeURIComponent(number));
+      } catch (error) {
+        state.order.error = error.status === 404 ? "订单系统中没有这个订单 Not found" : error.message;
+      }
+      state.order.loading = false;
+    }
+    if (state.order.number === number && !state.order.loading) drawOrder(state.order);
+  }
+
+  function drawOrder({ data, error }) {
+    const body = $("order-body");
+    clear(body);
+    if (error) { body.append(el("p", { class: "muted", testid: "order-error" }, error)); return; }
+    const money = (v) => "¥" + v;
+    body.append(el("dl", { class: "order-facts" },
+      el("dt", {}, "状态 Status"), el("dd", { testid: "order-status" }, ORDER_STATUSES[data.status] || data.status),
+      el("dt", {}, "金额 Total"), el("dd", { testid: "order-total" }, money(data.total) + (data.paid !== data.total ? ` (已付 ${money(data.paid)})` : "")),
+      el("dt", {}, "下单 Placed"), el("dd", {}, shortTime(data.placed_at)),
+      ...(data.ship_by ? [el("dt", {}, "承诺发货 Ship by"), el("dd", { testid: "order-ship-by" }, shortTime(data.ship_by))] : [])));
+    body.append(el("ul", { class: "order-items", testid: "order-items" }, data.items.map((i) =>
+      el("li", { testid: "order-item" }, `${i.name} × ${i.quantity} · ${money(i.unit_price)}`))));
+    if (data.tracking) {
+      const events = [...data.tracking.events].reverse();
+      body.append(el("h4", {}, `物流 Tracking · ${data.tracking.carrier} ${data.tracking.waybill}`),
+        el("ol", { class: "order-tracking", testid: "order-tracking" }, events.map((e) =>
+          el("li", { testid: "tracking-event" }, `${shortTime(e.at)} ${e.location} ${e.description}`))));
+    }
+    if (data.refund) {
+      body.append(el("h4", {}, "退款 Refund"), el("p", { testid: "order-refund" },
+        `${money(data.refund.amount)} · ${REFUND_STATUSES[data.refund.status] || data.refund.status}` +
+        (data.refund.reason ? ` · ${data.refund.reason}` : "")));
+    }
+    if (data.gift) {
+      body.append(el("h4", {}, "赠品 Gift"), el("p", { testid: "order-gift" },
+        `${data.gift.name} · ${GIFT_STATUSES[data.gift.status] || data.gift.status}`));
+    }
+  }
+
   function renderContext() {
     const t = state.currentTicket;
     const facts = $("context-facts");
     clear(facts);
     clear($("context-analyses"));
-    if (!t) return;
+    if (!t) { renderOrder(null); return; }
     const ctx = t.context;
     const order = ctx.slots.order_number || ctx.slots.order_id || "—";
+    renderOrder(ctx.slots.order_number || ctx.slots.order_id || null);
     const rows = [
       ["原因 Reason", REASONS[ctx.reason] || ctx.reason, "context-reason"],
       ["优先级 Priority", PRIORITIES[t.priority] || t.priority, "context-priority"],
