@@ -36,6 +36,12 @@ from actions.errors import ActionCallRefused, ActionNotFound, ActionRejected
 from actions.orders import ActionCaptureOrLookUpOrderNumber, ActionOrderStatus, ActionVerifyOrder
 from actions.people import ActionHandoff, ActionKeepWithBot, ActionLeaveMessage
 from actions.services import Services
+from actions.workorders import (
+    ActionAskGiftConfirm,
+    ActionSubmitGiftRegistration,
+    ActionWorkOrderProgress,
+    ValidateGiftRegistrationForm,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +50,8 @@ SECRET_HEADER = "X-Kefu-Action-Secret"
 ACTIONS: tuple[type[KefuAction], ...] = (
     ActionAnswerQuestion, ActionCaptureOrLookUpOrderNumber, ActionChooseOption, ActionFeedback,
     ActionHandoff, ActionKeepWithBot, ActionLeaveMessage, ActionNoneOfThese,
-    ActionOrderStatus, ActionVerifyOrder,
+    ActionOrderStatus, ActionVerifyOrder, ValidateGiftRegistrationForm, ActionAskGiftConfirm,
+    ActionSubmitGiftRegistration, ActionWorkOrderProgress,
 )
 
 

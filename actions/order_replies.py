@@ -53,7 +53,8 @@ def _pick(lang: Language, zh: str, en: str) -> str:
     return en if lang is Language.EN else zh
 
 
-def _at(moment: datetime) -> str:
+def at(moment: datetime) -> str:
+    """A time as shoppers read it: month-day hour:minute in the store's zone."""
     return moment.astimezone(STORE_ZONE).strftime("%m-%d %H:%M")
 
 
@@ -133,24 +134,24 @@ def _payment_and_shipping(order: Order, lang: Language, now: datetime) -> list[s
     if order.status is OrderStatus.DEPOSIT_PAID and order.final_payment_until is not None:
         start = order.final_payment_from or now
         return [_pick(lang, f"已付定金 ¥{order.paid}，尾款 ¥{order.final_payment_due} 请在 "
-                            f"{_at(start)} 至 {_at(order.final_payment_until)} 之间支付。",
+                            f"{at(start)} 至 {at(order.final_payment_until)} 之间支付。",
                       f"Deposit ¥{order.paid} paid; the final ¥{order.final_payment_due} is due "
-                      f"between {_at(start)} and {_at(order.final_payment_until)}.")]
+                      f"between {at(start)} and {at(order.final_payment_until)}.")]
     if order.status is OrderStatus.PAID and order.ship_by is not None:
         if order.ship_delayed(now):
-            return [_pick(lang, f"很抱歉，订单已超过承诺的发货时间（{_at(order.ship_by)}），"
+            return [_pick(lang, f"很抱歉，订单已超过承诺的发货时间（{at(order.ship_by)}），"
                                 "我们已催促仓库尽快发出；需要的话可以转人工客服。",
-                          f"Sorry, it is past the promised shipping date ({_at(order.ship_by)}). "
+                          f"Sorry, it is past the promised shipping date ({at(order.ship_by)}). "
                           "We have asked the warehouse to hurry; a person can help if you like.")]
-        return [_pick(lang, f"预计 {_at(order.ship_by)} 前发货。",
-                      f"It will ship by {_at(order.ship_by)}.")]
+        return [_pick(lang, f"预计 {at(order.ship_by)} 前发货。",
+                      f"It will ship by {at(order.ship_by)}.")]
     return []
 
 
 def _tracking(tracking: Tracking, lang: Language, now: datetime) -> list[str]:
     lines = [_pick(lang, f"{tracking.carrier} 运单号 {tracking.waybill}，最新物流：",
                    f"{tracking.carrier}, waybill {tracking.waybill}. Latest tracking:")]
-    lines += [f"· {_at(e.at)} {e.location} {e.description}"
+    lines += [f"· {at(e.at)} {e.location} {e.description}"
               for e in tracking.latest(TRACKING_EVENTS)]
     if tracking.stuck(now):
         lines.append(_pick(lang, "物流已有几天没有更新，我们会联系快递核实。",

@@ -7,6 +7,7 @@ Scheme: ``kefu:{area}:{family}:{id}``. Areas:
 - ``handoff`` tickets, queues, leases, agents, sessions
 - ``tracker``, ``lock``  Rasa's tracker and lock stores (``key_prefix: kefu``; Rasa builds the rest)
 - ``gw``      gateway infrastructure (rate limits, delivery)
+- ``orders``  after-sale work orders (工单)
 
 Short-lived keys carry a TTL set by the code that writes them; the TTL is documented next to
 the function that builds the key.
@@ -252,3 +253,34 @@ def gw_rate_key(scope: str, ident: str) -> str:
 def gw_client_ids_key(conversation_id: str) -> str:
     """Hash: web client message id → transcript turn id, to drop resent messages (TTL 1 day)."""
     return _key("gw", "cids", conversation_id)
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def work_order_key(work_order_id: str) -> str:
+    """JSON of one after-sale work order (no TTL: the back office's record)."""
+    return _key("orders", "workorder", work_order_id)
+
+
+def work_orders_key() -> str:
+    """Sorted set of every work order id, scored by creation time (no TTL)."""
+    return _key("orders", "workorders")
+
+
+def work_orders_of_key(conversation_id: str) -> str:
+    """Sorted set of one conversation's work order ids, scored by creation time (no TTL)."""
+    return _key("orders", "workorders-of", conversation_id)
+
+
+def open_work_order_key(conversation_id: str, kind: str, order_id: str) -> str:
+    """String: the open work order of a kind, order and conversation (deleted on close).
+
+    A double click on "confirm" makes one work order. No TTL.
+    """
+    return _key("orders", "workorder-open", f"{conversation_id}:{kind}:{order_id}")
+
+
+def work_order_seq_key() -> str:
+    """Counter numbering work orders (no TTL)."""
+    return _key("orders", "workorder-seq")

@@ -4,7 +4,9 @@ Tree::
 
     OrdersError                   base → 400
     ├── OrderNotFound             the order system knows no such order → 404
-    └── OrderSystemUnavailable    no answer, or one breaking the contract → 503
+    ├── OrderSystemUnavailable    no answer, or one breaking the contract → 503
+    ├── WorkOrderNotFound         no such work order → 404
+    └── WorkOrderStateError       its status does not allow this (taken, closed) → 409
 """
 
 from __future__ import annotations
@@ -39,3 +41,28 @@ class OrderSystemUnavailable(OrdersError):
 
     def headers(self) -> dict[str, str]:  # noqa: D102
         return {"Retry-After": "5"}
+
+
+class WorkOrderNotFound(OrdersError):
+    """No such work order."""
+
+    status_code = 404
+    code = "work_order_not_found"
+    field_names = ("work_order_id",)
+
+    def __init__(self, message: str, *, work_order_id: str) -> None:
+        super().__init__(message)
+        self.work_order_id = work_order_id
+
+
+class WorkOrderStateError(OrdersError):
+    """The work order is not in a status that allows this (taken already, closed)."""
+
+    status_code = 409
+    code = "work_order_state"
+    field_names = ("work_order_id", "status")
+
+    def __init__(self, message: str, *, work_order_id: str, status: str) -> None:
+        super().__init__(message)
+        self.work_order_id = work_order_id
+        self.status = status

@@ -6,93 +6,16 @@ order system is the real HTTP adapter talking to the demo order service in proce
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
-from handoff.api import create_router as handoff_router
 from handoff.models import HandoffReason
-from handoff.service import HandoffService
-from kefu.conversation import ConversationStore
-from kefu.http import install_error_handlers
-from kefu.redis import async_client
-from orders import HttpOrderSystem
-from orders import api as orders_api
 from orders import demo_data as demo
-from orders.contract import OrderSystem
-from orders.demo import DemoOrders, create_app, seed
-from tests.handoff.conftest import PASSWORD, make_settings
-from tests.helpers.processes import free_port, wait_for_http
+from tests.handoff.conftest import PASSWORD
+from tests.orders.conftest import Console, console, login
 
 pytestmark = pytest.mark.redis
-
-KEY = "demo-key"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@dataclass
-class Console:
-    url: str
-    service: HandoffService  # the test's own, on its own Redis client (the server's is in its loop)
-
-
-def demo_system() -> HttpOrderSystem:
-    store = DemoOrders(":memory:")
-    seed(store)
-    return HttpOrderSystem("http://orders.test", KEY,
-                           transport=httpx.ASGITransport(app=create_app(store, KEY)))
-
-
-@contextlib.asynccontextmanager
-async def console(redis_url: str, system: OrderSystem | None) -> AsyncIterator[Console]:
-    redis = async_client(redis_url)
-    service = HandoffService(redis, ConversationStore(redis), make_settings())
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await redis.aclose()
-
-    app = FastAPI(lifespan=lifespan)
-    app.include_router(handoff_router(service))
-    app.include_router(orders_api.create_router(system, service.agents.authenticate))
-    install_error_handlers(app)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1, loop="asyncio"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_http(f"http://127.0.0.1:{port}/console/", timeout=15)
-    own = async_client(redis_url)
-    try:
-        yield Console(f"http://127.0.0.1:{port}", HandoffService(own, ConversationStore(own),
-                                                                 make_settings()))
-    finally:
-        await own.aclose()
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-async def running(redis_url: str) -> AsyncIterator[Console]:
-    async with console(redis_url, demo_system()) as started:
-        yield started
-
-
-def login(url: str, username: str) -> str:
-    response = httpx.post(f"{url}/api/v1/agent/login",
-                          json={"username": username, "password": PASSWORD})
-    response.raise_for_status()
-    token: str = response.json()["token"]
-    return token
 
 
 async def test_agents_only_and_the_order_as_the_store_has_it(running: Console) -> None:
@@ -113,15 +36,6 @@ async def test_no_order_system_is_503(redis_url: str) -> None:
         headers = {"Authorization": f"Bearer {login(bare.url, 'kim')}"}
         answer = httpx.get(f"{bare.url}/api/v1/orders/{demo.SHIPPED}", headers=headers)
         assert answer.status_code == 503 and answer.json()["code"] == "order_system_unavailable"
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = await browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-        yield await context.new_page()
-        await browser.close()
 
 
 @pytest.mark.browser

@@ -1,0 +1,81 @@
+"""The back office's work-order routes, for the console's work-order list (agents only).
+
+``GET /api/v1/work-orders`` (the agent's groups; a manager sees all), ``POST …/{id}/claim``,
+``POST …/{id}/notes``, ``POST …/{id}/close``. An agent acts only on work orders of their groups.
+"""
+
+# No postponed annotations: FastAPI reads the routes' closure dependencies at runtime.
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from kefu.accounts import Agent, AgentRole
+from kefu.errors import NotAuthorized
+from kefu.http import Authenticate, agent_dependency
+from orders.workorders import WorkOrder, WorkOrderService, WorkOrderStatus
+
+PREFIX = "/api/v1/work-orders"
+
+
+class NoteIn(BaseModel):
+    """A note, or what was done when closing."""
+
+    text: str = Field(min_length=1, max_length=500)
+
+
+def _view(order: WorkOrder, now: datetime) -> dict[str, Any]:
+    body: dict[str, Any] = order.model_dump(mode="json")
+    body["overdue"] = order.overdue(now)
+    return body
+
+
+def create_router(service: WorkOrderService, authenticate: Authenticate) -> APIRouter:
+    """The work-order routes over ``service``."""
+    router = APIRouter(prefix=PREFIX, tags=["work orders"])
+    current_agent = agent_dependency(authenticate)
+    Current = Annotated[Agent, Depends(current_agent)]
+
+    def groups_of(agent: Agent) -> set[str] | None:
+        return None if agent.role is AgentRole.MANAGER else set(agent.groups)
+
+    async def allowed(work_order_id: str, agent: Agent, action: str) -> None:
+        order = await service.get(work_order_id)
+        mine = groups_of(agent)
+        if mine is not None and order.group not in mine:
+            raise NotAuthorized(f"{order.id} belongs to {order.group}", agent=agent.username,
+                                action=action)
+
+    @router.get("")
+    async def list_work_orders(
+        agent: Current,
+        status: Annotated[list[WorkOrderStatus] | None, Query()] = None,
+    ) -> dict[str, Any]:
+        """Work orders of the agent's groups, oldest first (filter by ``status``)."""
+        found = await service.find(statuses=set(status) if status else None,
+                                   groups=groups_of(agent))
+        now = datetime.now(UTC)
+        return {"work_orders": [_view(o, now) for o in found]}
+
+    @router.post("/{work_order_id}/claim")
+    async def claim(work_order_id: str, agent: Current) -> dict[str, Any]:
+        """Take an open work order."""
+        await allowed(work_order_id, agent, "claim")
+        return _view(await service.claim(work_order_id, agent.username), datetime.now(UTC))
+
+    @router.post("/{work_order_id}/notes")
+    async def note(work_order_id: str, body: NoteIn, agent: Current) -> dict[str, Any]:
+        """Add an internal note."""
+        await allowed(work_order_id, agent, "note")
+        return _view(await service.note(work_order_id, agent.username, body.text),
+                     datetime.now(UTC))
+
+    @router.post("/{work_order_id}/close")
+    async def close(work_order_id: str, body: NoteIn, agent: Current) -> dict[str, Any]:
+        """Close with what was done; the shopper is told."""
+        await allowed(work_order_id, agent, "close")
+        return _view(await service.close(work_order_id, agent.username, body.text),
+                     datetime.now(UTC))
+
+    return router

@@ -1,0 +1,89 @@
+"""The work-order routes and the console's work-order list in Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from playwright.async_api import Page, expect
+
+from kefu.accounts import AgentRole
+from kefu.conversation import Role
+from orders import demo_data as demo
+from orders.workorders import WorkOrderKind
+from tests.handoff.conftest import PASSWORD
+from tests.orders.conftest import Console, console, login
+
+pytestmark = pytest.mark.redis
+
+CONV = "web:wo-shopper"
+
+
+@pytest.fixture
+async def running(redis_url: str) -> AsyncIterator[Console]:
+    async with console(redis_url, None) as started:
+        yield started
+
+
+async def test_agents_of_the_group_claim_note_and_close(running: Console) -> None:
+    agents = running.service.agents
+    await agents.add("kim", PASSWORD, ["aftersale"], display_name="小金")
+    await agents.add("pre", PASSWORD, ["presale"], display_name="小普")
+    await agents.add("boss", PASSWORD, ["presale"], role=AgentRole.MANAGER, display_name="经理")
+    order, _ = await running.work_orders.create(CONV, "web", WorkOrderKind.GIFT_REGISTRATION,
+                                                demo.GIFT_PENDING, {"address": "上海 1号"})
+    url = f"{running.url}/api/v1/work-orders"
+    assert httpx.get(url).status_code == 401
+    kim = {"Authorization": f"Bearer {login(running.url, 'kim')}"}
+    pre = {"Authorization": f"Bearer {login(running.url, 'pre')}"}
+    boss = {"Authorization": f"Bearer {login(running.url, 'boss')}"}
+    assert [o["id"] for o in httpx.get(url, headers=kim).json()["work_orders"]] == [order.id]
+    assert httpx.get(url, headers=pre).json()["work_orders"] == []
+    assert len(httpx.get(url, headers=boss).json()["work_orders"]) == 1
+    refused = httpx.post(f"{url}/{order.id}/claim", headers=pre)
+    assert refused.status_code == 403
+    claimed = httpx.post(f"{url}/{order.id}/claim", headers=kim).json()
+    assert claimed["status"] == "in_progress" and claimed["owner"] == "kim"
+    again = httpx.post(f"{url}/{order.id}/claim", headers=kim)
+    assert again.status_code == 409 and again.json()["code"] == "work_order_state"
+    assert httpx.post(f"{url}/{order.id}/notes", headers=kim, json={"text": ""}).status_code == 422
+    httpx.post(f"{url}/{order.id}/notes", headers=kim, json={"text": "仓库备货"}).raise_for_status()
+    closed = httpx.post(f"{url}/{order.id}/close", headers=kim, json={"text": "已补发"}).json()
+    assert closed["status"] == "closed"
+    assert httpx.get(url, params={"status": "open"}, headers=kim).json()["work_orders"] == []
+    assert httpx.post(f"{url}/GR-none/claim", headers=kim).status_code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_the_console_work_order_list(running: Console, page: Page) -> None:
+    await running.service.agents.add("kim", PASSWORD, ["aftersale"], display_name="小金")
+    await running.service.conversations.set_profile(CONV, language="zh", channel="web")
+    order, _ = await running.work_orders.create(CONV, "web", WorkOrderKind.GIFT_REGISTRATION,
+                                                demo.GIFT_PENDING, {"address": "张三 上海 100号"})
+    page.set_default_timeout(10_000)
+    await page.goto(f"{running.url}/console/")
+    await page.get_by_test_id("login-username").fill("kim")
+    await page.get_by_test_id("login-password").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    item = page.locator(f"[data-testid=work-order][data-work-order-id='{order.id}']")
+    await expect(item.get_by_test_id("work-order-status")).to_have_text("待处理 Open")
+    await expect(item).to_contain_text("address: 张三 上海 100号")
+    await expect(item).to_contain_text(f"赠品登记 Gift registration · 订单 {demo.GIFT_PENDING}")
+    await item.get_by_test_id("work-order-claim").click()
+    await expect(item.get_by_test_id("work-order-status")).to_have_text("处理中 In progress")
+    await expect(item.get_by_test_id("work-order-claim")).to_have_count(0)
+    await item.get_by_test_id("work-order-close").click()  # no note: refused on the page
+    await expect(page.get_by_test_id("toast")).to_contain_text("请先填写备注")
+    await item.get_by_test_id("work-order-note").fill("仓库备货中")
+    await item.get_by_test_id("work-order-add-note").click()
+    await expect(item.get_by_test_id("work-order-note")).to_have_value("")  # redrawn after saving
+    assert (await running.work_orders.get(order.id)).notes[-1].text == "仓库备货中"
+    await item.get_by_test_id("work-order-note").fill("已补发，顺丰 SF9")
+    await item.get_by_test_id("work-order-close").click()
+    await expect(item).to_have_count(0)
+    await expect(page.get_by_test_id("work-orders-empty")).to_be_visible()
+    told = [t.text for t in await running.service.conversations.transcript(CONV)
+            if t.role is Role.SYSTEM]
+    assert told[-1].endswith("已完成。处理说明：已补发，顺丰 SF9")
