@@ -33,7 +33,12 @@ from actions.actions import (
     KefuAction,
 )
 from actions.errors import ActionCallRefused, ActionNotFound, ActionRejected
-from actions.orders import ActionCaptureOrLookUpOrderNumber, ActionOrderStatus, ActionVerifyOrder
+from actions.orders import (
+    ActionCaptureOrLookUpOrderNumber,
+    ActionOrderStatus,
+    ActionProactiveSubscription,
+    ActionVerifyOrder,
+)
 from actions.people import ActionHandoff, ActionKeepWithBot, ActionLeaveMessage
 from actions.services import Services
 from actions.workorders import (
@@ -51,7 +56,7 @@ ACTIONS: tuple[type[KefuAction], ...] = (
     ActionAnswerQuestion, ActionCaptureOrLookUpOrderNumber, ActionChooseOption, ActionFeedback,
     ActionHandoff, ActionKeepWithBot, ActionLeaveMessage, ActionNoneOfThese,
     ActionOrderStatus, ActionVerifyOrder, ValidateGiftRegistrationForm, ActionAskGiftConfirm,
-    ActionSubmitGiftRegistration, ActionWorkOrderProgress,
+    ActionSubmitGiftRegistration, ActionWorkOrderProgress, ActionProactiveSubscription,
 )
 
 

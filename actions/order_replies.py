@@ -173,3 +173,17 @@ def _gift(gift: Gift, lang: Language) -> str:
         line += f"（{gift.tracking.carrier} {gift.tracking.waybill}）" if lang is Language.ZH \
             else f" ({gift.tracking.carrier} {gift.tracking.waybill})"
     return line + _pick(lang, "。", ".")
+
+
+def unsubscribed(lang: Language) -> Reply:
+    """After 退订."""
+    return Reply(_pick(lang, "已退订，之后不会再主动给您发送订单提醒。回复“订阅”可以恢复。",
+                       "Unsubscribed: no more order updates from us. Reply \"subscribe\" to get "
+                       "them again."))
+
+
+def subscribed(lang: Language) -> Reply:
+    """After 订阅."""
+    return Reply(_pick(lang, "好的，订单有新进展时会主动通知您。回复“退订”可以停止。",
+                       "Okay, we'll tell you when your orders move. Reply \"unsubscribe\" "
+                       "to stop."))

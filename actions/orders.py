@@ -71,10 +71,18 @@ class OrderAction(KefuAction):
             utter(dispatcher, order_replies.order_not_found(order_id, message.language))
         return order
 
-    def disclose(self, dispatcher: CollectingDispatcher, tracker: Tracker, message: Message,
-                 order: Order) -> Events:
-        """Tell the owner everything and remember they are verified for this order."""
+    async def disclose(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                       message: Message, order: Order) -> Events:
+        """Tell the owner everything, remember they are verified, and watch the order for them.
+
+        Watched, the order's later events (late, stuck, gift shipped…) are told to this
+        conversation before the shopper asks (:mod:`orders.proactive`).
+        """
         utter(dispatcher, order_replies.order_details(order, message.language, datetime.now(UTC)))
+        if self.services.proactive is not None:
+            await self.services.conversations.set_profile(
+                message.conversation_id, language=message.language.value, channel=message.channel)
+            await self.services.proactive.watch(order.order_id, message.conversation_id)
         verified = {str(v) for v in tracker.get_slot(VERIFIED_SLOT) or []} | {order.order_id}
         return [SlotSet(VERIFIED_SLOT, sorted(verified)), SlotSet(PENDING_SLOT, None),
                 SlotSet(FAILURES_SLOT, None)]
@@ -104,7 +112,7 @@ class ActionOrderStatus(OrderAction):
             return found
         verified = order.order_id in (tracker.get_slot(VERIFIED_SLOT) or [])
         if verified or owned_by_account(order, store_account(tracker)):
-            return found + self.disclose(dispatcher, tracker, message, order)
+            return found + await self.disclose(dispatcher, tracker, message, order)
         utter(dispatcher, order_replies.ask_phone_tail(order.order_id, message.language))
         return [*found, SlotSet(PENDING_SLOT, order.order_id), SlotSet(FAILURES_SLOT, 0)]
 
@@ -135,7 +143,7 @@ class ActionVerifyOrder(OrderAction):
             return [SlotSet(PENDING_SLOT, None)]
         if tail_matches(order, tail):
             logger.info("%s verified for order %s", message.conversation_id, order.order_id)
-            return self.disclose(dispatcher, tracker, message, order)
+            return await self.disclose(dispatcher, tracker, message, order)
         failures = int(tracker.get_slot(FAILURES_SLOT) or 0) + 1
         left = get_settings().verify_attempts - failures
         if left > 0:
@@ -161,3 +169,28 @@ class ActionCaptureOrLookUpOrderNumber(ActionCaptureOrderNumber):
         if tracker.get_slot(ASKED_SLOT):
             return await ActionOrderStatus(self.services).run(dispatcher, tracker, domain)
         return await super().run(dispatcher, tracker, domain)
+
+
+class ActionProactiveSubscription(KefuAction):
+    """退订 stops the store's proactive order messages for this conversation; 订阅 resumes them."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_proactive_subscription"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Opt out (or back in) and say so."""
+        message = read_message(tracker)
+        proactive = self.services.proactive
+        await self.services.conversations.record_analysis(
+            message.conversation_id, analysis_of(message, message.intent or "unsubscribe"))
+        if message.intent == "subscribe":
+            if proactive is not None:
+                await proactive.opt_in(message.conversation_id)
+            utter(dispatcher, order_replies.subscribed(message.language))
+        else:
+            if proactive is not None:
+                await proactive.opt_out(message.conversation_id)
+            utter(dispatcher, order_replies.unsubscribed(message.language))
+        return []

@@ -10,6 +10,7 @@ from actions.knowledge_client import KnowledgeClient
 from handoff.service import HandoffService
 from kefu.conversation import ConversationStore
 from orders.contract import OrderSystem
+from orders.proactive import ProactiveService
 from orders.workorders import WorkOrderService
 
 
@@ -23,3 +24,4 @@ class Services:
     redis: aioredis.Redis  # for the knowledge team's escalation stream
     orders: OrderSystem | None = None  # the store's order system (None: not configured)
     work_orders: WorkOrderService | None = None  # after-sale work orders (工单)
+    proactive: ProactiveService | None = None  # order messages the store sends first

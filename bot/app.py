@@ -46,8 +46,9 @@ from knowledge.curation.admin import AdminService
 from knowledge.runtime import KnowledgeRuntime
 from knowledge.settings import get_settings as knowledge_settings
 from knowledge.text import normalize
-from orders import HttpOrderSystem, workorders_api
+from orders import HttpOrderSystem, proactive_api, workorders_api
 from orders import api as orders_api
+from orders.proactive import ProactiveService
 from orders.settings import get_settings as order_settings
 from orders.workorders import WorkOrderService
 
@@ -68,6 +69,8 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     knowledge = KnowledgeRuntime(redis)
     order_system = HttpOrderSystem.from_settings(order_settings())  # None: no order system
     work_orders = WorkOrderService(redis, conversations)
+    proactive = ProactiveService(redis, conversations, order_system,
+                                 daily_limit=order_settings().proactive_daily_limit)
 
     async def return_to_bot(ticket: Any, human_turns: list[Turn]) -> None:
         await rasa.append_events(ticket.conversation_id, tracker_events(human_turns))
@@ -140,10 +143,12 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.include_router(handoff_api.create_router(handoff, knowledge_search=canned_answers))
     services = actions.Services(knowledge=knowledge_client, conversations=conversations,
                                 handoff=handoff, redis=redis, orders=order_system,
-                                work_orders=work_orders)
+                                work_orders=work_orders, proactive=proactive)
     app.include_router(actions.create_router(actions.build_executor(services), action_secret))
     app.include_router(orders_api.create_router(order_system, handoff.agents.authenticate))
     app.include_router(workorders_api.create_router(work_orders, handoff.agents.authenticate))
+    app.include_router(proactive_api.create_router(proactive.templates,
+                                                   handoff.agents.authenticate))
     app.include_router(admin_api.create_router(AdminService(knowledge, redis),
                                                handoff.agents.authenticate))
     app.include_router(web_chat.create_router())

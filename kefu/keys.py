@@ -284,3 +284,36 @@ def open_work_order_key(conversation_id: str, kind: str, order_id: str) -> str:
 def work_order_seq_key() -> str:
     """Counter numbering work orders (no TTL)."""
     return _key("orders", "workorder-seq")
+
+
+def order_watch_key(order_id: str) -> str:
+    """Set of conversations that verified an order, told when it changes.
+
+    TTL 30 days, renewed at every verification.
+    """
+    return _key("orders", "watch", order_id)
+
+
+def watched_orders_key() -> str:
+    """Set of order ids some conversation watches (members whose watch expired are dropped)."""
+    return _key("orders", "watched")
+
+
+def proactive_sent_key(order_id: str, event: str, conversation_id: str) -> str:
+    """String: this event of this order was told to this conversation already (TTL 30 days)."""
+    return _key("orders", "proactive-sent", f"{order_id}:{event}:{conversation_id}")
+
+
+def proactive_optout_key() -> str:
+    """Set of conversations that said 退订: no proactive messages (no TTL)."""
+    return _key("orders", "proactive-optout")
+
+
+def proactive_count_key(conversation_id: str) -> str:
+    """Counter of proactive messages sent to a conversation today (TTL 24 h from the first)."""
+    return _key("orders", "proactive-count", conversation_id)
+
+
+def proactive_templates_key() -> str:
+    """Hash "{event}:{language}" → the managers' wording of a proactive message (no TTL)."""
+    return _key("orders", "proactive-templates")

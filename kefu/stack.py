@@ -179,6 +179,9 @@ def programs(config: StackConfig, model: Path) -> list[Program]:
         found.append(Program("orders", [
             py, "-m", "orders.demo", "--port", str(config.orders_port), "--db", str(orders_db)],
             startsecs=2, priority=20))
+    # proactive order messages: polls the orders conversations verified (orders.proactive)
+    found.append(Program("order-events", [py, "-m", "orders.proactive"], startsecs=2,
+                         priority=45))
     found.append(Program("sweeper", [py, "-m", "handoff.sweeper"], startsecs=2, priority=30))
     found.append(Program("gateway", [
         py, "-m", "kefu.cli", "serve", "--host", config.gateway_host,

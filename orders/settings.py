@@ -22,6 +22,7 @@ class OrderSettings(BaseSettings):
     api_key: SecretStr | None = None  # sent as "Authorization: Bearer <key>"
     timeout_seconds: float = 3.0  # a shopper waits for this at most per call
     verify_attempts: int = 3  # wrong phone digits before the bot stops asking and offers a person
+    proactive_daily_limit: int = 3  # proactive order messages a conversation gets a day at most
 
 
 @lru_cache

@@ -12,12 +12,18 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.orders import ActionCaptureOrLookUpOrderNumber, ActionOrderStatus, ActionVerifyOrder
+from actions.orders import (
+    ActionCaptureOrLookUpOrderNumber,
+    ActionOrderStatus,
+    ActionProactiveSubscription,
+    ActionVerifyOrder,
+)
 from actions.services import Services
 from handoff.models import HandoffReason
 from orders import HttpOrderSystem
 from orders import demo_data as demo
 from orders.demo import DemoOrders, create_app, seed
+from orders.proactive import ProactiveService
 from tests.actions.test_actions import agent_online
 from tests.helpers.processes import free_port
 
@@ -150,3 +156,17 @@ async def test_a_number_nobody_asked_for_is_only_kept(with_orders: Services) -> 
     [noted] = await shopper.say(ActionCaptureOrLookUpOrderNumber, demo.SHIPPED, "give_order_number")
     assert noted.startswith(f"好的，已记录您的订单号 {demo.SHIPPED}")
     assert "order_to_verify" not in shopper.slots
+
+
+async def test_a_verified_order_is_watched_and_unsubscribe_stops_it(with_orders: Services) -> None:
+    proactive = ProactiveService(with_orders.redis, with_orders.conversations, with_orders.orders)
+    services = replace(with_orders, proactive=proactive)
+    shopper = Shopper(services, sender="web:watcher")
+    await shopper.say(ActionOrderStatus, f"订单 {demo.DELAYED} 到哪了", "ask_order_status")
+    await shopper.say(ActionVerifyOrder, "8000", "give_phone_tail")
+    [sent] = await proactive.tick()
+    assert (sent.conversation_id, sent.order_id) == ("web:watcher", demo.DELAYED)
+    [bye] = await shopper.say(ActionProactiveSubscription, "退订", "unsubscribe")
+    assert bye.startswith("已退订") and await proactive.opted_out("web:watcher")
+    [back] = await shopper.say(ActionProactiveSubscription, "订阅", "subscribe")
+    assert "退订" in back and not await proactive.opted_out("web:watcher")

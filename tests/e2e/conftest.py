@@ -56,7 +56,8 @@ def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         state_dir=state, redis_port=free_port(), rasa_port=free_port(),
         gateway_port=free_port(), rasa_token="e2e-token", action_secret="e2e-action-secret",
         extra_env={"KEFU_EMBEDDING_MODEL": str(e5_model_dir(tmp_path_factory)),
-                   "KEFU_ADDRESS_RATE_PER_MINUTE": "0"},
+                   "KEFU_ADDRESS_RATE_PER_MINUTE": "0",
+                   "KEFU_ORDERS_POLL_SECONDS": "1"},  # proactive order messages: poll often
     )
     try:
         with run_stack(config, model=rasa_model) as running:

@@ -78,6 +78,11 @@ def test_through_the_shopper_api_with_the_conversation_token(stack: StackConfig)
     ("手机尾号是 1234", "give_phone_tail"),
     ("2026112012345", "give_order_number"),
     ("下单后多久发货", "ask_question"),  # shipping in general stays the knowledge base's
+    ("我要登记赠品", "register_gift"),
+    ("我的工单进度", "ask_work_order_progress"),
+    ("退订", "unsubscribe"),
+    ("stop sending me messages", "unsubscribe"),
+    ("退货怎么退", "ask_question"),  # 退 is not 退订
 ])
 def test_nlu_routes_order_questions(stack: StackConfig, text: str, intent: str) -> None:
     assert parse(stack, text) == intent

@@ -21,10 +21,11 @@ from handoff.service import HandoffService
 from kefu.conversation import ConversationStore
 from kefu.http import install_error_handlers
 from kefu.redis import async_client
-from orders import HttpOrderSystem, workorders_api
+from orders import HttpOrderSystem, proactive_api, workorders_api
 from orders import api as orders_api
 from orders.contract import OrderSystem
 from orders.demo import DemoOrders, create_app, seed
+from orders.proactive import Templates
 from orders.workorders import WorkOrderService
 from tests.handoff.conftest import PASSWORD, make_settings
 from tests.helpers.processes import free_port, wait_for_http
@@ -63,6 +64,7 @@ async def console(redis_url: str, system: OrderSystem | None) -> AsyncIterator[C
     app.include_router(orders_api.create_router(system, service.agents.authenticate))
     app.include_router(workorders_api.create_router(
         WorkOrderService(redis, service.conversations), service.agents.authenticate))
+    app.include_router(proactive_api.create_router(Templates(redis), service.agents.authenticate))
     install_error_handlers(app)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
