@@ -39,6 +39,7 @@ bench:                          ## benchmarks; numbers land in benchmarks/result
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/load.py
 	$(PY) benchmarks/faults.py  # kills each process under 16 shoppers: lost/empty replies per fault
+	$(PY) benchmarks/order_service.py
 
 clean:
 	rm -rf .state var/logs models

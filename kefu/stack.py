@@ -1,5 +1,8 @@
 """Run the whole kefu stack (Redis, the gateway, Rasa, the lease sweeper) under supervisord.
 
+The demo order service and the order-events poller (``orders.demo``, ``orders.proactive``) are
+programs of the stack too.
+
 Used by ``make run`` (``python -m kefu.stack``) and by the end-to-end tests, so both run the
 same processes with the same wiring. supervisord (:mod:`kefu.supervision`) starts them, restarts
 one that dies (with backoff while it fails to start), logs each death and return to
@@ -274,7 +277,8 @@ kefu is running on the demo store:
   Rasa            {config.rasa_url} (127.0.0.1 only)   logs in {config.logs}
   Rasa's custom actions run in the gateway (an internal route only Rasa may call)
   orders          the demo order service {config.orders_url} (orders/openapi.yaml; try
-                  "我的订单 2026112012345 到哪了", verify with the phone's last digits 8000)
+                  "我的订单 2026112012345 到哪了", verify with the phone's last digits 8000;
+                  "登记赠品" for order 2026111900066; work orders are in the console)
   supervisord restarts a process that dies:
     .venv/bin/supervisorctl -c {config.state_dir / 'supervisor' / 'supervisord.conf'} status
 The console and the admin need an account:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -122,9 +123,7 @@ def create_app(store: DemoOrders, api_key: str) -> FastAPI:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m orders.demo --port P --db FILE``: seed and serve (the key from the env)."""
-    import os
-
-    import uvicorn
+    import uvicorn  # only the service process needs the server
 
     parser = argparse.ArgumentParser(description="kefu's demo order service")
     parser.add_argument("--host", default="127.0.0.1")

@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.gateway import Gateway, Mode, OutMessage, Reply
+from bot.gateway.errors import InvalidMessage
 from bot.gateway.identity import ShopperAccess
 from bot.gateway.service import RETRY_AFTER_SECONDS, RETRYING_TEXT
 from kefu.conversation import conversation_id
@@ -40,6 +41,10 @@ class MessageIn(BaseModel):
                       description="what the shopper typed, or a button payload")
     channel: Literal["web", "api"] = "web"
     display_name: str | None = Field(default=None, max_length=64)
+    store_account: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="the store account the store's own app has logged in (api channel with a "
+                    "channel API key only): its orders are told without asking for the phone")
 
 
 class MessagesOut(BaseModel):
@@ -90,8 +95,12 @@ def create_router(gateway: Gateway, readiness: ReadinessCheck, *, access: Shoppe
             return Reply(messages=[OutMessage(text=RETRYING_TEXT)], mode=Mode.BOT,
                          retry_after=RETRY_AFTER_SECONDS)
         await limiter.take("sender", conv, limits.per_sender)
+        if body.store_account is not None and granted.integration is None:
+            raise InvalidMessage("only an integration with a channel API key vouches for a "
+                                 "store account", field="store_account")
         reply = await gateway.handle(body.channel, body.sender, body.text,
-                                     display_name=body.display_name)
+                                     display_name=body.display_name,
+                                     store_account=body.store_account)
         if granted.issued_token:
             reply.conversation_token = granted.issued_token
         return reply

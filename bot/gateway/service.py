@@ -105,8 +105,12 @@ class Gateway:
         self._max_chars = max_chars
 
     async def handle(self, channel: str, chat: str, text: str, *,
-                     display_name: str | None = None) -> Reply:
-        """Process one shopper message and return what to send back."""
+                     display_name: str | None = None, store_account: str | None = None) -> Reply:
+        """Process one shopper message and return what to send back.
+
+        ``store_account``: the shopper's account as the channel vouches for it (Rasa metadata;
+        the order actions tell that account's orders without asking for the phone).
+        """
         text = self._validate(text)
         conv = conversation_id(channel, chat)
         try:
@@ -121,6 +125,8 @@ class Gateway:
             return early
         assert said is not None
         metadata = {"channel": channel, "original_text": text, "display_name": display_name or ""}
+        if store_account:
+            metadata["store_account"] = store_account
         for_rasa = self._for_rasa(text)
         self._start_prefetch(for_rasa)
         try:

@@ -31,6 +31,7 @@ from tests.helpers.e5_model import e5_model_dir
 from tests.helpers.processes import free_port
 
 LOG_TAIL_CHARS = 3000
+SHOP_API_KEY = "e2e-shop-key-0123456789abcdef"  # a store backend's channel API key
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +58,8 @@ def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         gateway_port=free_port(), rasa_token="e2e-token", action_secret="e2e-action-secret",
         extra_env={"KEFU_EMBEDDING_MODEL": str(e5_model_dir(tmp_path_factory)),
                    "KEFU_ADDRESS_RATE_PER_MINUTE": "0",
-                   "KEFU_ORDERS_POLL_SECONDS": "1"},  # proactive order messages: poll often
+                   "KEFU_ORDERS_POLL_SECONDS": "1",  # proactive order messages: poll often
+                   "KEFU_CHANNEL_API_KEYS": f'{{"e2e-shop": "{SHOP_API_KEY}"}}'},
     )
     try:
         with run_stack(config, model=rasa_model) as running:

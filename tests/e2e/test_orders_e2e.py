@@ -15,7 +15,7 @@ import pytest
 
 from kefu.stack import StackConfig
 from orders import demo_data as demo
-from tests.e2e.conftest import RestChat
+from tests.e2e.conftest import SHOP_API_KEY, RestChat
 
 pytestmark = [pytest.mark.rasa, pytest.mark.redis, pytest.mark.model, pytest.mark.slow]
 
@@ -86,3 +86,23 @@ def test_through_the_shopper_api_with_the_conversation_token(stack: StackConfig)
 ])
 def test_nlu_routes_order_questions(stack: StackConfig, text: str, intent: str) -> None:
     assert parse(stack, text) == intent
+
+
+def test_the_stores_logged_in_account_needs_no_digits(stack: StackConfig) -> None:
+    """A store's backend (channel API key) vouches for its logged-in shopper's account."""
+    url = f"{stack.gateway_url}/api/v1/messages"
+    shop = {"Authorization": f"Bearer {SHOP_API_KEY}"}
+    question = f"我的订单 {demo.SHIPPED} 到哪了"
+    with httpx.Client(timeout=60) as client:
+        owner = client.post(url, headers=shop, json={
+            "sender": "acct-owner", "channel": "api", "text": question,
+            "store_account": demo.SHOPPER}).raise_for_status().json()
+        assert "SF1420938475612" in owner["messages"][0]["text"]
+        other = client.post(url, headers=shop, json={
+            "sender": "acct-other", "channel": "api", "text": question,
+            "store_account": "other-shopper"}).raise_for_status().json()
+        assert "后四位" in other["messages"][0]["text"]
+        # a web shopper cannot claim an account for themselves
+        claimed = client.post(url, json={"sender": "acct-web", "text": question,
+                                         "store_account": demo.SHOPPER})
+        assert claimed.status_code == 422 and claimed.json()["field"] == "store_account"

@@ -11,9 +11,9 @@
    stack's poller looks every ``--poll`` seconds (``KEFU_ORDERS_POLL_SECONDS``; 30 by default
    under ``make run``), which bounds the latency.
 
-Starts the stack on free ports. Writes ``benchmarks/results/orders.json``.
+Starts the stack on free ports. Writes ``benchmarks/results/order_service.json``.
 
-    .venv/bin/python benchmarks/orders.py [--n 20] [--poll 1]
+    .venv/bin/python benchmarks/order_service.py [--n 20] [--poll 1]
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def main() -> None:
         with run_stack(config):
             result = asyncio.run(run(config.gateway_url, state / "orders" / "demo.sqlite", args.n))
     result["poll_seconds"] = args.poll
-    out = ROOT / "benchmarks" / "results" / "orders.json"
+    out = ROOT / "benchmarks" / "results" / "order_service.json"
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
     print(f"order questions answered without a person: {result['answered_without_a_person']}/"
           f"{result['questions']} ({result['share']:.1%}); event → message (poll "
