@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROCESSES = ("gateway", "rasa", "sweeper")
+PROCESSES = ("gateway", "rasa", "sweeper", "order-events")
 
 
 def compose() -> dict[str, Any]:
@@ -28,13 +28,14 @@ def test_every_service_restarts_and_is_health_checked_but_the_sweeper_needs_only
     assert set(services) == {"redis", *PROCESSES}
     for name, service in services.items():
         assert service["restart"] in ("always", "unless-stopped"), name
-        if name != "sweeper":
+        if name not in ("sweeper", "order-events"):
             assert service["healthcheck"]["test"], name
         if name != "redis":
             assert service["depends_on"] == {"redis": {"condition": "service_healthy"}}, name
             assert service["env_file"] == [".env"] and service["environment"]["KEFU_ENV"] == (
                 "production"), name
     assert services["sweeper"]["command"][-2:] == ["-m", "handoff.sweeper"]
+    assert services["order-events"]["command"][-2:] == ["-m", "orders.proactive"]
 
 
 def test_redis_keeps_an_aof_on_a_volume_and_only_the_gateway_is_published() -> None:
