@@ -5,6 +5,7 @@ Tree::
     OrdersError                   base → 400
     ├── OrderNotFound             the order system knows no such order → 404
     ├── OrderSystemUnavailable    no answer, or one breaking the contract → 503
+    ├── OrderSystemNotConfigured  this kefu has no order system (KEFU_ORDERS_URL unset) → 404
     ├── WorkOrderNotFound         no such work order → 404
     └── WorkOrderStateError       its status does not allow this (taken, closed) → 409
 """
@@ -41,6 +42,13 @@ class OrderSystemUnavailable(OrdersError):
 
     def headers(self) -> dict[str, str]:  # noqa: D102
         return {"Retry-After": "5"}
+
+
+class OrderSystemNotConfigured(OrdersError):
+    """No order system is configured: there is nothing to look orders up in (not a failure)."""
+
+    status_code = 404
+    code = "order_system_not_configured"
 
 
 class WorkOrderNotFound(OrdersError):

@@ -330,7 +330,8 @@
       try {
         state.order.data = await api("GET", "/api/v1/orders/" + encodeURIComponent(number));
       } catch (error) {
-        state.order.error = error.status === 404 ? "订单系统中没有这个订单 Not found" : error.message;
+        state.order.error = error.code === "order_not_found" ? "订单系统中没有这个订单 Not found"
+          : error.code === "order_system_not_configured" ? "未接入订单系统 No order system" : error.message;
       }
       state.order.loading = false;
     }

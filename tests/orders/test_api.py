@@ -30,12 +30,13 @@ async def test_agents_only_and_the_order_as_the_store_has_it(running: Console) -
     assert missing.status_code == 404 and missing.json()["code"] == "order_not_found"
 
 
-async def test_no_order_system_is_503(redis_url: str) -> None:
+async def test_no_order_system_is_said_so(redis_url: str) -> None:
     async with console(redis_url, None) as bare:
         await bare.service.agents.add("kim", PASSWORD, ["logistics"], display_name="小金")
         headers = {"Authorization": f"Bearer {login(bare.url, 'kim')}"}
         answer = httpx.get(f"{bare.url}/api/v1/orders/{demo.SHIPPED}", headers=headers)
-        assert answer.status_code == 503 and answer.json()["code"] == "order_system_unavailable"
+        assert answer.status_code == 404
+        assert answer.json()["code"] == "order_system_not_configured"
 
 
 @pytest.mark.browser
