@@ -27,7 +27,7 @@ test-fast:                      ## unit tests only (no Redis, model, Rasa or bro
 	$(PY) -m pytest -m "not redis and not model and not rasa and not browser" -q
 
 lint:
-	.venv/bin/ruff check kefu bot knowledge actions handoff orders tests benchmarks
+	.venv/bin/ruff check kefu bot knowledge actions handoff orders quality tests benchmarks
 
 typecheck:
 	.venv/bin/mypy

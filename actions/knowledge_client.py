@@ -15,6 +15,7 @@ from typing import Protocol
 from anyio import to_thread
 
 from actions.errors import KnowledgeUnavailableError
+from kefu import metrics
 from knowledge.models import Decision, Entry
 
 logger = logging.getLogger(__name__)
@@ -60,9 +61,13 @@ class KnowledgeClient:
                                         intent_confidence=intent_confidence)
 
         try:
-            return await to_thread.run_sync(decide)
+            with metrics.KNOWLEDGE_LATENCY.time():
+                decision = await to_thread.run_sync(decide)
         except Exception as exc:
+            metrics.ERRORS.labels("knowledge").inc()
             raise KnowledgeUnavailableError(f"the knowledge decision failed: {exc!r}") from exc
+        metrics.DECISIONS.labels(decision.kind.value).inc()
+        return decision
 
     async def entry(self, entry_id: str) -> Entry | None:
         """The entry with that id if it is live now, else ``None``.

@@ -36,6 +36,7 @@ from handoff import api as handoff_api
 from handoff.models import CannedAnswer
 from handoff.service import HandoffService
 from handoff.sweeper import sweeper_alive
+from kefu import metrics
 from kefu.conversation import ConversationStore, Turn
 from kefu.http import RequestLimits, install_error_handlers
 from kefu.limits import Rate, RateLimiter
@@ -51,6 +52,7 @@ from orders import api as orders_api
 from orders.proactive import ProactiveService
 from orders.settings import get_settings as order_settings
 from orders.workorders import WorkOrderService
+from quality import QualityRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     handoff = HandoffService(redis, conversations, on_return=return_to_bot)
     knowledge_client = actions.KnowledgeClient(knowledge.service)
     fallback = Fallback(knowledge_client, handoff, conversations, IntentExamples.load(normalize))
+    quality = QualityRuntime(redis, handoff)  # checks every message this process keeps
     gateway = Gateway(rasa, conversations, handoff, normalize=normalize,
                       max_chars=settings.max_message_chars,
                       backpressure=Backpressure(settings.rasa_max_in_flight,
@@ -117,9 +120,11 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
             await knowledge.start()
         if telegram is not None:
             await telegram.start()
+        await quality.start(anger_model=settings.load_knowledge)
         try:
             yield
         finally:
+            await quality.stop()
             await web_chat.close_all()
             if telegram is not None:
                 await telegram.stop()
@@ -152,6 +157,9 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.include_router(admin_api.create_router(AdminService(knowledge, redis),
                                                handoff.agents.authenticate))
     app.include_router(web_chat.create_router())
+    app.include_router(quality.router(handoff.agents.authenticate))
+    app.include_router(metrics.create_router())
+    app.add_middleware(metrics.TimingMiddleware)
     if telegram is not None:
         app.include_router(telegram.create_router())
     app.mount("/static", StaticFiles(directory=WIDGET_DIR), name="static")
@@ -164,6 +172,7 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.state.handoff = handoff
     app.state.knowledge = knowledge
     app.state.conversations = conversations
+    app.state.quality = quality
     return app
 
 

@@ -44,6 +44,7 @@ from handoff.models import (
 )
 from handoff.settings import HandoffSettings, get_settings
 from handoff.store import TicketStore
+from kefu import metrics
 from kefu.accounts import Agent, AgentDirectory, AgentRole, Presence
 from kefu.conversation import ConversationStore, Role, Turn, utcnow
 from kefu.errors import NotAuthorized
@@ -51,6 +52,10 @@ from kefu.orders import find_order_number
 from kefu.redis import async_client
 
 logger = logging.getLogger(__name__)
+
+Screen = Callable[[Ticket, Agent, str], Awaitable[None]]
+"""Hook called with an agent's message before it is kept; raising stops it (quality control's
+"block and warn" rules, wired by the app)."""
 
 OnReturn = Callable[[Ticket, list[Turn]], Awaitable[None]]
 """Hook called when a ticket is resolved with ``return_to_bot``: the gateway appends the human
@@ -75,6 +80,7 @@ class HandoffService:
                               self.settings, clock)
         self._on_return = on_return
         self._clock = clock
+        self.screen: Screen | None = None
 
     # --- bot and gateway side -----------------------------------------------------------------
 
@@ -98,6 +104,7 @@ class HandoffService:
             summary=summary, slots=slots, display_name=display_name, detail=detail)
         if not created:
             return await self._escalate(ticket, priority)
+        metrics.HANDOFFS.labels(reason.value).inc()
         if ticket.offline:
             in_hours = self.settings.in_service_hours(ticket.created_at)
             language = ticket.context.language
@@ -242,6 +249,9 @@ class HandoffService:
         """Take a ticket under a lease; of two agents claiming at once exactly one wins."""
         change = await self._tickets.change(ticket_id, transitions.claim(agent, self._clock()))
         if change.before.status is TicketStatus.WAITING:
+            if change.before.claimed_at is None:  # first claim: the shopper's wait
+                waited = (self._clock() - change.before.created_at).total_seconds()
+                metrics.QUEUE_WAIT.labels(change.before.group).observe(max(0.0, waited))
             joined = messages.joined(change.after.context.language, agent.display_name)
             await self._say.tell(change.after, joined, status=ChatStatus(
                 state=ChatState.SERVING, agent=agent.display_name))
@@ -284,6 +294,8 @@ class HandoffService:
         if not text.strip():
             raise InvalidInput("message must not be empty", field="text")
         ticket = await self._tickets.get(ticket_id)
+        if self.screen is not None:
+            await self.screen(ticket, agent, text)
         if ticket.first_response_at is None or not await self._tickets.extend_lease(
                 ticket_id, agent.username):
             change = await self._tickets.change(ticket_id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
@@ -19,6 +20,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
+from kefu import metrics
 from kefu.errors import InvalidCursor
 from kefu.keys import (
     conv_outbound_key,
@@ -132,6 +134,9 @@ class ConversationStore:
     def __init__(self, redis: aioredis.Redis, ttl_seconds: int = TRANSCRIPT_TTL_SECONDS) -> None:
         self._redis = redis
         self._ttl = ttl_seconds
+        self.observers: list[Callable[[str, Turn], None]] = []
+        """Called with (conversation, turn) after every append, in the appending process: quick,
+        synchronous, never raising (the quality monitor checks every message this way)."""
 
     async def append(
         self,
@@ -156,6 +161,9 @@ class ConversationStore:
             OUTBOUND_MAX_LEN, conversation, "1" if role.value in _PUSHED_ROLES else "0",
         )
         turn.id = str(stream_id)
+        metrics.MESSAGES.labels(metrics.channel_of(conversation), role.value).inc()
+        for observe in self.observers:
+            observe(conversation, turn)
         return turn
 
     async def transcript(self, conversation: str, after: str | None = None,

@@ -317,3 +317,49 @@ def proactive_count_key(conversation_id: str) -> str:
 def proactive_templates_key() -> str:
     """Hash "{event}:{language}" → the managers' wording of a proactive message (no TTL)."""
     return _key("orders", "proactive-templates")
+
+
+# --- qa (quality control: quality/) -----------------------------------------------------------
+
+
+def qa_rules_version_key(version: int) -> str:
+    """JSON of one saved, immutable version of the quality rules (no TTL)."""
+    return _key("qa", "rules", str(version))
+
+
+def qa_rules_live_key() -> str:
+    """String: number of the live rules version, INCR'd on save (no TTL)."""
+    return _key("qa", "rules-live")
+
+
+def qa_audit_key() -> str:
+    """Stream of rule changes: who saved which version, what changed (capped, no TTL)."""
+    return _key("qa", "audit")
+
+
+def qa_alerts_key() -> str:
+    """Stream of quality alerts, newest last (capped at 100k entries, no TTL)."""
+    return _key("qa", "alerts")
+
+
+def qa_events_channel() -> str:
+    """Pub/sub channel of alerts and whispers for live consoles."""
+    return _key("qa", "events")
+
+
+def qa_fired_key(rule_id: str, subject: str) -> str:
+    """String: a rule has alerted for this conversation or ticket (TTL: its quiet time)."""
+    return _key("qa", "fired", f"{rule_id}:{subject}")
+
+
+def qa_unanswered_key() -> str:
+    """Hash: conversation → epoch seconds of its oldest shopper message no agent answered yet.
+
+    Only conversations a person owns; an entry goes on the agent's reply or the close.
+    """
+    return _key("qa", "unanswered")
+
+
+def qa_whispers_key(ticket_id: str) -> str:
+    """List of supervisor whispers on one ticket, JSON each (TTL 7 days)."""
+    return _key("qa", "whispers", ticket_id)

@@ -2,7 +2,7 @@
 
 1. Imports only go down the layers of top-level packages::
 
-       kefu  ←  knowledge, handoff, orders  ←  actions  ←  bot
+       kefu  ←  knowledge, handoff, orders  ←  actions, quality  ←  bot
 
    ``kefu`` (Redis keys, conversation record, accounts, errors, HTTP edge, UI kit) imports no
    other package; ``knowledge`` and ``handoff`` never import each other; ``actions`` may use both;
@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = {"kefu": 0, "knowledge": 1, "handoff": 1, "orders": 1, "actions": 2, "bot": 3}
+LAYERS = {"kefu": 0, "knowledge": 1, "handoff": 1, "orders": 1, "actions": 2, "quality": 2,
+          "bot": 3}
 
 
 def modules() -> dict[str, Path]:

@@ -9,6 +9,7 @@ from typing import Any, cast
 import httpx
 
 from bot.gateway.errors import UpstreamUnavailable
+from kefu import metrics
 from kefu.conversation import Button, Role, Turn
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,12 @@ class RasaClient:
     async def send(self, sender: str, text: str, metadata: Mapping[str, Any]) -> list[RasaMessage]:
         """Send a shopper message through the REST channel and return the bot's replies."""
         body = {"sender": sender, "message": text, "metadata": dict(metadata)}
-        data = await self._request("POST", "/webhooks/rest/webhook", json=body)
+        try:
+            with metrics.RASA_LATENCY.time():
+                data = await self._request("POST", "/webhooks/rest/webhook", json=body)
+        except UpstreamUnavailable:
+            metrics.ERRORS.labels("rasa").inc()
+            raise
         return [_message(item) for item in cast(list[dict[str, Any]], data or [])]
 
     async def parse(self, text: str) -> dict[str, Any]:

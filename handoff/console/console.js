@@ -104,6 +104,7 @@
     state.stream = null;
     state.timers.forEach(clearInterval);
     state.timers = [];
+    document.dispatchEvent(new CustomEvent("kefu:console-stop"));
   }
 
   async function start() {
@@ -118,6 +119,7 @@
     connectStream();
     state.timers.push(setInterval(heartbeat, state.config.heartbeat_seconds * 1000));
     state.timers.push(setInterval(tick, 1000));
+    document.dispatchEvent(new CustomEvent("kefu:console-start", { detail: { me: state.me } }));
   }
 
   async function setPresence(status) {
@@ -261,6 +263,7 @@
     renderContext();
     await loadTurns();
     await loadTransferTargets();
+    document.dispatchEvent(new CustomEvent("kefu:ticket-open", { detail: { ticket: state.currentTicket } }));
     for (const item of document.querySelectorAll(".ticket")) {
       item.classList.toggle("active", item.dataset.ticketId === id);
       if (item.dataset.ticketId === id) item.classList.remove("unread");
@@ -510,6 +513,7 @@
       }
     } catch (e) {
       toast(e.status === 409 ? "会话已不在你名下 This chat is no longer yours" : e.message, "error");
+      if (e.code === "message_blocked") document.dispatchEvent(new CustomEvent("kefu:blocked", { detail: e.data }));
       scheduleRefresh();
     }
   }
@@ -727,6 +731,8 @@
     $("history-button").addEventListener("click", () => showHistory($("history-view").hidden));
     $("history-form").addEventListener("submit", (e) => searchHistory(e).catch((err) => toast(err.message, "error")));
     $("reopen-button").addEventListener("click", reopen);
+    // quality.js (supervisor alerts, whispers, take over) opens chats and reads the current one.
+    window.kefuConsole = { openTicket, current: () => state.currentTicket, refresh: scheduleRefresh };
     kefu.mount({ start, stop: stopAll });
   });
 })();

@@ -1,0 +1,63 @@
+"""Quality control in a gateway process: the monitor wired to messages, its clock, its routes.
+
+``bot.app`` builds one :class:`QualityRuntime`: every message the process keeps is checked (a
+:class:`~kefu.conversation.ConversationStore` observer), every agent message is screened before
+it is kept (the handoff service's ``screen`` hook), the time-limit clock runs while the app
+does, and the anger model is loaded with the knowledge encoders when this process has them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter
+
+from handoff.service import HandoffService
+from kefu.http import Authenticate
+from quality import api
+from quality.anger import AngerModel, AngerScorer, shared_embedder
+from quality.monitor import QualityMonitor
+from quality.service import QualityService
+from quality.store import QualityStore
+
+logger = logging.getLogger(__name__)
+
+
+class QualityRuntime:
+    """Owns the monitor, the supervisor service and the clock task of one process."""
+
+    def __init__(self, redis: aioredis.Redis, handoff: HandoffService, *,
+                 clock_seconds: float = 5.0) -> None:
+        self._redis = redis
+        self.monitor = QualityMonitor(QualityStore(redis), handoff)
+        self.service = QualityService(self.monitor, handoff)
+        self._clock_seconds = clock_seconds
+        self._clock: asyncio.Task[None] | None = None
+        handoff.conversations.observers.append(self.monitor.observe)
+        handoff.screen = self.monitor.screen
+
+    async def start(self, *, anger_model: bool) -> None:
+        """Load the rules (and the anger model on the shared encoder), start the clock."""
+        if anger_model:
+            try:
+                embed = await asyncio.to_thread(shared_embedder)
+                self.monitor.scorer = AngerScorer(AngerModel.load(), embed)
+            except Exception:  # rules still work without the model
+                logger.exception("the anger model could not be loaded; pattern rules only")
+        await self.monitor.refresh_rules(force=True)
+        self._clock = asyncio.create_task(self.monitor.run(self._clock_seconds))
+
+    async def stop(self) -> None:
+        """Stop the clock and finish the checks under way."""
+        if self._clock is not None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+        await self.monitor.drain()
+
+    def router(self, authenticate: Authenticate) -> APIRouter:
+        """The supervisor API and event stream."""
+        return api.create_router(self.service, self._redis, authenticate)
