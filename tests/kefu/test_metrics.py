@@ -93,3 +93,16 @@ def test_who_may_read_metrics() -> None:
 def test_channel_of() -> None:
     assert metrics.channel_of("telegram:12345") == "telegram"
     assert metrics.channel_of("web:a:b") == "web"
+
+
+def test_the_sample_dashboard_reads_metrics_that_exist() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "kefu-dashboard.json"
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(bucket|total|count|sum)$", "", n)
+            for e in exprs for n in re.findall(r"\b(kefu_\w+)", e)}
+    defined = {family.name for family in metrics.REGISTRY.collect()}
+    assert used and used <= defined, used - defined
