@@ -12,10 +12,10 @@ test: setup-test model train lint typecheck  ## install what is missing, lint, t
 	bash scripts/test.sh
 
 setup:
-	$(SETUP) system-run venv rasa-venv secrets
+	$(SETUP) system-run venv rasa-venv secrets echarts
 
 setup-test:
-	$(SETUP) system-test venv rasa-venv secrets
+	$(SETUP) system-test venv rasa-venv secrets echarts
 
 model:
 	$(SETUP) model

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
@@ -47,10 +47,15 @@ class EventBus:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
+        self.observers: list[Callable[[HandoffEvent], None]] = []
+        """Called with each event this process publishes (exactly one process publishes an
+        event, so an observer counts it once): quick, synchronous, never raising."""
 
     async def publish(self, event: HandoffEvent) -> None:
         """Push an event to every subscriber (none listening is fine)."""
         await self._redis.publish(handoff_events_channel(), event.model_dump_json())
+        for observe in self.observers:
+            observe(event)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:

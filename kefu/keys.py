@@ -363,3 +363,26 @@ def qa_unanswered_key() -> str:
 def qa_whispers_key(ticket_id: str) -> str:
     """List of supervisor whispers on one ticket, JSON each (TTL 7 days)."""
     return _key("qa", "whispers", ticket_id)
+
+
+def qa_record_key(ticket_id: str) -> str:
+    """JSON: the QA record of one closed ticket (quality.reports.QaRecord; TTL 90 days)."""
+    return _key("qa", "record", ticket_id)
+
+
+def qa_ticket_alerts_key(ticket_id: str) -> str:
+    """Set of the rule ids that alerted on one ticket, for its QA record (TTL 2 days)."""
+    return _key("qa", "ticket-alerts", ticket_id)
+
+
+def qa_report_key(day: str, name: str) -> str:
+    """One per-day report counter of the shop's local ``day`` (YYYY-MM-DD), TTL 90 days.
+
+    ``counts`` is a hash of counters; every other name is a sorted set (see quality/reports.py).
+    """
+    return _key("qa", "report", f"{day}:{name}")
+
+
+def qa_conv_alerts_key(conversation_id: str) -> str:
+    """Set of the rule ids that alerted on a conversation, for its QA records (TTL 2 days)."""
+    return _key("qa", "conv-alerts", conversation_id)

@@ -10,11 +10,12 @@ Routes only translate: they authenticate the agent (the console's session token)
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
@@ -23,21 +24,28 @@ from kefu.accounts import Agent
 from kefu.conversation import Turn
 from kefu.http import Authenticate, agent_dependency
 from kefu.keys import qa_events_channel
+from kefu.pages import add_page
+from quality.export import aggregates_csv, records_csv
 from quality.models import (
     Alert,
     AngerRequest,
     AuditEntry,
+    DrillItem,
     EventKind,
     QualityEvent,
+    ReviewRequest,
     SaveRulesRequest,
     Whisper,
     WhisperRequest,
 )
+from quality.reports import QaRecord, Report
 from quality.rules import RuleSet
 from quality.service import QualityService, is_supervisor
 from quality.store import decode
 
 PING_SECONDS = 15.0
+DASHBOARD_DIR = Path(__file__).parent / "dashboard"
+SCOPE = Query(pattern=r"^(store|g:[\w-]{1,32}|a:[\w.@-]{1,64})$")
 
 
 def create_router(service: QualityService, redis: aioredis.Redis,
@@ -102,7 +110,58 @@ def create_router(service: QualityService, redis: aioredis.Redis,
         return StreamingResponse(_stream(redis, agent), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    return router
+    _report_routes(router, service, auth)
+    outer = APIRouter()
+    outer.include_router(router)
+    add_page(outer, "/quality", DASHBOARD_DIR, title="质检与报表", subtitle="Quality & reports")
+    return outer
+
+
+def _report_routes(router: APIRouter, service: QualityService, auth: Any) -> None:
+    @router.get("/report")
+    async def report(agent: Annotated[Agent, auth], day: date,
+                     scope: Annotated[str, SCOPE] = "store") -> Report:
+        """The day's figures: store-wide, a group (`g:aftersale`) or an agent (`a:li`)."""
+        return await service.report(agent, day, scope)
+
+    @router.get("/report/drill")
+    async def drill(agent: Annotated[Agent, auth], day: date,
+                    figure: Annotated[str, Query(max_length=100)]) -> list[DrillItem]:
+        """The conversations behind a figure (`handoff:complaint`, `csat:1`, `wrong` …)."""
+        return await service.drill(agent, day, figure)
+
+    @router.get("/records")
+    async def records(agent: Annotated[Agent, auth], day: date,
+                      scope: Annotated[str, SCOPE] = "store") -> list[QaRecord]:
+        """QA records of the day's closed tickets (agents: their own)."""
+        return await service.records(agent, day, scope)
+
+    @router.post("/records/{ticket_id}/review")
+    async def review(ticket_id: str, body: ReviewRequest,
+                     agent: Annotated[Agent, auth]) -> QaRecord:
+        """A supervisor's manual score (1–5) and comment."""
+        return await service.review(agent, ticket_id, body.score, body.comment)
+
+    @router.get("/export/records.csv", response_class=Response,
+                responses={200: {"content": {"text/csv": {}}}})
+    async def records_export(agent: Annotated[Agent, auth], day: date,
+                             scope: Annotated[str, SCOPE] = "store") -> Response:
+        """One row per closed ticket of the day (ids, channel, times, reason, group, agent…)."""
+        rows = records_csv(await service.records(agent, day, scope))
+        return _csv_response(rows, f"kefu-qa-records-{day}.csv")
+
+    @router.get("/export/aggregates.csv", response_class=Response,
+                responses={200: {"content": {"text/csv": {}}}})
+    async def aggregates_export(agent: Annotated[Agent, auth], day: date,
+                                scope: Annotated[str, SCOPE] = "store") -> Response:
+        """The day's figures, one (figure, key, value) per row."""
+        rows = aggregates_csv(await service.report(agent, day, scope))
+        return _csv_response(rows, f"kefu-qa-aggregates-{day}.csv")
+
+
+def _csv_response(text: str, filename: str) -> Response:
+    return Response(text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def visible(event: QualityEvent, agent: Agent) -> bool:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from kefu.conversation import Role
+from quality.reports import QaRecord
 from quality.rules import Rule, RuleAction
 
 
@@ -92,3 +93,20 @@ class AngerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     texts: list[str] = Field(min_length=1, max_length=50)
+
+
+class DrillItem(BaseModel):
+    """One conversation behind a report figure (with its ticket's QA record, when a ticket's)."""
+
+    conversation_id: str
+    ticket_id: str | None = None
+    record: QaRecord | None = None
+
+
+class ReviewRequest(BaseModel):
+    """Body of ``POST /api/v1/quality/records/{ticket_id}/review``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=2000)

@@ -23,13 +23,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from handoff.models import Ticket, TicketStatus
+from handoff.models import EventType, HandoffEvent, Ticket, TicketStatus
 from kefu import metrics
 from kefu.accounts import Agent
 from kefu.conversation import Role, Turn, utcnow
 from quality.anger import AngerScorer
 from quality.errors import MessageBlocked
 from quality.models import Alert
+from quality.reports import HELPFUL, Reports, seconds_between
 from quality.rules import Checker, Hit, Rule, RuleAction, RuleSet, TimeLimit
 from quality.store import QualityStore
 
@@ -45,6 +46,9 @@ class TicketSource(Protocol):
     async def open_ticket(self, conversation_id: str) -> Ticket | None:
         """The conversation's open ticket, if any."""
 
+    async def get(self, ticket_id: str) -> Ticket:
+        """One ticket."""
+
     async def list_tickets(self, status: TicketStatus | None = None, *,
                            agent: Agent | None = None, group: str | None = None,
                            limit: int = 200) -> list[Ticket]:
@@ -55,10 +59,11 @@ class QualityMonitor:
     """Checks messages against the live rules and raises alerts."""
 
     def __init__(self, store: QualityStore, tickets: TicketSource, *,
-                 scorer: AngerScorer | None = None,
+                 scorer: AngerScorer | None = None, reports: Reports | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.scorer = scorer
+        self.reports = reports
         self._tickets = tickets
         self._clock = clock
         self._checker = Checker(RuleSet(rules=[]))
@@ -93,7 +98,9 @@ class QualityMonitor:
                      and self._checker.wants_anger(turn.role) and not turn.text.startswith("/"))
             metrics.QA_CHECK.observe(time.perf_counter() - start)
             clock = turn.role in (Role.SHOPPER, Role.AGENT) and "ticket_id" in turn.meta
-            if hits or angry or clock:
+            counted = self.reports is not None and (turn.role is Role.SHOPPER or any(
+                b.payload == HELPFUL for b in turn.buttons))
+            if hits or angry or clock or counted:
                 self._spawn(self._follow_up(conversation_id, turn, hits, angry, clock))
         except Exception:  # quality control must never break the message path
             metrics.ERRORS.labels("quality").inc()
@@ -115,6 +122,8 @@ class QualityMonitor:
 
     async def _follow_up(self, conversation_id: str, turn: Turn, hits: list[Hit], angry: bool,
                          clock: bool) -> None:
+        if self.reports is not None:
+            await self.reports.message(conversation_id, turn)
         if clock:
             if turn.role is Role.SHOPPER:
                 await self.store.shopper_waiting(conversation_id, turn.at)
@@ -140,6 +149,9 @@ class QualityMonitor:
             return None
         action = rule.action if role is Role.AGENT else RuleAction.ALERT
         metrics.QA_ALERTS.labels(rule.id, action.value).inc()
+        if self.reports is not None:
+            await self.reports.alerted(rule.id, conversation_id, ticket.id if ticket else None,
+                                       self._clock())
         return await self.store.add_alert(Alert(
             rule_id=rule.id, rule_name=rule.name, action=action, conversation_id=conversation_id,
             ticket_id=ticket.id if ticket else None, group=ticket.group if ticket else None,
@@ -156,6 +168,38 @@ class QualityMonitor:
         if not task.cancelled() and task.exception() is not None:
             metrics.ERRORS.labels("quality").inc()
             logger.error("quality follow-up failed: %r", task.exception())
+
+    def on_event(self, event: HandoffEvent) -> None:
+        """Count a handoff event in the reports (an ``EventBus`` observer; never raises)."""
+        wanted = (EventType.TICKET_WAITING, EventType.TICKET_CLOSED, EventType.TICKET_RATED)
+        if self.reports is not None and event.type in wanted:
+            self._spawn(self._count(event))
+
+    async def _count(self, event: HandoffEvent) -> None:
+        assert self.reports is not None
+        ticket = await self._tickets.get(event.ticket_id)
+        if event.type is EventType.TICKET_WAITING:
+            await self.reports.ticket_opened(ticket)
+        elif event.type is EventType.TICKET_CLOSED:
+            await self.reports.ticket_closed(ticket, self.over_limits(ticket))
+        else:
+            await self.reports.rated(ticket)
+
+    def over_limits(self, ticket: Ticket) -> list[str]:
+        """The queue-wait and first-reply rules a (closed) ticket broke."""
+        broke = []
+        end = ticket.closed_at or self._clock()
+        for rule in self._checker.time_rules:
+            assert rule.seconds is not None
+            if rule.limit is TimeLimit.QUEUE_WAIT:
+                span = seconds_between(ticket.created_at, ticket.claimed_at or end)
+            elif rule.limit is TimeLimit.FIRST_REPLY and ticket.claimed_at is not None:
+                span = seconds_between(ticket.claimed_at, ticket.first_response_at or end)
+            else:
+                continue
+            if span is not None and span > rule.seconds:
+                broke.append(rule.id)
+        return broke
 
     async def drain(self) -> None:
         """Wait for the follow-ups under way (tests, shutdown)."""

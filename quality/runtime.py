@@ -3,7 +3,8 @@
 ``bot.app`` builds one :class:`QualityRuntime`: every message the process keeps is checked (a
 :class:`~kefu.conversation.ConversationStore` observer), every agent message is screened before
 it is kept (the handoff service's ``screen`` hook), the time-limit clock runs while the app
-does, and the anger model is loaded with the knowledge encoders when this process has them.
+does, the anger model is loaded with the knowledge encoders when this process has them, and
+every message and ticket event this process makes is counted in the reports (``quality.reports``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from kefu.http import Authenticate
 from quality import api
 from quality.anger import AngerModel, AngerScorer, shared_embedder
 from quality.monitor import QualityMonitor
+from quality.reports import Reports
 from quality.service import QualityService
 from quality.store import QualityStore
 
@@ -32,12 +34,15 @@ class QualityRuntime:
     def __init__(self, redis: aioredis.Redis, handoff: HandoffService, *,
                  clock_seconds: float = 5.0) -> None:
         self._redis = redis
-        self.monitor = QualityMonitor(QualityStore(redis), handoff)
+        reports = Reports(redis, handoff.conversations, timezone=handoff.settings.timezone,
+                          groups=list(handoff.settings.groups))
+        self.monitor = QualityMonitor(QualityStore(redis), handoff, reports=reports)
         self.service = QualityService(self.monitor, handoff)
         self._clock_seconds = clock_seconds
         self._clock: asyncio.Task[None] | None = None
         handoff.conversations.observers.append(self.monitor.observe)
         handoff.screen = self.monitor.screen
+        handoff.events.observers.append(self.monitor.on_event)
 
     async def start(self, *, anger_model: bool) -> None:
         """Load the rules (and the anger model on the shared encoder), start the clock."""

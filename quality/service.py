@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import ValidationError
 
@@ -17,9 +17,10 @@ from handoff.service import HandoffService
 from kefu.accounts import Agent, AgentRole
 from kefu.conversation import Turn, utcnow
 from kefu.errors import NotAuthorized
-from quality.errors import InvalidRules
-from quality.models import Alert, AuditEntry, Whisper
+from quality.errors import InvalidRules, NotFound
+from quality.models import Alert, AuditEntry, DrillItem, Whisper
 from quality.monitor import QualityMonitor
+from quality.reports import QaRecord, Report, Reports
 from quality.rules import Rule, RuleSet
 from quality.store import QualityStore
 
@@ -117,3 +118,50 @@ class QualityService:
         if scorer is None:
             return [None for _ in texts]
         return [await asyncio.to_thread(scorer.score, t) for t in texts]
+
+    # --- reports ------------------------------------------------------------------------------
+
+    @property
+    def _reports(self) -> Reports:
+        if self.monitor.reports is None:
+            raise NotFound("reports are not kept by this process")
+        return self.monitor.reports
+
+    def _scope_for(self, agent: Agent, scope: str) -> str:
+        """Supervisors read any scope; an agent only their own (``a:{username}``)."""
+        if is_supervisor(agent):
+            return scope
+        own = f"a:{agent.username}"
+        if scope not in (own, "store"):
+            raise NotAuthorized("another agent's figures", agent=agent.username, action="report")
+        return own
+
+    async def report(self, agent: Agent, day: date, scope: str) -> Report:
+        """The day's figures for the store, a group (``g:…``) or an agent (``a:…``)."""
+        return await self._reports.report(day, self._scope_for(agent, scope))
+
+    async def records(self, agent: Agent, day: date, scope: str) -> list[QaRecord]:
+        """The QA records of the day's closed tickets (an agent: their own)."""
+        return await self._reports.records(day, scope=self._scope_for(agent, scope))
+
+    async def drill(self, agent: Agent, day: date, figure: str) -> list[DrillItem]:
+        """The conversations behind a figure, with the QA record when it is a ticket's."""
+        require_supervisor(agent, "drill down")
+        ids = await self._reports.drill(day, figure)
+        if not figure.startswith(("closed", "csat:", "wait:", "frt:", "resolution:", "length:")):
+            return [DrillItem(conversation_id=i) for i in ids]
+        items = []
+        for ticket_id in ids:
+            record = await self._reports.record(ticket_id)
+            if record is not None:
+                items.append(DrillItem(conversation_id=record.conversation_id,
+                                       ticket_id=ticket_id, record=record))
+        return items
+
+    async def review(self, agent: Agent, ticket_id: str, score: int, comment: str) -> QaRecord:
+        """A supervisor's manual score and comment on a QA record."""
+        require_supervisor(agent, "review")
+        record = await self._reports.review(ticket_id, agent.username, score, comment)
+        if record is None:
+            raise NotFound(f"no QA record for ticket {ticket_id}")
+        return record

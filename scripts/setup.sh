@@ -9,6 +9,7 @@
 #   scripts/setup.sh train        a Rasa model when config.yml or bot/rasa changed
 #   scripts/setup.sh secrets      KEFU_RASA_TOKEN and KEFU_ACTION_SECRET generated into .env
 #                                 (once; a placeholder such as change-me is replaced)
+#   scripts/setup.sh echarts      Apache ECharts from npm into quality/dashboard/ (the dashboard)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -91,8 +92,24 @@ step_secrets() {
   done
 }
 
+# Apache ECharts for the supervisor's dashboard: installed from npm (pinned by the lock file) and its
+# bundle copied next to the page, so the browser never fetches it from a CDN.
+step_echarts() {
+  local src=quality/dashboard/build out=quality/dashboard/echarts.min.js h
+  h=$(hash_of "$src/package.json" "$src/package-lock.json")
+  stamp_ok echarts "$h" && [ -f "$out" ] && return 0
+  command -v npm >/dev/null || { echo "error: npm (Node 20) is needed for the dashboard's charts" >&2; exit 1; }
+  echo "==> ECharts from npm into $out"
+  mkdir -p var/npm
+  cp "$src/package.json" "$src/package-lock.json" var/npm/
+  npm ci --prefix var/npm --no-audit --no-fund --ignore-scripts --loglevel=error
+  cp var/npm/node_modules/echarts/dist/echarts.min.js "$out"
+  echo "$h" > "$STATE/echarts"
+}
+
 for step in "$@"; do
   case "$step" in
+    echarts) step_echarts ;;
     system-run) step_system_run ;;
     system-test) step_system_test ;;
     venv) step_venv ;;
