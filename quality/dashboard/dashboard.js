@@ -146,6 +146,8 @@
     if (!c) {
       c = st.charts[id] = echarts.init(node, null, { renderer: "canvas" });
       c.on("click", (p) => { if (node.onBar) node.onBar(p.dataIndex); });
+      // the page is drawn before the kit shows it: size the chart when its box gets one
+      new ResizeObserver(() => { if (!c.isDisposed()) c.resize(); }).observe(node);
     }
     node.onBar = onBar ? (i) => onBar(i).catch((e) => toast(e.message, "error")) : null;
     c.setOption(option, true);
@@ -228,7 +230,6 @@
       `kefu-qa-records-${$("day").value}.csv`).catch((e) => toast(e.message, "error")));
     $("export-aggregates").addEventListener("click", () => download("/api/v1/quality/export/aggregates.csv",
       `kefu-qa-aggregates-${$("day").value}.csv`).catch((e) => toast(e.message, "error")));
-    window.addEventListener("resize", () => Object.values(st.charts).forEach((c) => c.resize()));
     kefu.mount({ start, stop });
   });
 })();

@@ -98,6 +98,10 @@ class ThreadServer:
             time.sleep(0.02)
         wait_for_port(self.port, 5)
 
+    async def call(self, work: Any) -> Any:
+        """Await the coroutine ``work`` on the server's loop (to use the app's own services)."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
     def stop(self) -> None:
         if self._server is None or self._serving is None:
             return
