@@ -271,6 +271,8 @@ kefu is running on the demo store:
   web chat demo   {url}/static/demo.html
   agent console   {url}/console/
   knowledge admin {url}/admin/kb/
+  quality reports {url}/quality/   (supervisors: alerts in the console)
+  metrics         {url}/metrics   (Prometheus; this host only)
   shopper API     POST {url}/api/v1/messages
   API docs        {url}/docs
   terminal chat   .venv/bin/kefu chat --url {url}

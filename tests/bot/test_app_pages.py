@@ -18,10 +18,12 @@ async def test_the_banner_names_pages_that_exist(redis_url: str) -> None:
     config = StackConfig(gateway_port=8765)
     text = banner(config)
     urls = re.findall(rf"{re.escape(config.gateway_url)}(/\S*)", text)
-    assert {"/static/demo.html", "/console/", "/admin/kb/", "/docs"} <= set(urls)
+    assert {"/static/demo.html", "/console/", "/admin/kb/", "/quality/", "/metrics",
+            "/docs"} <= set(urls)
     app = create_app(BotSettings(redis_url=redis_url, load_knowledge=False))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://kefu.test") as http:
-        for path in ("/static/demo.html", "/console/", "/admin/kb/", "/docs"):
+        for path in ("/static/demo.html", "/console/", "/admin/kb/", "/quality/", "/metrics",
+                     "/docs"):
             assert (await http.get(path)).status_code == 200, path
         assert (await http.get("/admin/")).status_code == 404
