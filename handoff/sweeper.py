@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -28,6 +29,7 @@ import redis.asyncio as aioredis
 
 from handoff.service import HandoffService
 from handoff.settings import get_settings
+from kefu import metrics
 from kefu.conversation import ConversationStore
 from kefu.escalations import trim_escalations
 from kefu.keys import sweeper_key
@@ -50,6 +52,8 @@ async def run_sweeper(service: HandoffService, interval: float = 5.0,
     while True:
         try:
             count = await service.requeue_expired()
+            metrics.SWEEPS.inc()
+            metrics.SWEEPER_REQUEUED.inc(count)
             if count:
                 logger.info("sweeper requeued %d ticket(s)", count)
             if redis is not None:
@@ -60,6 +64,7 @@ async def run_sweeper(service: HandoffService, interval: float = 5.0,
                     if dropped:
                         logger.info("trimmed %d escalations past their retention", dropped)
         except Exception:  # keep sweeping through Redis hiccups
+            metrics.ERRORS.labels("sweeper").inc()
             logger.exception("handoff sweeper failed; retrying in %.1fs", interval)
         await asyncio.sleep(interval)
 
@@ -91,8 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="requeue tickets whose agent's lease lapsed")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between sweeps")
     parser.add_argument("--redis-url", default=None, help="default: KEFU_REDIS_URL")
+    parser.add_argument("--metrics-port", type=int,
+                        default=int(os.environ.get("KEFU_SWEEPER_METRICS_PORT", "0")),
+                        help="serve Prometheus /metrics on 127.0.0.1:PORT (default: "
+                             "KEFU_SWEEPER_METRICS_PORT; 0: off)")
     args = parser.parse_args(argv)
     configure()
+    if args.metrics_port:
+        metrics.serve_locally(args.metrics_port)
     asyncio.run(_serve(args.redis_url or get_settings().redis_url, args.interval))
     return 0
 

@@ -25,6 +25,7 @@ from prometheus_client import (
     Histogram,
     ProcessCollector,
     generate_latest,
+    start_http_server,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,9 +56,13 @@ HTTP_LATENCY = Histogram("kefu_http_seconds", "HTTP requests by route template a
                          "class; the actions' webhook is route /webhook.",
                          ["route", "method", "status"], buckets=_LATENCY, registry=REGISTRY)
 ERRORS = Counter("kefu_errors_total", "Failures by where they happened (http_5xx, rasa, "
-                 "knowledge, quality).", ["where"], registry=REGISTRY)
+                 "knowledge, quality, sweeper).", ["where"], registry=REGISTRY)
 QA_ALERTS = Counter("kefu_qa_alerts_total", "Quality alerts raised, by rule and action "
                     "(alert, block).", ["rule", "action"], registry=REGISTRY)
+SWEEPS = Counter("kefu_sweeper_runs_total", "Lease sweeps done by this sweeper process.",
+                 registry=REGISTRY)
+SWEEPER_REQUEUED = Counter("kefu_sweeper_requeued_total", "Tickets whose agent's lease lapsed, "
+                           "put back in their queue by the sweeper.", registry=REGISTRY)
 QA_CHECK = Histogram("kefu_qa_check_seconds", "The synchronous rule check of one message.",
                      buckets=(0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01),
                      registry=REGISTRY)
@@ -76,6 +81,14 @@ def allowed(request: Request, token: str | None = None) -> bool:
         return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
     host = request.client.host if request.client else ""
     return host in ("127.0.0.1", "::1", "localhost", "testclient")
+
+
+def serve_locally(port: int) -> None:
+    """Serve this registry on ``http://127.0.0.1:{port}/metrics`` from a daemon thread.
+
+    For processes without an HTTP app of their own, such as the lease sweeper.
+    """
+    start_http_server(port, addr="127.0.0.1", registry=REGISTRY)
 
 
 def create_router() -> APIRouter:

@@ -63,6 +63,7 @@ class StackConfig:
     gateway_port: int = 8000
     orders_port: int = 0  # the demo order service; 0: a free port picked at start
     orders_api_key: str = ""  # the demo order service's key; "" → made up at start
+    sweeper_metrics_port: int = 0  # the sweeper's own /metrics on 127.0.0.1 (0: none)
     rasa_token: str = ""  # "" → KEFU_RASA_TOKEN from the environment or .env
     action_secret: str = ""  # Rasa → the gateway's action endpoint; "" → KEFU_ACTION_SECRET
     gateway_host: str = "127.0.0.1"
@@ -186,6 +187,10 @@ def programs(config: StackConfig, model: Path) -> list[Program]:
     found.append(Program("order-events", [py, "-m", "orders.proactive"], startsecs=2,
                          priority=45))
     found.append(Program("sweeper", [py, "-m", "handoff.sweeper"], startsecs=2, priority=30))
+    sweeper = [py, "-m", "handoff.sweeper"]
+    if config.sweeper_metrics_port:
+        sweeper += ["--metrics-port", str(config.sweeper_metrics_port)]
+    found.append(Program("sweeper", sweeper, startsecs=2, priority=30))
     found.append(Program("gateway", [
         py, "-m", "kefu.cli", "serve", "--host", config.gateway_host,
         "--port", str(config.gateway_port)], startsecs=20, priority=40, stopwaitsecs=30))
@@ -266,13 +271,16 @@ def _kill_leftovers(config: StackConfig) -> None:
 def banner(config: StackConfig) -> str:
     """What ``make run`` prints once everything is up: where each page is."""
     url = config.gateway_url
+    port = config.sweeper_metrics_port
+    sweeper = f"http://127.0.0.1:{port}/metrics" if port else "off (KEFU_SWEEPER_METRICS_PORT)"
     return f"""
 kefu is running on the demo store:
   web chat demo   {url}/static/demo.html
   agent console   {url}/console/
   knowledge admin {url}/admin/kb/
   quality reports {url}/quality/   (supervisors: alerts in the console)
-  metrics         {url}/metrics   (Prometheus; this host only)
+  metrics         {url}/metrics   (Prometheus, this host only)
+  sweeper metrics {sweeper}
   shopper API     POST {url}/api/v1/messages
   API docs        {url}/docs
   terminal chat   .venv/bin/kefu chat --url {url}
@@ -297,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     redis_port = urlparse(os.environ.get("KEFU_REDIS_URL", "redis://127.0.0.1:6379/0")).port or 6379
     rasa_port = urlparse(os.environ.get("KEFU_RASA_URL", "http://127.0.0.1:5005")).port or 5005
     state_dir = Path(os.environ.get("KEFU_STATE_DIR") or ROOT / "var")
+    sweeper_metrics = int(os.environ.get("KEFU_SWEEPER_METRICS_PORT", str(args.port + 1)))
     config = StackConfig(state_dir=state_dir, gateway_port=args.port, redis_port=redis_port,
+                         sweeper_metrics_port=sweeper_metrics,
                          rasa_port=rasa_port,
                          gateway_host=os.environ.get("KEFU_HOST", "127.0.0.1"),
                          rasa_interface=os.environ.get("KEFU_RASA_INTERFACE", "127.0.0.1"))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -16,6 +17,7 @@ from handoff.models import TicketStatus
 from handoff.service import HandoffService
 from handoff.sweeper import sweeper_alive
 from tests.handoff.conftest import AgentFactory, make_settings, open_ticket
+from tests.helpers.processes import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -27,8 +29,10 @@ async def test_the_sweeper_process_requeues_lapsed_claims_on_its_own(
     agent = await make_agent("gone", ["presale"])
     ticket = await open_ticket(short, "web:alone", group="presale")
     await short.claim(ticket.id, agent)  # and the agent's console vanishes; no gateway runs
+    port = free_port()
     sweeper = subprocess.Popen(
-        [sys.executable, "-m", "handoff.sweeper", "--interval", "0.2", "--redis-url", redis_url],
+        [sys.executable, "-m", "handoff.sweeper", "--interval", "0.2", "--redis-url", redis_url,
+         "--metrics-port", str(port)],
         cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -38,6 +42,10 @@ async def test_the_sweeper_process_requeues_lapsed_claims_on_its_own(
             while not await sweeper_alive(redis):
                 await asyncio.sleep(0.1)
         assert await short.queue_position(ticket.id) == 1
+        async with httpx.AsyncClient() as http:  # its own /metrics, on loopback
+            scraped = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        assert "kefu_sweeper_requeued_total 1.0" in scraped
+        assert "kefu_sweeper_runs_total" in scraped
     finally:
         sweeper.send_signal(signal.SIGTERM)
         output = sweeper.communicate(timeout=20)[0].decode()

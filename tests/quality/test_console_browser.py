@@ -19,15 +19,15 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from bot.app import create_app
 from bot.gateway.settings import BotSettings
-from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from kefu.accounts import AgentRole
-from tests.handoff.conftest import PASSWORD, AgentFactory, seed_conversation
+from tests.handoff.conftest import PASSWORD, AgentFactory
 from tests.helpers.live_server import serve_in_thread
 from tests.helpers.processes import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.browser, pytest.mark.slow]
 
+GROUPS = ["presale", "aftersale", "logistics"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--autoplay-policy=no-user-gesture-required"]
@@ -72,13 +72,17 @@ async def shopper_sees(http: httpx.AsyncClient, sender: str) -> list[str]:
 async def test_supervisor_alerts_block_whisper_take_over(
         gateway_url: str, browser: Browser, service: HandoffService,
         make_agent: AgentFactory) -> None:
-    li = await make_agent("li", ["aftersale"], online=False)
-    await make_agent("boss", ["aftersale"], role=AgentRole.MANAGER, online=False)
+    li = await make_agent("li", GROUPS, online=False)
+    await make_agent("boss", GROUPS, role=AgentRole.MANAGER, online=False)
     boss_page = await console(browser, gateway_url, "boss")
     li_page = await console(browser, gateway_url, "li")
-    await seed_conversation(service, "web:wang")
-    ticket = await service.request_handoff("web:wang", reason=HandoffReason.COMPLAINT,
-                                           channel="web")
+    http = httpx.AsyncClient(base_url=gateway_url, timeout=10)
+    first = await http.post("/api/v1/messages", json={  # Rasa is away: the gateway hands off
+        "sender": "wang", "channel": "web", "text": "转人工"})
+    assert first.status_code == 200, first.text
+    http.headers["Authorization"] = f"Bearer {first.json()['conversation_token']}"
+    ticket = await service.open_ticket("web:wang")
+    assert ticket is not None
     await service.claim(ticket.id, li)
     await li_page.get_by_test_id("my-ticket").click()
     await expect(li_page.get_by_test_id("conversation-status")).to_have_attribute(
@@ -86,7 +90,7 @@ async def test_supervisor_alerts_block_whisper_take_over(
     alerts = boss_page.get_by_test_id("qa-alert")
     await expect(alerts).to_have_count(0)
 
-    async with httpx.AsyncClient(base_url=gateway_url, timeout=10) as http:
+    try:
         # 1. an angry shopper: the supervisor hears it within a second
         start = time.monotonic()
         sent = await http.post("/api/v1/messages", json={
@@ -113,7 +117,7 @@ async def test_supervisor_alerts_block_whisper_take_over(
         # 3. the supervisor opens the chat from the alert and whispers to the agent
         await boss_page.get_by_test_id("qa-alerts-button").click()
         await alerts.first.click()
-        await expect(boss_page.get_by_test_id("conversation-title")).to_contain_text("小明")
+        await expect(boss_page.get_by_test_id("conversation-title")).to_contain_text("网页访客")
         await expect(boss_page.get_by_test_id("transcript").get_by_test_id("turn-text").last
                      ).to_have_text("再不退款我就去12315投诉你们")
         await boss_page.get_by_test_id("whisper-input").fill("先道歉，再告诉他退款进度")
@@ -130,6 +134,8 @@ async def test_supervisor_alerts_block_whisper_take_over(
         await expect(boss_page.get_by_test_id("transcript").locator("[data-role=agent]")
                      ).to_have_count(1)
         assert (await shopper_sees(http, "wang"))[-1] == "您好，我是主管，马上为您加急退款"
+    finally:
+        await http.aclose()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await boss_page.screenshot(path=str(SCREENSHOTS / "supervisor.png"), full_page=True)
     assert (await service.get(ticket.id)).agent == "boss"
