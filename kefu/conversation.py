@@ -137,6 +137,8 @@ class ConversationStore:
         self.observers: list[Callable[[str, Turn], None]] = []
         """Called with (conversation, turn) after every append, in the appending process: quick,
         synchronous, never raising (the quality monitor checks every message this way)."""
+        self.analysis_observers: list[Callable[[str, BotAnalysis], None]] = []
+        """Called with (conversation, analysis) after every :meth:`record_analysis`, likewise."""
 
     async def append(
         self,
@@ -221,6 +223,8 @@ class ConversationStore:
                     "at": analysis.at.isoformat()}), minid=oldest, approximate=True)
                 pipe.xtrim(conv_questions_key(), maxlen=QUESTIONS_MAX_LEN, approximate=True)
             await pipe.execute()
+        for observe in self.analysis_observers:
+            observe(conversation, analysis)
 
     async def recent_questions(self, since: datetime, limit: int) -> list[AskedQuestion]:
         """Distinct questions shoppers asked the bot since ``since``, newest first."""

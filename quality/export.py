@@ -65,6 +65,8 @@ def aggregate_rows(report: Report) -> list[list[str]]:
     rows += [["hourly_conversations", f"{h:02d}", str(n)]
              for h, n in enumerate(report.hourly_conversations)]
     rows += [["hourly_handoffs", f"{h:02d}", str(n)] for h, n in enumerate(report.hourly_handoffs)]
+    rows += [["top_answered", t.entry_id, str(t.count)] for t in report.top_answered]
+    rows += [["top_unanswered", t.entry_id, str(t.count)] for t in report.top_unanswered]
     return rows
 
 

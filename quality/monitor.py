@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from handoff.models import EventType, HandoffEvent, Ticket, TicketStatus
 from kefu import metrics
 from kefu.accounts import Agent
-from kefu.conversation import Role, Turn, utcnow
+from kefu.conversation import BotAnalysis, Role, Turn, utcnow
 from quality.anger import AngerScorer
 from quality.errors import MessageBlocked
 from quality.models import Alert
@@ -168,6 +168,11 @@ class QualityMonitor:
         if not task.cancelled() and task.exception() is not None:
             metrics.ERRORS.labels("quality").inc()
             logger.error("quality follow-up failed: %r", task.exception())
+
+    def on_analysis(self, conversation_id: str, analysis: BotAnalysis) -> None:
+        """Count a knowledge decision in the reports (a ``ConversationStore`` observer)."""
+        if self.reports is not None and analysis.decision in ("answer", "handoff"):
+            self._spawn(self.reports.analysis(analysis))
 
     def on_event(self, event: HandoffEvent) -> None:
         """Count a handoff event in the reports (an ``EventBus`` observer; never raises)."""

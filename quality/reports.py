@@ -15,6 +15,8 @@ it happens (``kefu.keys.qa_report_key(day, name)``, the shop's local day, TTL 90
   group (``g:{group}``) and its agent (``a:{agent}``): ``wait:``, ``frt:``, ``resolution:``,
   ``length:`` sorted sets (ticket → seconds or messages) and ``closed:`` counts;
 - a rating: ``csat:{score}:{dim}`` counts and ``csat:{score}`` (drill-down), on the closing day;
+- a knowledge decision (the actions' analysis): ``top-answered`` (entry → answers) or, handed off,
+  ``top-unanswered`` (its nearest entry → count), with ``entry-questions`` for their labels;
 - an alert: ``alerts:{rule}`` counts and drill-down; the rule is kept with the conversation and
   the ticket (two days) for the QA record's "rules hit" (also those before the handoff).
 
@@ -42,7 +44,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from handoff.models import Ticket, TicketStatus
-from kefu.conversation import ConversationStore, Role, Turn
+from kefu.conversation import BotAnalysis, ConversationStore, Role, Turn
 from kefu.keys import qa_conv_alerts_key, qa_record_key, qa_report_key, qa_ticket_alerts_key
 
 REPORT_TTL_SECONDS = 90 * 24 * 3600
@@ -100,6 +102,14 @@ class Percentiles(BaseModel):
     p95: float | None
 
 
+class TopEntry(BaseModel):
+    """A knowledge entry and how often it answered (or was the nearest to an unanswered one)."""
+
+    entry_id: str
+    question: str
+    count: int
+
+
 class Report(BaseModel):
     """The figures of one day, for the store or one group or agent."""
 
@@ -123,6 +133,8 @@ class Report(BaseModel):
     alerts_by_rule: dict[str, int]
     hourly_conversations: list[int]
     hourly_handoffs: list[int]
+    top_answered: list[TopEntry]
+    top_unanswered: list[TopEntry]
 
 
 def nearest_rank(n: int, p: float) -> int:
@@ -173,6 +185,30 @@ class Reports:
                 await self._first(day, "wrong", conversation_id, turn.at)
         elif turn.role is Role.BOT and any(b.payload == HELPFUL for b in turn.buttons):
             await self._first(day, "answered", conversation_id, turn.at)
+
+    async def analysis(self, analysis: BotAnalysis) -> None:
+        """Count the entry the bot answered with, or the topic it could not answer.
+
+        A topic is the knowledge entry nearest to a question the decision handed off (its best
+        candidate): paraphrases of one unanswered question land on one topic.
+        """
+        if analysis.decision == "answer" and analysis.entry_id:
+            entry, question, name = analysis.entry_id, "", "top-answered"
+            if analysis.candidates and analysis.candidates[0].entry_id == entry:
+                question = analysis.candidates[0].question
+        elif analysis.decision == "handoff" and analysis.candidates:
+            best = analysis.candidates[0]
+            entry, question, name = best.entry_id, best.question, "top-unanswered"
+        else:
+            return
+        day = self.day_of(analysis.at)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for key_name in (name, "entry-questions"):
+                pipe.expire(qa_report_key(day, key_name), REPORT_TTL_SECONDS)
+            pipe.zincrby(qa_report_key(day, name), 1, entry)
+            if question:
+                pipe.hset(qa_report_key(day, "entry-questions"), entry, question)
+            await pipe.execute()
 
     async def ticket_opened(self, ticket: Ticket) -> None:
         """Count a new ticket once (a requeue or transfer is not a new handoff)."""
@@ -347,7 +383,19 @@ class Reports:
             alerts_by_rule={k.split(":", 1)[1]: v for k, v in counts.items()
                             if k.startswith("alerts:")},
             hourly_conversations=[counts.get(f"h{h:02d}:convs", 0) for h in range(24)],
-            hourly_handoffs=[counts.get(f"h{h:02d}:handoffs", 0) for h in range(24)])
+            hourly_handoffs=[counts.get(f"h{h:02d}:handoffs", 0) for h in range(24)],
+            top_answered=await self._top(d, "top-answered"),
+            top_unanswered=await self._top(d, "top-unanswered"))
+
+    async def _top(self, day: str, name: str, count: int = 10) -> list[TopEntry]:
+        rows = cast(list[tuple[Any, float]], await self._redis.zrevrange(
+            qa_report_key(day, name), 0, count - 1, withscores=True))
+        if not rows:
+            return []
+        ids = [str(r[0]) for r in rows]
+        questions = await self._redis.hmget(qa_report_key(day, "entry-questions"), ids)
+        return [TopEntry(entry_id=i, question=str(q or ""), count=int(s))
+                for i, q, (_m, s) in zip(ids, questions, rows, strict=True)]
 
     async def drill(self, day: date, figure: str, limit: int = 200) -> list[str]:
         """The conversations (or tickets) behind a figure, newest first.

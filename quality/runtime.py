@@ -41,6 +41,7 @@ class QualityRuntime:
         self._clock_seconds = clock_seconds
         self._clock: asyncio.Task[None] | None = None
         handoff.conversations.observers.append(self.monitor.observe)
+        handoff.conversations.analysis_observers.append(self.monitor.on_analysis)
         handoff.screen = self.monitor.screen
         handoff.events.observers.append(self.monitor.on_event)
 

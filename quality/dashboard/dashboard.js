@@ -9,10 +9,12 @@
   const ZONE = "Asia/Shanghai"; // the shop's day (KEFU_HANDOFF_TIMEZONE's default)
   const T = {
     zh: {
+      rulesTitle: "质检规则", ruleName: "名称", ruleReads: "检查", ruleWhat: "规则内容", ruleAction: "动作", ruleOn: "启用",
+      addRule: "添加", saveRules: "保存为新版本", audit: "修改记录", saved: "已保存",
       title: "质检与报表", day: "日期", scope: "范围", exportRecords: "导出会话 CSV", exportAggregates: "导出汇总 CSV",
       console: "工作台", logout: "退出", hourly: "每小时会话与转人工", reasons: "转人工原因",
       durations: "等待、首响、解决时长（秒）", length: "各技能组会话长度（条）", csat: "满意度分布",
-      alerts: "质检告警（按规则）", close: "关闭", conversation: "会话", ticket: "工单", agent: "客服",
+      alerts: "质检告警（按规则）", topAnswered: "回答最多的知识条目", topUnanswered: "未能回答的话题（最接近的条目）", close: "关闭", conversation: "会话", ticket: "工单", agent: "客服",
       waitCol: "等待(秒)", frtCol: "首响(秒)", rating: "评分", rules: "命中规则", group: "技能组", review: "人工评分",
       records: "质检记录（当日结束的会话）", store: "全店", conversations: "会话数", handed: "转人工",
       containment: "机器人独立解决率", wrong: "答错率", closed: "人工结束", wait: "排队等待 p50/p95",
@@ -22,11 +24,14 @@
                      complaint: "投诉", offline_message: "留言", reopened: "重新打开" },
     },
     en: {
+      rulesTitle: "Quality rules", ruleName: "Name", ruleReads: "Reads", ruleWhat: "What", ruleAction: "Action", ruleOn: "On",
+      addRule: "Add", saveRules: "Save as a new version", audit: "Changes", saved: "Saved",
       title: "Quality & reports", day: "Day", scope: "Scope", exportRecords: "Export chats CSV",
       exportAggregates: "Export figures CSV", console: "Console", logout: "Log out",
       hourly: "Conversations and handoffs per hour", reasons: "Handoffs by reason",
       durations: "Wait, first response, resolution (s)", length: "Conversation length per group (messages)",
-      csat: "CSAT distribution", alerts: "Quality alerts by rule", close: "Close", conversation: "Conversation",
+      csat: "CSAT distribution", alerts: "Quality alerts by rule", topAnswered: "Entries answered most",
+      topUnanswered: "Topics the bot could not answer (nearest entry)", close: "Close", conversation: "Conversation",
       ticket: "Ticket", agent: "Agent", waitCol: "Wait (s)", frtCol: "First reply (s)", rating: "Rating",
       rules: "Rules hit", group: "Group", review: "Manual score", records: "QA records (chats closed this day)",
       store: "Whole store", conversations: "Conversations", handed: "Handed off", containment: "Bot-only share",
@@ -132,6 +137,12 @@
     chart("chart-csat", bars(scores.map((s) => s + " ★"), scores.map((s) => r.csat[s])), (i) => drill(`csat:${scores[i]}`, scores[i] + " ★"));
     const rules = Object.keys(r.alerts_by_rule);
     chart("chart-alerts", bars(rules, rules.map((k) => r.alerts_by_rule[k])), (i) => drill(`alerts:${rules[i]}`, rules[i]));
+    for (const [id, list] of [["top-answered", r.top_answered], ["top-unanswered", r.top_unanswered]]) {
+      const box = clear($(id));
+      for (const e of list) box.append(el("li", { testid: id + "-item", dataset: { entry: e.entry_id } },
+        el("span", {}, e.question || e.entry_id), " ", el("span", { class: "count" }, "× " + e.count)));
+      if (!list.length) box.append(el("li", { class: "muted" }, t("none")));
+    }
     renderRecords();
   }
 
@@ -175,6 +186,68 @@
     }
   }
 
+  // --- rules (supervisors): every save is a new version on top of the one loaded -------------
+
+  async function loadRules() {
+    if (!supervisor()) return;
+    st.rules = await api("GET", "/api/v1/quality/rules");
+    $("rules-card").hidden = false;
+    $("rules-version").textContent = String(st.rules.version);
+    const body = clear($("rules"));
+    for (const rule of st.rules.rules) body.append(ruleRow(rule));
+    const audit = clear($("audit"));
+    for (const a of await api("GET", "/api/v1/quality/audit")) {
+      audit.append(el("li", { testid: "audit-entry" }, `v${a.version} · ${a.by} · ${new Date(a.at).toLocaleString()} · ${a.comment}`,
+        a.added.length ? ` +${a.added.join(",")}` : "", a.removed.length ? ` −${a.removed.join(",")}` : "",
+        a.changed.length ? ` ~${a.changed.join(",")}` : ""));
+    }
+  }
+
+  function ruleRow(rule) {
+    let what;
+    if (rule.patterns.length) {
+      what = el("textarea", { rows: 2, cols: 40, dataset: { field: "patterns" } });
+      what.value = rule.patterns.join("\n");
+    } else if (rule.min_anger !== null) {
+      what = el("input", { type: "number", step: "0.05", min: 0, max: 1, value: rule.min_anger, dataset: { field: "min_anger" } });
+    } else {
+      what = el("span", {}, rule.limit + " > ", el("input", { type: "number", min: 1, value: rule.seconds, dataset: { field: "seconds" } }), " s");
+    }
+    const action = el("select", { dataset: { field: "action" }, disabled: !(rule.roles.length === 1 && rule.roles[0] === "agent") },
+      el("option", { value: "alert" }, "alert"), el("option", { value: "block" }, "block"));
+    action.value = rule.action;
+    const on = el("input", { type: "checkbox", dataset: { field: "enabled" } });
+    on.checked = rule.enabled;
+    return el("tr", { testid: "rule", dataset: { rule: rule.id } }, el("td", {}, rule.id), el("td", {}, rule.name),
+      el("td", {}, rule.roles.join(", ") || "⏱"), el("td", {}, what), el("td", {}, action), el("td", {}, on));
+  }
+
+  function editedRules() {
+    return st.rules.rules.map((rule) => {
+      const row = document.querySelector(`[data-testid=rule][data-rule="${CSS.escape(rule.id)}"]`);
+      const field = (name) => row.querySelector(`[data-field=${name}]`);
+      const out = { ...rule, action: field("action").value, enabled: field("enabled").checked };
+      if (field("patterns")) out.patterns = field("patterns").value.split("\n").map((p) => p.trim()).filter(Boolean);
+      if (field("min_anger")) out.min_anger = Number(field("min_anger").value);
+      if (field("seconds")) out.seconds = Number(field("seconds").value);
+      return out;
+    });
+  }
+
+  async function saveRules(extra) {
+    const rules = editedRules().concat(extra ? [extra] : []);
+    await api("PUT", "/api/v1/quality/rules", { base_version: st.rules.version, rules, comment: $("rules-comment").value });
+    $("rules-comment").value = "";
+    toast(t("saved"), "ok");
+    await loadRules();
+  }
+
+  function newRule() {
+    const patterns = $("new-rule-patterns").value.split(",").map((p) => p.trim()).filter(Boolean);
+    return { id: $("new-rule-id").value.trim(), name: $("new-rule-name").value.trim() || $("new-rule-id").value.trim(),
+             roles: [$("new-rule-role").value], patterns, action: $("new-rule-action").value };
+  }
+
   function renderScopes() {
     const select = $("scope");
     const current = select.value || "store";
@@ -210,6 +283,7 @@
     if (!$("day").value) $("day").value = today();
     applyLang();
     await load();
+    await loadRules();
   }
 
   function stop() {
@@ -226,6 +300,10 @@
       applyLang();
     });
     $("drill-close").addEventListener("click", () => { $("drill").hidden = true; });
+    $("rules-save").addEventListener("click", () => saveRules(null).catch((e) => toast(e.message, "error")));
+    $("new-rule-add").addEventListener("click", () => saveRules(newRule()).then(() => {
+      for (const id of ["new-rule-id", "new-rule-name", "new-rule-patterns"]) $(id).value = "";
+    }).catch((e) => toast(e.message, "error")));
     $("export-records").addEventListener("click", () => download("/api/v1/quality/export/records.csv",
       `kefu-qa-records-${$("day").value}.csv`).catch((e) => toast(e.message, "error")));
     $("export-aggregates").addEventListener("click", () => download("/api/v1/quality/export/aggregates.csv",

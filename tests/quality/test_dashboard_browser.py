@@ -23,7 +23,7 @@ from bot.gateway.settings import BotSettings
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from kefu.accounts import AgentRole, Presence
-from kefu.conversation import Button, ConversationStore, Role
+from kefu.conversation import BotAnalysis, Button, CandidateScore, ConversationStore, Role, utcnow
 from quality.runtime import QualityRuntime
 from tests.handoff.conftest import PASSWORD, AgentFactory
 from tests.helpers.live_server import ThreadServer, serve_in_thread
@@ -68,6 +68,9 @@ async def a_day(server: ThreadServer) -> None:
 
     async def play() -> None:
         await conversations.append("web:a", Role.SHOPPER, "鞋子怎么洗")
+        await conversations.record_analysis("web:a", BotAnalysis(
+            at=utcnow(), text="鞋子怎么洗", decision="answer", entry_id="care-shoes",
+            candidates=[CandidateScore(entry_id="care-shoes", question="鞋子怎么洗", score=0.9)]))
         await conversations.append("web:a", Role.BOT, "手洗，阴干。", buttons=ANSWER_BUTTONS)
         await conversations.append("web:b", Role.SHOPPER, "我要投诉，还不退款")
         ticket = await handoff.request_handoff("web:b", reason=HandoffReason.COMPLAINT,
@@ -142,6 +145,30 @@ async def test_dashboard_figures_charts_drill_down_and_csv(
     assert [(r["ticket_id"], r["agent"], r["rating"], r["rules_hit"]) for r in rows] == [
         (a["ticket_id"], a["agent"], str(a["rating"]), "|".join(a["rules_hit"])) for a in api]
     assert rows[0]["rules_hit"] == "complaint-threat|refund-anger"
+    await expect(page.get_by_test_id("top-answered-item")).to_have_attribute("data-entry",
+                                                                            "care-shoes")
+
+    # the supervisor edits the rules: each save a new version, in the audit log
+    await expect(page.get_by_test_id("rules-version")).to_have_text("0")
+    dismissive = page.locator("[data-testid=rule][data-rule=dismissive]")
+    await dismissive.locator("[data-field=enabled]").uncheck()
+    await page.get_by_test_id("rules-comment").fill("试行一周：推诿用语不再提醒")
+    await page.get_by_test_id("rules-save").click()
+    await expect(page.get_by_test_id("rules-version")).to_have_text("1")
+    await page.get_by_test_id("new-rule-id").fill("no-qin")
+    await page.get_by_test_id("new-rule-name").fill("不许叫亲")
+    await page.get_by_test_id("new-rule-patterns").fill("亲爱的, 亲~")
+    await page.get_by_test_id("new-rule-action").select_option("block")
+    await page.get_by_test_id("new-rule-add").click()
+    await expect(page.get_by_test_id("rules-version")).to_have_text("2")
+    await expect(page.get_by_test_id("audit-entry")).to_have_count(2)
+    await expect(page.get_by_test_id("audit-entry").first).to_contain_text("+no-qin")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        live = (await http.get("/api/v1/quality/rules",
+                               headers={"Authorization": f"Bearer {token}"})).json()
+    by_id = {r["id"]: r for r in live["rules"]}
+    assert live["version"] == 2 and by_id["dismissive"]["enabled"] is False
+    assert (by_id["no-qin"]["patterns"], by_id["no-qin"]["action"]) == (["亲爱的", "亲~"], "block")
 
     await page.get_by_test_id("lang-toggle").click()
     await expect(page.get_by_text("Handoffs by reason")).to_be_visible()

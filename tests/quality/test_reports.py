@@ -9,7 +9,8 @@ web:b  10:05 asks, answered, "not helpful" (wrong); 10:06 handed off (repeated f
        rated 2
 web:c  11:00 "我要投诉" (alert complaint-threat); 11:00 handed off (complaint, presale), claimed by
        wu 11:01, replies 11:01:30, resolved 11:05, rated 5
-web:d  13:00 says hello, nothing else
+web:d  13:00 says hello; then two questions the knowledge decision hands off, both nearest to
+       "退款多久到账" (refund-time)
 web:e  13:30 asks for a person (explicit request), leaves the queue 13:31 (cancelled)
 =====  =========================================================================================
 
@@ -19,7 +20,7 @@ closed 2 (e was cancelled). Waits b 120 s, c 60 s → p50 60, p95 120 (nearest r
 ranks 1 and 2). First response from the handoff: b 210 s, c 90 s → 90 / 210. Resolution b 600 s,
 c 300 s → 300 / 600. Messages after the handoff: b 3, c 1 → 1 / 3; aftersale 3, presale 1.
 CSAT 2: 1, 5: 1, response 2/2 = 1. Alerts: complaint-threat 1. b broke the first-reply limit
-(90 s > 60 s).
+(90 s > 60 s). Top answered: returns 1, care-shoes 1; top unanswered topic: refund-time 2.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import redis.asyncio as aioredis
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from kefu.accounts import Agent, AgentRole, Presence
-from kefu.conversation import Button, ConversationStore, Role
+from kefu.conversation import BotAnalysis, Button, CandidateScore, ConversationStore, Role
 from kefu.errors import NotAuthorized
 from quality.export import aggregate_rows, records_csv
 from quality.monitor import QualityMonitor
@@ -72,6 +73,7 @@ class History:
         self.monitor = QualityMonitor(QualityStore(redis), self.service, reports=self.reports,
                                       clock=self.clock)
         conversations.observers.append(self.monitor.observe)
+        conversations.analysis_observers.append(self.monitor.on_analysis)
         self.service.events.observers.append(self.monitor.on_event)
         self.quality = QualityService(self.monitor, self.service, clock=self.clock)
         self.tickets: dict[str, str] = {}
@@ -79,6 +81,15 @@ class History:
     async def say(self, conv: str, role: Role, text: str, when: datetime, **kw: Any) -> None:
         self.clock.now = when
         await self.service.conversations.append(conv, role, text, at=when, **kw)
+        await self.monitor.drain()
+
+    async def decided(self, conv: str, text: str, decision: str, when: datetime,
+                      entry: tuple[str, str] | None = None) -> None:
+        candidates = [CandidateScore(entry_id=entry[0], question=entry[1], score=0.5)] \
+            if entry else []
+        await self.service.conversations.record_analysis(conv, BotAnalysis(
+            at=when, text=text, decision=decision, candidates=candidates,
+            entry_id=entry[0] if entry and decision == "answer" else None))
         await self.monitor.drain()
 
     async def agent(self, name: str, groups: list[str], role: AgentRole = AgentRole.AGENT
@@ -102,10 +113,12 @@ async def history(redis: aioredis.Redis) -> AsyncIterator[History]:
     await h.agent("boss", ["aftersale", "presale", "logistics"], AgentRole.MANAGER)
     s = h.service
     await h.say("web:a", Role.SHOPPER, "鞋子怎么洗", at(10, 0))
+    await h.decided("web:a", "鞋子怎么洗", "answer", at(10, 0), ("care-shoes", "鞋子怎么洗"))
     await h.say("web:a", Role.BOT, "手洗，阴干。", at(10, 0, 1), buttons=ANSWER_BUTTONS)
     await h.say("web:a", Role.SHOPPER, "/feedback_helpful", at(10, 0, 20))
 
     await h.say("web:b", Role.SHOPPER, "怎么退货", at(10, 5))
+    await h.decided("web:b", "怎么退货", "answer", at(10, 5), ("returns", "怎么退货"))
     await h.say("web:b", Role.BOT, "订单页申请售后。", at(10, 5, 1), buttons=ANSWER_BUTTONS)
     await h.say("web:b", Role.SHOPPER, "/feedback_not_helpful", at(10, 5, 30))
     b = await h.step(at(10, 6), s.request_handoff(
@@ -126,6 +139,9 @@ async def history(redis: aioredis.Redis) -> AsyncIterator[History]:
     await h.step(at(11, 6), s.rate("web:c", 5))
 
     await h.say("web:d", Role.SHOPPER, "你好", at(13, 0))
+    await h.decided("web:d", "钱啥时候回来", "handoff", at(13, 0), ("refund-time", "退款多久到账"))
+    await h.decided("web:d", "我的钱呢", "handoff", at(13, 1), ("refund-time", "退款多久到账"))
+    await h.decided("web:d", "你好", "clarify", at(13, 2), ("greeting", "你好"))  # not counted
     await h.say("web:e", Role.SHOPPER, "转人工", at(13, 30))
     await h.step(at(13, 30, 1), s.request_handoff(
         "web:e", reason=HandoffReason.EXPLICIT_REQUEST, channel="web", group="aftersale"))
@@ -155,6 +171,10 @@ async def test_store_figures(history: History) -> None:
     assert r.length_by_group["logistics"].n == 0
     assert r.csat == {"1": 0, "2": 1, "3": 0, "4": 0, "5": 1} and r.csat_response_rate == 1.0
     assert r.alerts_by_rule == {"complaint-threat": 1}
+    assert [(t.entry_id, t.question, t.count) for t in r.top_answered] == [
+        ("returns", "怎么退货", 1), ("care-shoes", "鞋子怎么洗", 1)]
+    assert [(t.entry_id, t.question, t.count) for t in r.top_unanswered] == [
+        ("refund-time", "退款多久到账", 2)]
 
 
 async def test_group_and_agent_figures(history: History) -> None:
