@@ -17,6 +17,7 @@ alert fires once per rule and subject (``SET NX`` with the rule's quiet time).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -209,7 +210,11 @@ class QualityMonitor:
     async def drain(self) -> None:
         """Wait for the follow-ups under way (tests, shutdown)."""
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            pending = [t for t in self._tasks if not t.done()]
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            else:  # done, but their callbacks (which drop them from the set) have not run yet
+                await asyncio.sleep(0)
 
     # --- clocks -------------------------------------------------------------------------------
 
@@ -266,15 +271,20 @@ class QualityMonitor:
             gaps.append((ticket, now.timestamp() - since, f"{ticket.id}:{since}"))
         return gaps
 
-    async def run(self, interval: float = 5.0) -> None:
-        """Check the clocks every ``interval`` seconds until cancelled."""
-        while True:
+    async def run(self, interval: float, stop: asyncio.Event) -> None:
+        """Check the clocks every ``interval`` seconds until ``stop`` is set.
+
+        An event, not only cancellation: a cancellation that lands inside a Redis call can be
+        absorbed by the client's reconnect handling, and the loop would go on.
+        """
+        while not stop.is_set():
             try:
                 await self.check_time_limits()
             except Exception:  # keep watching through Redis hiccups
                 metrics.ERRORS.labels("quality").inc()
                 logger.exception("quality clock failed; retrying in %.1fs", interval)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
 
 
 def _label_values(gauge: Any) -> list[tuple[str, ...]]:

@@ -40,6 +40,7 @@ class QualityRuntime:
         self.service = QualityService(self.monitor, handoff)
         self._clock_seconds = clock_seconds
         self._clock: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         handoff.conversations.observers.append(self.monitor.observe)
         handoff.conversations.analysis_observers.append(self.monitor.on_analysis)
         handoff.screen = self.monitor.screen
@@ -54,11 +55,14 @@ class QualityRuntime:
             except Exception:  # rules still work without the model
                 logger.exception("the anger model could not be loaded; pattern rules only")
         await self.monitor.refresh_rules(force=True)
-        self._clock = asyncio.create_task(self.monitor.run(self._clock_seconds))
+        self._stop.clear()
+        self._clock = asyncio.create_task(self.monitor.run(self._clock_seconds, self._stop))
 
     async def stop(self) -> None:
         """Stop the clock and finish the checks under way."""
+        self._stop.set()
         if self._clock is not None:
+            await asyncio.wait({self._clock}, timeout=5)
             self._clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._clock
