@@ -230,6 +230,10 @@
 
   async function start(me) {
     q.me = me;
+    if (!$("qa-reports-link")) {  // everyone: supervisors the store's figures, agents their own
+      $("logout").before(el("a", { id: "qa-reports-link", testid: "qa-reports-link", href: "/quality/", class: "topbar-link" },
+        "质检报表 Reports"));
+    }
     q.alerts = [];
     q.unseen = 0;
     if (supervisor()) {
