@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -46,7 +47,8 @@ class Rule(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     name: str = Field(min_length=1, max_length=100)
     roles: list[Role] = Field(default_factory=list)  # whose messages it reads (none: time rule)
-    patterns: list[str] = Field(default_factory=list, max_length=100)
+    patterns: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=100)
     min_anger: float | None = Field(default=None, ge=0.0, le=1.0)  # shopper anger model score
     limit: TimeLimit | None = None
     seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
@@ -66,8 +68,8 @@ class Rule(BaseModel):
         if self.action is RuleAction.BLOCK and (set(self.roles) - {Role.AGENT} or not self.roles):
             raise ValueError("only agent messages can be blocked")
         for pattern in self.patterns:
-            try:
-                re.compile(pattern, re.IGNORECASE)
+            try:  # as the Checker joins them: "(?i)" in the middle of a pattern is refused there
+                re.compile(f"(?:{pattern})|(?:x)", re.IGNORECASE)
             except re.error as exc:
                 raise ValueError(f"pattern {pattern!r} is not a regular expression: {exc}") from exc
         return self

@@ -89,6 +89,8 @@ def test_time_rules_are_kept_apart(checker: Checker) -> None:
 
 @pytest.mark.parametrize("fields", [
     {"patterns": ["("]},  # not a regular expression
+    {"patterns": ["(?i)x"]},  # a global flag cannot sit inside the checker's joined pattern
+    {"patterns": [""]},  # would match every message
     {"patterns": ["x"], "roles": [Role.SHOPPER], "action": RuleAction.BLOCK},  # shoppers unblockable
     {"patterns": ["x"], "min_anger": 0.5},  # two kinds at once
     {"limit": TimeLimit.QUEUE_WAIT},  # a time rule without seconds
