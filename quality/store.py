@@ -112,7 +112,7 @@ class QualityStore:
 
     async def alerts(self, *, since: datetime | None = None, count: int = 200) -> list[Alert]:
         """Recent alerts, newest first (since ``since`` when given)."""
-        low = f"{int(since.timestamp() * 1000)}-0" if since else "-"
+        low = f"{max(0, int(since.timestamp() * 1000))}-0" if since else "-"  # 1865 → the start
         rows = cast(list[tuple[str, dict[str, str]]],
                     await self._redis.xrevrange(qa_alerts_key(), min=low, count=count))
         return [Alert.model_validate_json(f["alert"]).model_copy(update={"id": i})

@@ -155,3 +155,12 @@ async def test_a_closed_chat_stops_its_reply_clock(
     assert (await service.get(ticket.id)).status is TicketStatus.RETURNED
     await monitor.check_time_limits()
     assert await monitor.store.unanswered() == {}
+
+
+async def test_alerts_since_any_time(monitor: QualityMonitor, service: HandoffService) -> None:
+    from datetime import UTC, datetime
+
+    await service.conversations.append("web:old", Role.SHOPPER, "差评")
+    await monitor.drain()
+    assert len(await monitor.store.alerts(since=datetime(1865, 1, 10, tzinfo=UTC))) == 1
+    assert await monitor.store.alerts(since=datetime(2999, 1, 1, tzinfo=UTC)) == []
