@@ -173,6 +173,18 @@ def test_asking_for_a_person_opens_a_ticket(stack: StackConfig, chat: RestChat, 
     assert "客服" in status or "agent" in status.lower()
 
 
+@pytest.mark.parametrize("text", ["转人工", "/request_human"])
+def test_asking_for_a_person_inside_the_gift_registration_stops_it(
+        stack: StackConfig, chat: RestChat, text: str, someone_online: str) -> None:
+    """The form's question is not answered with "转人工": the form stops and a person takes over."""
+    assert "订单号" in "".join(texts(chat.say("我要登记赠品")))
+    chat.say(text)
+    ticket, _analyses, _slots = record(stack, chat.sender)
+    assert ticket is not None and ticket.reason is HandoffReason.EXPLICIT_REQUEST
+    said, _status = told(stack, chat.sender)[-2:]
+    assert "人工客服" in said and "订单号" not in said
+
+
 def test_complaint_opens_a_high_priority_aftersale_ticket(stack: StackConfig, chat: RestChat,
                                                           someone_online: str) -> None:
     chat.say("我要投诉，退款一直没到账")
