@@ -611,18 +611,7 @@
       const res = await fetch("/api/v1/agent/events", { headers: kefu.authHeaders(), signal: ctrl.signal });
       if (res.status === 401) { kefu.showLogin(kefu.EXPIRED); return; }
       if (!res.ok || !res.body) throw new Error("event stream " + res.status);
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          handleFrame(buffer.slice(0, cut));
-          buffer = buffer.slice(cut + 2);
-        }
-      }
+      await kefu.readFrames(res, handleFrame);
     } catch (e) {
       if (ctrl.signal.aborted) return;
     }

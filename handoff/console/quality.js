@@ -191,18 +191,7 @@
     try {
       const res = await fetch("/api/v1/quality/events", { headers: kefu.authHeaders(), signal: ctrl.signal });
       if (!res.ok || !res.body) throw new Error("quality events " + res.status);
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          onFrame(buffer.slice(0, cut));
-          buffer = buffer.slice(cut + 2);
-        }
-      }
+      await kefu.readFrames(res, onFrame);
     } catch (e) {
       if (ctrl.signal.aborted) return;
     }

@@ -179,6 +179,23 @@ window.kefu = (() => {
     else wire();
   }
 
+  // Reads a server-sent event stream's body until it ends, handing each frame (the text between
+  // blank lines) to onFrame.
+  async function readFrames(res, onFrame) {
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        onFrame(buffer.slice(0, cut));
+        buffer = buffer.slice(cut + 2);
+      }
+    }
+  }
+
   return { $, el, clear, toast, confirmDialog, token, authHeaders, errorText, request, api, showLogin,
-           mount, EXPIRED };
+           readFrames, mount, EXPIRED };
 })();
