@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+from redis.exceptions import RedisError
 
 from actions import replies
 from actions.errors import KnowledgeUnavailableError
 from actions.policy import HandoffPlan, group_for, plan_for_intent
-from handoff.models import HandoffReason, Ticket
+from handoff.errors import HandoffError
+from handoff.models import Availability, HandoffReason, Ticket
 from kefu.conversation import Button, ConversationStore, Role
 from kefu.language import Language, detect_language
 from knowledge.models import Decision, DecisionKind, Entry
@@ -43,7 +45,7 @@ logger = logging.getLogger(__name__)
 NLU_FILE = Path(__file__).resolve().parents[1] / "rasa" / "data" / "nlu.yml"
 HANDOFF_INTENTS = ("complain", "request_human")  # checked in this order: a complaint wins
 INTENT_PAYLOADS = {"/request_human": "request_human", "/human": "request_human",
-                   "/complain": "complain"}
+                   "/complain": "complain", replies.LEAVE_MESSAGE_PAYLOAD: "leave_message"}
 _CHOOSE = re.compile(r"^/choose_option\s*(\{.*\})\s*$")
 
 
@@ -71,6 +73,9 @@ class HandoffOpener(Protocol):
                               channel: str, group: str | None = None, priority: Any = None,
                               display_name: str | None = None) -> Ticket:
         """Open (or join) the conversation's ticket."""
+
+    async def availability(self, conversation_id: str, group: str | None = None) -> Availability:
+        """Whether a person of the group can take the chat now."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,10 @@ class Fallback:
             None if typed.startswith("/") else self._intents.intent_of(normalized))
         logger.warning("answering %s without Rasa (%s): %s", conversation_id, why.value,
                        intent or ("payload" if typed.startswith("/") else "question"))
-        if intent is not None:
+        if intent == "leave_message":  # chosen after "nobody is online": open it now
+            await self._hand_off(said, channel, plan_for_intent("request_human", None), language,
+                                 display_name, ask_first=False)
+        elif intent is not None:
             await self._hand_off(said, channel, plan_for_intent(intent, None), language,
                                  display_name)
         elif typed.startswith("/"):
@@ -162,6 +170,8 @@ class Fallback:
         elif payload.startswith(replies.NONE_FIT_PAYLOAD):  # "都不是" under a clarification
             reply = replies.none_fit(language)
             await said.bot(reply.text, reply.buttons)
+        elif payload.startswith(replies.KEEP_WITH_BOT_PAYLOAD):
+            await said.bot(replies.keep_with_bot(language).text)
         elif payload.startswith(replies.HELPFUL_PAYLOAD):
             await said.bot(replies.thanks_for_feedback(language).text)
         elif payload.startswith(replies.NOT_HELPFUL_PAYLOAD):
@@ -179,8 +189,18 @@ class Fallback:
             return None
 
     async def _hand_off(self, said: _Said, channel: str, plan: HandoffPlan, language: Language,
-                        display_name: str | None) -> None:
-        await said.bot(replies.handing_off(plan.reason, language).text)
+                        display_name: str | None, *, ask_first: bool = True) -> None:
+        if ask_first:
+            try:
+                available = await self._handoff.availability(said.conversation_id, plan.group)
+            except (HandoffError, RedisError) as exc:
+                logger.error("availability unknown for %s: %r", said.conversation_id, exc)
+            else:
+                if not available.open:
+                    reply = replies.nobody_online(available.group, available.in_hours, language)
+                    await said.bot(reply.text, reply.buttons)
+                    return
+            await said.bot(replies.handing_off(plan.reason, language).text)
         ticket = await self._handoff.request_handoff(
             said.conversation_id, reason=plan.reason, channel=channel, group=plan.group,
             priority=plan.priority, display_name=display_name)

@@ -20,6 +20,7 @@ from bot.gateway.rasa_client import RasaClient
 from handoff.models import HandoffReason, Priority
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
+from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role
 from kefu.redis import async_client
 from knowledge.models import Category, Entry
@@ -73,6 +74,11 @@ class Parts:
     knowledge: Knowledge
     rasa: Rasa
 
+    async def staff(self, *groups: str) -> None:
+        """Someone of each group online, so a handoff opens at once."""
+        await self.handoff.agents.add("amy", "pw-amy-123456", list(groups))
+        await self.handoff.agents.set_presence("amy", Presence.ONLINE)
+
 
 @pytest.fixture
 async def parts(redis_url: str, intents: IntentExamples) -> AsyncIterator[Parts]:
@@ -105,6 +111,7 @@ async def test_rasa_down_a_question_is_answered_from_the_knowledge_base(parts: P
 ])
 async def test_rasa_down_handoff_words_still_open_a_ticket(
         parts: Parts, text: str, reason: HandoffReason, priority: Priority, group: str) -> None:
+    await parts.staff("presale", "aftersale")
     reply = await parts.gateway.handle("web", "b", text)
     ticket = await parts.handoff.open_ticket("web:b")
     assert ticket is not None and reply.mode is Mode.HANDOFF
@@ -116,6 +123,7 @@ async def test_rasa_down_handoff_words_still_open_a_ticket(
 
 
 async def test_rasa_down_unsure_questions_are_clarified_or_handed_off(parts: Parts) -> None:
+    await parts.staff("presale", "aftersale", "logistics")
     parts.knowledge.clarify("退款", [REFUND, RETURN])
     clarified = await parts.gateway.handle("web", "c", "退款")
     payloads = [b.payload for b in clarified.messages[0].buttons]
@@ -148,11 +156,30 @@ async def test_rasa_saying_nothing_is_answered_too(parts: Parts) -> None:
     assert [m.text for m in reply.messages] == [RETURN.answer]
     turns = await parts.conversations.transcript("web:e")
     assert turns[-1].meta == {"degraded": "silent"}
+    await parts.staff("presale", "aftersale", "logistics")
     human = await parts.gateway.handle("web", "e", "人工客服")
     assert human.mode is Mode.HANDOFF and await parts.handoff.open_ticket("web:e") is not None
 
 
 async def test_the_knowledge_side_failing_too_still_hands_off(parts: Parts) -> None:
+    await parts.staff("presale", "aftersale", "logistics")
     parts.knowledge.fail = True
     reply = await parts.gateway.handle("web", "f", "这个能用花呗吗")
     assert reply.mode is Mode.HANDOFF and reply.messages
+
+
+async def test_rasa_down_nobody_online_the_shopper_chooses_first(parts: Parts) -> None:
+    asked = await parts.gateway.handle("web", "g", "转人工")
+    assert asked.mode is Mode.BOT and await parts.handoff.open_ticket("web:g") is None
+    assert "不在线" in asked.messages[-1].text
+    payloads = [b.payload for b in asked.messages[-1].buttons]
+    assert payloads == ["/leave_message", "/keep_with_bot"]
+    kept = await parts.gateway.handle("web", "g", "/keep_with_bot")
+    assert kept.mode is Mode.BOT and await parts.handoff.open_ticket("web:g") is None
+    assert kept.messages and "继续" in kept.messages[0].text
+    left = await parts.gateway.handle("web", "g", "/leave_message")
+    ticket = await parts.handoff.open_ticket("web:g")
+    assert left.mode is Mode.HANDOFF and ticket is not None
+    assert ticket.reason is HandoffReason.EXPLICIT_REQUEST
+    turns = await parts.conversations.transcript("web:g")
+    assert all(t.meta.get("degraded") == "rasa_down" for t in turns if t.role is Role.BOT)
