@@ -59,7 +59,7 @@ async def api(redis_url: str) -> AsyncIterator[Api]:
     app.include_router(create_router(
         gateway, readiness, access=ShopperAccess(redis, {"shop": SHOP_KEY}),
         limiter=RateLimiter(redis),
-        limits=ShopperLimits(per_sender=Rate(60, 5), per_address=Rate(600, 40)),
+        limits=ShopperLimits(per_sender=Rate(60, 5), per_address=Rate(6, 40)),
         serving=lambda checks: checks["redis"] and checks["knowledge"]))
     install_error_handlers(app)
     app.add_middleware(RequestLimits)
