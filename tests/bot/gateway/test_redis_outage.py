@@ -40,7 +40,7 @@ class RestartableRedis:
 
     def start(self) -> None:
         args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.data), "--appendonly", "yes", "--save", ""]
+                "--dir", str(self.data), "--appendonly", "yes", "--appendfsync", "no", "--save", ""]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 10, self.proc)
 
