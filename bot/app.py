@@ -47,7 +47,7 @@ from knowledge.curation.admin import AdminService
 from knowledge.runtime import KnowledgeRuntime
 from knowledge.settings import get_settings as knowledge_settings
 from knowledge.text import normalize
-from orders import HttpOrderSystem, proactive_api, workorders_api
+from orders import HttpOrderSystem, proactive_api, proactive_webhook, workorders_api
 from orders import api as orders_api
 from orders.proactive import ProactiveService
 from orders.settings import get_settings as order_settings
@@ -71,8 +71,8 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     knowledge = KnowledgeRuntime(redis)
     order_system = HttpOrderSystem.from_settings(order_settings())  # None: no order system
     work_orders = WorkOrderService(redis, conversations)
-    proactive = ProactiveService(redis, conversations, order_system,
-                                 daily_limit=order_settings().proactive_daily_limit)
+    proactive = ProactiveService.from_settings(redis, conversations, order_system,
+                                               order_settings())
 
     async def return_to_bot(ticket: Any, human_turns: list[Turn]) -> None:
         await rasa.append_events(ticket.conversation_id, tracker_events(human_turns))
@@ -154,6 +154,10 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.include_router(workorders_api.create_router(work_orders, handoff.agents.authenticate))
     app.include_router(proactive_api.create_router(proactive.templates,
                                                    handoff.agents.authenticate))
+    app.include_router(proactive_webhook.create_router(
+        proactive_webhook.OrderEventHandler(redis, proactive),
+        _optional(order_settings().webhook_secret),
+        tolerance=order_settings().webhook_tolerance_seconds))
     app.include_router(admin_api.create_router(AdminService(knowledge, redis),
                                                handoff.agents.authenticate))
     app.include_router(web_chat.create_router())
@@ -183,6 +187,11 @@ def _secret(value: SecretStr | None, name: str) -> str:
     logger.warning("%s is not set: using a random one, so what it guards stays closed "
                    "(run `make setup` to generate the shared secrets into .env)", name)
     return secrets.token_urlsafe(32)
+
+
+def _optional(value: SecretStr | None) -> str | None:
+    """A configured secret's value; ``None`` when unset (what it guards stays closed)."""
+    return value.get_secret_value() if value is not None else None
 
 
 def _prefetching(settings: BotSettings) -> bool:

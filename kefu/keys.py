@@ -319,6 +319,11 @@ def proactive_templates_key() -> str:
     return _key("orders", "proactive-templates")
 
 
+def order_event_key(event_id: str) -> str:
+    """String: the store's webhook event with this id was handled (its outcome; TTL 7 days)."""
+    return _key("orders", "event", event_id)
+
+
 # --- qa (quality control: quality/) -----------------------------------------------------------
 
 

@@ -2,8 +2,11 @@
 
 :func:`events_of` reads what happened to an order from the order system's own record (shipment
 late past its promised date, a parcel stuck in transit, a presale final payment due in its window,
-a gift shipped, a refund completed). :class:`ProactiveService` polls the orders that some
-conversation has verified (and so may hear about; ``watch``), tells each event once per order, in
+a gift shipped, a refund completed), by the :class:`Thresholds` of the settings (stuck after
+``KEFU_ORDERS_STUCK_AFTER_DAYS``, late after ``KEFU_ORDERS_SHIP_DELAY_GRACE_HOURS``).
+:class:`ProactiveService` polls the orders that some conversation has verified (and so may hear
+about; ``watch``), or hears of them from the store's webhook (:mod:`orders.proactive_webhook`,
+which calls :meth:`ProactiveService.tell`), tells each event once per order, in
 the conversation's language, from the managers' templates (:class:`Templates`, zh/en with
 variables), at most ``daily_limit`` a day per conversation, never to one that said 退订, and only
 into conversations the shopper already has: the message is a system turn of that conversation,
@@ -38,9 +41,11 @@ from kefu.keys import (
     proactive_templates_key,
     watched_orders_key,
 )
+from orders import demo_data
 from orders.contract import OrderSystem
 from orders.errors import OrdersError, OrderSystemUnavailable
-from orders.models import GiftStatus, Order, OrderStatus, RefundStatus
+from orders.models import STUCK_AFTER, GiftStatus, Order, OrderStatus, RefundStatus
+from orders.settings import OrderSettings
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +64,30 @@ class OrderEvent(StrEnum):
     REFUND_COMPLETED = "refund_completed"  # the money is back
 
 
-def events_of(order: Order, now: datetime) -> list[OrderEvent]:
+@dataclass(frozen=True)
+class Thresholds:
+    """When an order's record counts as an event (``KEFU_ORDERS_*`` settings)."""
+
+    stuck_after: timedelta = STUCK_AFTER  # no tracking scan for this long: stuck in transit
+    ship_grace: timedelta = timedelta(0)  # this long past the promised date: shipment delayed
+
+    @classmethod
+    def from_settings(cls, settings: OrderSettings) -> Thresholds:
+        """The thresholds the settings configure."""
+        return cls(stuck_after=settings.stuck_after, ship_grace=settings.ship_delay_grace)
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def events_of(order: Order, now: datetime,
+              thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[OrderEvent]:
     """The events an order's record shows as of ``now``."""
     found = []
-    if order.ship_delayed(now):
+    if order.ship_delayed(now - thresholds.ship_grace):
         found.append(OrderEvent.SHIP_DELAYED)
-    if order.status is OrderStatus.SHIPPED and order.tracking and order.tracking.stuck(now):
+    if order.status is OrderStatus.SHIPPED and order.tracking \
+            and order.tracking.stuck(now, thresholds.stuck_after):
         found.append(OrderEvent.STUCK_IN_TRANSIT)
     window = (order.final_payment_from, order.final_payment_until)
     if order.status is OrderStatus.DEPOSIT_PAID and window[0] and window[1] \
@@ -146,11 +169,20 @@ def check_template(event: OrderEvent, language: str, text: str) -> None:
     except ValueError as exc:
         raise TemplateError(f"unreadable braces: {exc}", event=event.value,
                             language=language) from exc
+    check_language(event, language)
     unknown = names - VARIABLES
-    if unknown or not text.strip() or language not in ("zh", "en"):
-        raise TemplateError(f"unknown variables {sorted(unknown)} (known: {sorted(VARIABLES)})"
-                            if unknown else "a template needs text in zh or en",
+    if unknown:
+        raise TemplateError(f"unknown variables {sorted(unknown)} (known: {sorted(VARIABLES)})",
                             event=event.value, language=language)
+    if not text.strip():
+        raise TemplateError("a template needs some text", event=event.value, language=language)
+
+
+def check_language(event: OrderEvent, language: str) -> None:
+    """Refuse a language there are no templates in (zh and en are)."""
+    if language not in ("zh", "en"):
+        raise TemplateError(f"no templates in {language!r} (zh, en)", event=event.value,
+                            language=language)
 
 
 class Templates:
@@ -166,17 +198,46 @@ class Templates:
         merged.update({_s(k): _s(v) for k, v in saved.items()})
         return merged
 
+    async def customised(self) -> list[str]:
+        """The "{event}:{language}" the managers have worded (the rest are the defaults)."""
+        return sorted(_s(k) for k in await self._redis.hkeys(proactive_templates_key()))
+
     async def set(self, event: OrderEvent, language: str, text: str) -> None:
         """A manager's wording (checked first)."""
         check_template(event, language, text)
         await self._redis.hset(proactive_templates_key(), f"{event.value}:{language}", text)
 
+    async def reset(self, event: OrderEvent, language: str) -> str:
+        """Back to the default wording; the default."""
+        check_language(event, language)
+        await self._redis.hdel(proactive_templates_key(), f"{event.value}:{language}")
+        return DEFAULTS[(event, language)]
+
     async def render(self, event: OrderEvent, language: str, values: Mapping[str, str]) -> str:
         """The message for one event, with the opt-out line."""
         lang = "en" if language == "en" else "zh"
-        text = (await self.all())[f"{event.value}:{lang}"]
-        body = text.format_map(dict(values)).rstrip()
-        return f"{body} {OPT_OUT_EN}" if lang == "en" else body + OPT_OUT_ZH
+        return compose((await self.all())[f"{event.value}:{lang}"], lang, values)
+
+
+def compose(text: str, language: str, values: Mapping[str, str]) -> str:
+    """A template filled in, with the opt-out line of its language."""
+    body = text.format_map(dict(values)).rstrip()
+    return f"{body} {OPT_OUT_EN}" if language == "en" else body + OPT_OUT_ZH
+
+
+PREVIEW_ORDERS = {OrderEvent.SHIP_DELAYED: demo_data.DELAYED,
+                  OrderEvent.STUCK_IN_TRANSIT: demo_data.STUCK,
+                  OrderEvent.FINAL_PAYMENT_DUE: demo_data.PRESALE,
+                  OrderEvent.GIFT_SHIPPED: demo_data.GIFT_SHIPPED,
+                  OrderEvent.REFUND_COMPLETED: demo_data.REFUNDED}
+
+
+def preview(event: OrderEvent, language: str, text: str, now: datetime) -> tuple[str, str]:
+    """How ``text`` reads for the demo store's order of that event: (order id, message)."""
+    check_template(event, language, text)
+    order_id = PREVIEW_ORDERS[event]
+    order = next(o for o in demo_data.demo_orders(now) if o.order_id == order_id)
+    return order_id, compose(text, language, variables(order, now))
 
 
 def _s(value: bytes | str) -> str:
@@ -198,17 +259,34 @@ class ProactiveService:
 
     def __init__(self, redis: aioredis.Redis, conversations: ConversationStore,
                  system: OrderSystem | None, *, daily_limit: int = 3,
+                 thresholds: Thresholds = DEFAULT_THRESHOLDS,
+                 watch_ttl: timedelta = WATCH_TTL,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._redis = redis
         self._conversations = conversations
         self._system = system
         self._daily_limit = daily_limit
+        self._thresholds = thresholds
+        self._watch_ttl = watch_ttl
         self._clock = clock
         self.templates = Templates(redis)
 
+    @classmethod
+    def from_settings(cls, redis: aioredis.Redis, conversations: ConversationStore,
+                      system: OrderSystem | None, settings: OrderSettings) -> ProactiveService:
+        """The service as the settings configure it (limit, thresholds, how long a watch lasts)."""
+        return cls(redis, conversations, system, daily_limit=settings.proactive_daily_limit,
+                   thresholds=Thresholds.from_settings(settings),
+                   watch_ttl=timedelta(days=settings.watch_days))
+
+    @property
+    def system(self) -> OrderSystem | None:
+        """The order system the events are read from (``None``: none configured)."""
+        return self._system
+
     async def watch(self, order_id: str, conversation_id: str) -> None:
         """The conversation verified this order: it may hear about it."""
-        ttl = int(WATCH_TTL.total_seconds())
+        ttl = int(self._watch_ttl.total_seconds())
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(order_watch_key(order_id), conversation_id)
             pipe.expire(order_watch_key(order_id), ttl)
@@ -243,13 +321,19 @@ class ProactiveService:
                 logger.warning("order %s not checked: %s", order_id, exc)
                 continue
             if order is not None:
-                sent += await self._tell(order, watchers)
+                sent += await self.tell(order)
         return sent
 
-    async def _tell(self, order: Order, watchers: list[str]) -> list[Sent]:
+    async def tell(self, order: Order, events: list[OrderEvent] | None = None) -> list[Sent]:
+        """Tell the order's watchers ``events`` (default: what its record shows); what was sent.
+
+        Each event goes once per order and conversation, whoever calls (the poller, the webhook).
+        """
         now = self._clock()
+        watchers = sorted(_s(c) for c in await self._redis.smembers(
+            order_watch_key(order.order_id)))
         sent = []
-        for event in events_of(order, now):
+        for event in events_of(order, now, self._thresholds) if events is None else events:
             for conversation in watchers:
                 key = proactive_sent_key(order.order_id, event.value, conversation)
                 if not await self._redis.set(key, "1", nx=True,
@@ -301,18 +385,16 @@ def main(argv: list[str] | None = None) -> int:
     from orders.adapter import HttpOrderSystem
     from orders.settings import get_settings
 
+    settings = get_settings()
     parser = argparse.ArgumentParser(description="kefu's proactive order messages")
-    parser.add_argument("--interval", type=float,
-                        default=float(os.environ.get("KEFU_ORDERS_POLL_SECONDS", "30")))
+    parser.add_argument("--interval", type=float, default=settings.poll_seconds)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = get_settings()
 
     async def go() -> None:
         redis = async_client(os.environ.get("KEFU_REDIS_URL", "redis://127.0.0.1:6379/0"))
         system = HttpOrderSystem.from_settings(settings)
-        service = ProactiveService(redis, ConversationStore(redis), system,
-                                   daily_limit=settings.proactive_daily_limit)
+        service = ProactiveService.from_settings(redis, ConversationStore(redis), system, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

