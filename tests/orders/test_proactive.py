@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from kefu.conversation import ConversationStore, Role
 from kefu.redis import async_client
@@ -19,9 +20,11 @@ from orders.proactive import (
     OrderEvent,
     ProactiveService,
     TemplateError,
+    Thresholds,
     check_template,
     events_of,
 )
+from orders.settings import OrderSettings
 
 NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
 ORDERS = {o.order_id: o for o in demo.demo_orders(NOW)}
@@ -117,3 +120,45 @@ async def test_opt_out_language_limit_and_managers_wording(
     await service.watch(demo.PAID, "web:quiet")
     [later] = await service.tick()
     assert (later.conversation_id, later.event) == ("web:quiet", OrderEvent.SHIP_DELAYED)
+
+
+def test_the_thresholds_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEFU_ORDERS_STUCK_AFTER_DAYS", "7")
+    monkeypatch.setenv("KEFU_ORDERS_SHIP_DELAY_GRACE_HOURS", "72")
+    monkeypatch.setenv("KEFU_ORDERS_POLL_SECONDS", "5")
+    settings = OrderSettings(_env_file=None)
+    thresholds = Thresholds.from_settings(settings)
+    assert thresholds == Thresholds(stuck_after=timedelta(days=7), ship_grace=timedelta(hours=72))
+    assert settings.poll_seconds == 5
+    # the stuck parcel has had no scan for five days, the delayed order is two days late
+    assert events_of(ORDERS[demo.STUCK], NOW, thresholds) == []
+    assert events_of(ORDERS[demo.DELAYED], NOW, thresholds) == []
+    later = NOW + timedelta(days=3)
+    assert events_of(ORDERS[demo.STUCK], later, thresholds) == [OrderEvent.STUCK_IN_TRANSIT]
+    assert events_of(ORDERS[demo.DELAYED], later, thresholds) == [OrderEvent.SHIP_DELAYED]
+    tight = Thresholds(stuck_after=timedelta(days=1))
+    assert events_of(ORDERS[demo.SHIPPED], NOW + timedelta(days=2), tight) == \
+        [OrderEvent.STUCK_IN_TRANSIT]
+    for bad in ("0", "-1"):
+        monkeypatch.setenv("KEFU_ORDERS_STUCK_AFTER_DAYS", bad)
+        with pytest.raises(ValidationError):
+            OrderSettings(_env_file=None)
+
+
+@pytest.mark.redis
+async def test_the_poller_uses_the_configured_thresholds(redis_url: str) -> None:
+    redis = async_client(redis_url)
+    store = DemoOrders(":memory:")
+    seed(store, NOW)
+    system = HttpOrderSystem("http://orders.test", KEY,
+                             transport=httpx.ASGITransport(app=create_app(store, KEY)))
+    conversations = ConversationStore(redis)
+    settings = OrderSettings(_env_file=None, stuck_after_days=6, ship_delay_grace_hours=1)
+    service = ProactiveService.from_settings(redis, conversations, system, settings)
+    try:
+        await service.watch(demo.STUCK, "web:bo")  # five days without a scan: not six
+        await service.watch(demo.DELAYED, "web:bo")  # two days late: more than an hour
+        assert [s.event for s in await service.tick()] == [OrderEvent.SHIP_DELAYED]
+    finally:
+        await system.aclose()
+        await redis.aclose()
