@@ -32,6 +32,7 @@ from tests.helpers.processes import free_port
 
 LOG_TAIL_CHARS = 3000
 SHOP_API_KEY = "e2e-shop-key-0123456789abcdef"  # a store backend's channel API key
+ORDER_WEBHOOK_SECRET = "e2e-order-webhook-secret"  # the store signs its order events
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +60,7 @@ def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         extra_env={"KEFU_EMBEDDING_MODEL": str(e5_model_dir(tmp_path_factory)),
                    "KEFU_ADDRESS_RATE_PER_MINUTE": "0",
                    "KEFU_ORDERS_POLL_SECONDS": "1",  # proactive order messages: poll often
+                   "KEFU_ORDERS_WEBHOOK_SECRET": ORDER_WEBHOOK_SECRET,
                    "KEFU_CHANNEL_API_KEYS": f'{{"e2e-shop": "{SHOP_API_KEY}"}}'},
     )
     try:

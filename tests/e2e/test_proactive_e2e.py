@@ -3,16 +3,19 @@
 A shopper verifies a paid order in the widget; the demo order system then records that it missed
 its promised shipping date; the stack's order-events poller tells the shopper in the widget, and
 the message stays in the conversation's transcript. After "退订" a delayed order the shopper
-verifies brings no message.
+verifies brings no message. And the store's signed webhook: the refund the store reports
+completed is told in the widget at once, a repeated event once, a forged one never.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -21,7 +24,8 @@ from kefu.redis import async_client
 from kefu.stack import StackConfig
 from orders import demo_data as demo
 from orders.demo import DemoOrders
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from orders.proactive_webhook import PATH, sign
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ORDER_WEBHOOK_SECRET
 
 pytestmark = [pytest.mark.rasa, pytest.mark.redis, pytest.mark.model, pytest.mark.browser,
               pytest.mark.slow]
@@ -95,4 +99,37 @@ async def test_a_delayed_order_is_told_in_the_widget_until_unsubscribed(
     await say(page, "8000")
     await expect(bot.last.locator(".text")).to_contain_text("已超过承诺的发货时间")
     await asyncio.sleep(4)  # four polls
+    await expect(system).to_have_count(1)
+
+
+async def test_the_store_webhook_tells_the_widget_once(stack: StackConfig,
+                                                       browser: Browser) -> None:
+    page = await (await browser.new_context(locale="zh-CN")).new_page()
+    page.set_default_timeout(20_000)
+    await page.goto(f"{stack.gateway_url}/static/demo.html")
+    await page.locator(".launcher").click()
+    bot = page.locator(".msg.bot:not(.greeting)")
+    system = page.locator(".msg.system")
+    await say(page, f"我的订单 {demo.REFUNDING} 退款到账了吗")
+    await expect(bot.last.locator(".text")).to_contain_text("后四位")
+    await say(page, "8000")
+    await expect(bot.last.locator(".text")).to_contain_text(f"订单 {demo.REFUNDING}（")
+
+    # the record still says "approved": only the store's event (typed) can tell this one
+    body = json.dumps({"event_id": f"e2e-refund-{time.time_ns()}", "order_id": demo.REFUNDING,
+                       "event": "refund_completed"}).encode()
+    stamp = str(int(time.time()))
+    signed = {"Content-Type": "application/json", "X-Kefu-Timestamp": stamp,
+              "X-Kefu-Signature": sign(ORDER_WEBHOOK_SECRET, stamp, body)}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=20) as client:
+        forged = await client.post(PATH, content=body, headers={
+            **signed, "X-Kefu-Signature": sign("not-the-secret", stamp, body)})
+        assert forged.status_code == 401
+        told = await client.post(PATH, content=body, headers=signed)
+        assert told.status_code == 200 and told.json()["told"] == 1, told.text
+        await expect(system.last).to_contain_text(
+            f"【退款提醒】您订单 {demo.REFUNDING} 的退款 ¥129.00 已退回原支付账户")
+        again = await client.post(PATH, content=body, headers=signed)
+        assert again.json()["duplicate"] is True
+    await asyncio.sleep(2)  # two polls: the poller does not tell it either
     await expect(system).to_have_count(1)

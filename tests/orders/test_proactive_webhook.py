@@ -8,9 +8,11 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from fastapi import FastAPI
 
 from kefu.conversation import ConversationStore, Role
@@ -19,14 +21,23 @@ from kefu.redis import async_client
 from orders import HttpOrderSystem
 from orders import demo_data as demo
 from orders.demo import DemoOrders, create_app, seed
-from orders.proactive import ProactiveService
-from orders.proactive_webhook import PATH, OrderEventHandler, create_router, sign, verify
+from orders.proactive import OrderEvent, ProactiveService
+from orders.proactive_webhook import (
+    PATH,
+    EventOutcome,
+    OrderEventHandler,
+    OrderEventIn,
+    create_router,
+    sign,
+    verify,
+)
 
 pytestmark = pytest.mark.redis
 
 NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
 SECRET = "store-shared-secret"
 KEY = "demo-key"
+OPENAPI = Path(__file__).resolve().parents[2] / "orders" / "openapi.yaml"
 
 
 @dataclass
@@ -205,3 +216,17 @@ def test_the_signature_is_checked_in_full() -> None:
         with pytest.raises(Exception) as caught:
             verify(SECRET, stamp, signature, body, now=1100, tolerance=300)
         assert getattr(caught.value, "status_code", None) == 401, (stamp, signature)
+
+
+def test_the_contract_describes_the_webhook_kefu_serves() -> None:
+    contract = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+    schemas = contract["components"]["schemas"]
+    assert schemas["OrderEventType"]["enum"] == [e.value for e in OrderEvent]
+    accepted = OrderEventIn.model_json_schema()
+    assert sorted(schemas["OrderEventIn"]["required"]) == sorted(accepted["required"])
+    assert set(schemas["OrderEventIn"]["properties"]) == set(accepted["properties"])
+    assert set(schemas["OrderEventOutcome"]["properties"]) == set(EventOutcome.model_fields)
+    hook = contract["webhooks"]["orderEvent"]["post"]
+    headers = {p["name"] for p in hook["parameters"] if p["in"] == "header"}
+    assert headers == {"X-Kefu-Timestamp", "X-Kefu-Signature"}
+    assert set(hook["responses"]) == {"200", "401", "403", "404", "422", "503"}
