@@ -278,6 +278,8 @@ kefu is running on the demo store:
   web chat demo   {url}/static/demo.html
   agent console   {url}/console/
   knowledge admin {url}/admin/kb/
+  order templates {url}/admin/templates/   (proactive messages; order events: POST
+                  {url}/api/v1/orders/events, signed with KEFU_ORDERS_WEBHOOK_SECRET)
   quality reports {url}/quality/   (supervisors: alerts in the console)
   metrics         {url}/metrics   (Prometheus, this host only)
   sweeper metrics {sweeper}
