@@ -2,10 +2,11 @@
 
 :func:`~orders.proactive_events.events_of` reads what happened to an order from the order
 system's own record, by the :class:`Thresholds` of the settings (``orders.proactive_events``);
-the wording is the managers' templates (``orders.proactive_templates``). :class:`ProactiveService` polls the orders that some conversation has verified (and so may hear
+the wording is the managers' templates (``orders.proactive_templates``).
+:class:`ProactiveService` polls the orders that some conversation has verified (and so may hear
 about; ``watch``), or hears of them from the store's webhook (:mod:`orders.proactive_webhook`,
-which calls :meth:`ProactiveService.tell`), tells each event once per order, in
-the conversation's language, from the managers' templates (:class:`Templates`, zh/en with
+which calls :meth:`ProactiveService.tell`), tells each event once per order, in the
+conversation's language, from the managers' templates (:class:`Templates`, zh/en with
 variables), at most ``daily_limit`` a day per conversation, never to one that said 退订, and only
 into conversations the shopper already has: the message is a system turn of that conversation,
 which reaches the web chat live and Telegram through the outbound stream, and stays in the
@@ -160,6 +161,10 @@ class ProactiveService:
                 sent += await self.tell(order)
         return sent
 
+    def shown(self, order: Order) -> list[OrderEvent]:
+        """The events the order's record shows now, by this service's thresholds."""
+        return events_of(order, self._clock(), self._thresholds)
+
     async def tell(self, order: Order, events: list[OrderEvent] | None = None) -> list[Sent]:
         """Tell the order's watchers ``events`` (default: what its record shows); what was sent.
 
@@ -169,7 +174,7 @@ class ProactiveService:
         watchers = sorted(_text(c) for c in await self._redis.smembers(
             order_watch_key(order.order_id)))
         sent = []
-        for event in events_of(order, now, self._thresholds) if events is None else events:
+        for event in self.shown(order) if events is None else events:
             for conversation in watchers:
                 key = proactive_sent_key(order.order_id, event.value, conversation)
                 if not await self._redis.set(key, "1", nx=True,

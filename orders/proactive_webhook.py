@@ -153,10 +153,10 @@ class OrderEventHandler:
         order = await system.order(event.order_id)
         if order is None:
             raise OrderNotFound(f"no order {event.order_id}", order_id=event.order_id)
-        told = await self._proactive.tell(order, [event.event] if event.event else None)
-        considered = [event.event] if event.event else sorted({s.event for s in told})
-        return EventOutcome(event_id=event.event_id, order_id=event.order_id,
-                            events=considered, told=len(told))
+        events = [event.event] if event.event else self._proactive.shown(order)
+        told = await self._proactive.tell(order, events)
+        return EventOutcome(event_id=event.event_id, order_id=event.order_id, events=events,
+                            told=len(told))
 
     async def _repeated(self, key: str, event: OrderEventIn) -> EventOutcome:
         first = await self._redis.get(key)

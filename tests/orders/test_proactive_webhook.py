@@ -230,3 +230,13 @@ def test_the_contract_describes_the_webhook_kefu_serves() -> None:
     headers = {p["name"] for p in hook["parameters"] if p["in"] == "header"}
     assert headers == {"X-Kefu-Timestamp", "X-Kefu-Signature"}
     assert set(hook["responses"]) == {"200", "401", "403", "404", "422", "503"}
+
+
+async def test_an_opted_out_or_unwatched_order_is_handled_and_tells_nobody(hook: Hook) -> None:
+    await hook.service.watch(demo.DELAYED, "web:quiet")
+    await hook.service.opt_out("web:quiet")
+    quiet = await hook.post({"event_id": "q-1", "order_id": demo.DELAYED})
+    assert quiet.json()["events"] == ["ship_delayed"] and quiet.json()["told"] == 0
+    assert await hook.told("web:quiet") == []
+    nobody = await hook.post({"event_id": "q-2", "order_id": demo.STUCK})
+    assert nobody.json()["events"] == ["stuck_in_transit"] and nobody.json()["told"] == 0
