@@ -63,13 +63,23 @@ class TemplateError(OrdersError):
 
 
 def check_template(event: OrderEvent, language: str, text: str) -> None:
-    """Refuse a template that would not render (unknown variable, stray brace, empty)."""
+    """Refuse a template that would not render (unknown variable, stray brace, empty).
+
+    A variable is a bare ``{name}``: no format spec or conversion (``{order_id:>999999999}``
+    would render a gigabyte).
+    """
     try:
-        names = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text)
+                  if f is not None]
     except ValueError as exc:
         raise TemplateError(f"unreadable braces: {exc}", event=event.value,
                             language=language) from exc
     check_language(event, language)
+    dressed = sorted({f for f, spec, conv in fields if spec or conv})
+    if dressed:
+        raise TemplateError(f"write variables as {{name}} only, without ':' or '!': {dressed}",
+                            event=event.value, language=language)
+    names = {f for f, _, _ in fields}
     unknown = names - VARIABLES
     if unknown:
         raise TemplateError(f"unknown variables {sorted(unknown)} (known: {sorted(VARIABLES)})",

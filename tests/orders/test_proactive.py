@@ -46,7 +46,8 @@ def test_the_events_each_demo_order_shows() -> None:
 
 def test_templates_only_use_known_variables() -> None:
     check_template(OrderEvent.SHIP_DELAYED, "zh", "订单 {order_id} 晚了，抱歉")
-    for bad in ("{password}", "订单 {order_id", "   "):
+    for bad in ("{password}", "订单 {order_id", "   ", "{order_id:>999999999}", "{order_id!r}",
+                "{order_id[0]}", "{order_id.upper}", "{}", "{0}"):
         with pytest.raises(TemplateError):
             check_template(OrderEvent.SHIP_DELAYED, "zh", bad)
     with pytest.raises(TemplateError):
