@@ -14,13 +14,16 @@ a secret the webhook answers 404 to everyone: closed, never open.
 Answers: 200 with what was told (a repeated ``event_id`` within 7 days: the first outcome,
 ``duplicate: true``, nothing told again); 401 unsigned or a wrong signature; 403 an old
 timestamp; 422 a body that is not an event; 404 an order the order system does not know; 503
-the order system did not answer (the event is not recorded as handled: the store retries it).
+the order system did not answer, or the same id is being handled at this moment (the event is
+not recorded as handled: the store retries it). A gateway that dies mid-event holds its id for
+60 s at most; telling is idempotent underneath too (each event once per order and conversation).
 
 Errors (branch of :class:`orders.errors.OrdersError`)::
 
     WebhookNotConfigured   no KEFU_ORDERS_WEBHOOK_SECRET → 404
     WebhookUnauthorized    no or a wrong signature → 401
     WebhookExpired         a timestamp outside the tolerance → 403
+    EventInProgress        the same event id is being handled right now → 503 (Retry-After)
 """
 
 # No postponed annotations: FastAPI reads the route's annotations at runtime.
@@ -49,6 +52,7 @@ SIGNATURE_HEADER = "X-Kefu-Signature"
 TIMESTAMP_HEADER = "X-Kefu-Timestamp"
 EVENT_TTL = timedelta(days=7)  # a repeated event id within this is told once
 HANDLING = "handling"  # the event key's value while its first delivery is being handled
+CLAIM_TTL = timedelta(seconds=60)  # a gateway that died handling it lets the retry in after this
 
 
 class WebhookNotConfigured(OrdersError):
@@ -78,6 +82,21 @@ class WebhookExpired(OrdersError):
     def __init__(self, message: str, *, skew_seconds: int) -> None:
         super().__init__(message)
         self.skew_seconds = skew_seconds
+
+
+class EventInProgress(OrdersError):
+    """The same event id is being handled right now (a concurrent retry): try again shortly."""
+
+    status_code = 503
+    code = "event_in_progress"
+    field_names = ("event_id",)
+
+    def __init__(self, message: str, *, event_id: str) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+
+    def headers(self) -> dict[str, str]:  # noqa: D102
+        return {"Retry-After": "5"}
 
 
 class OrderEventIn(BaseModel):
@@ -133,15 +152,15 @@ class OrderEventHandler:
     async def handle(self, event: OrderEventIn) -> EventOutcome:
         """Read the order, tell its watchers; a repeated id gets the first outcome."""
         key = order_event_key(event.event_id)
-        ttl = int(EVENT_TTL.total_seconds())
-        if not await self._redis.set(key, HANDLING, nx=True, ex=ttl):
+        if not await self._redis.set(key, HANDLING, nx=True,
+                                     ex=int(CLAIM_TTL.total_seconds())):
             return await self._repeated(key, event)
         try:
             outcome = await self._tell(event)
         except BaseException:
             await self._redis.delete(key)  # not handled: the store's retry is welcome
             raise
-        await self._redis.set(key, outcome.model_dump_json(), ex=ttl)
+        await self._redis.set(key, outcome.model_dump_json(), ex=int(EVENT_TTL.total_seconds()))
         logger.info("store event %s: %s of %s, told %d", event.event_id,
                     [e.value for e in outcome.events], event.order_id, outcome.told)
         return outcome
@@ -161,10 +180,11 @@ class OrderEventHandler:
     async def _repeated(self, key: str, event: OrderEventIn) -> EventOutcome:
         first = await self._redis.get(key)
         text = first.decode() if isinstance(first, bytes) else first
-        if text and text != HANDLING:
-            return EventOutcome.model_validate_json(text).model_copy(
-                update={"duplicate": True, "told": 0})
-        return EventOutcome(event_id=event.event_id, order_id=event.order_id, duplicate=True)
+        if text is None or text == HANDLING:
+            raise EventInProgress(f"event {event.event_id} is being handled; retry it",
+                                  event_id=event.event_id)
+        return EventOutcome.model_validate_json(text).model_copy(
+            update={"duplicate": True, "told": 0})
 
 
 def create_router(handler: OrderEventHandler, secret: str | None, *, tolerance: int = 300,
@@ -176,7 +196,8 @@ def create_router(handler: OrderEventHandler, secret: str | None, *, tolerance: 
                                   403: {"description": "a timestamp outside the tolerance"},
                                   404: {"description": "no webhook secret, or no such order"},
                                   422: {"description": "not an order event"},
-                                  503: {"description": "the order system did not answer"}},
+                                  503: {"description": "the order system did not answer, or the "
+                                                        "same event is being handled: retry"}},
                  openapi_extra={"requestBody": {"required": True, "content": {
                      "application/json": {"schema": OrderEventIn.model_json_schema()}}}})
     async def order_event(request: Request,

@@ -17,12 +17,15 @@ from fastapi import FastAPI
 
 from kefu.conversation import ConversationStore, Role
 from kefu.http import install_error_handlers
+from kefu.keys import order_event_key
 from kefu.redis import async_client
 from orders import HttpOrderSystem
 from orders import demo_data as demo
 from orders.demo import DemoOrders, create_app, seed
 from orders.proactive import OrderEvent, ProactiveService
 from orders.proactive_webhook import (
+    CLAIM_TTL,
+    HANDLING,
     PATH,
     EventOutcome,
     OrderEventHandler,
@@ -240,3 +243,22 @@ async def test_an_opted_out_or_unwatched_order_is_handled_and_tells_nobody(hook:
     assert await hook.told("web:quiet") == []
     nobody = await hook.post({"event_id": "q-2", "order_id": demo.STUCK})
     assert nobody.json()["events"] == ["stuck_in_transit"] and nobody.json()["told"] == 0
+
+
+async def test_a_concurrent_repeat_is_asked_to_retry_and_a_dead_claim_lapses(
+        hook: Hook, redis_url: str) -> None:
+    await hook.service.watch(demo.DELAYED, "web:amy")
+    redis = async_client(redis_url)
+    try:
+        key = order_event_key("c-1")
+        await redis.set(key, HANDLING, ex=int(CLAIM_TTL.total_seconds()))  # another gateway
+        busy = await hook.post({"event_id": "c-1", "order_id": demo.DELAYED})
+        assert busy.status_code == 503 and busy.json()["code"] == "event_in_progress"
+        assert busy.headers["Retry-After"] == "5"
+        assert 0 < await redis.ttl(key) <= 60  # it died: its claim lapses within a minute
+        await redis.delete(key)
+        assert (await hook.post({"event_id": "c-1", "order_id": demo.DELAYED})).json()["told"] == 1
+        assert await redis.ttl(key) > 6 * 24 * 3600  # handled: remembered for 7 days
+    finally:
+        await redis.aclose()
+    assert len(await hook.told("web:amy")) == 1
