@@ -32,6 +32,16 @@ from actions.actions import (
     ActionNoneOfThese,
     KefuAction,
 )
+from actions.aftersale import (
+    ActionAskAftersaleConfirm,
+    ActionAskAftersaleItem,
+    ActionAskAftersaleOrder,
+    ActionAskAftersalePhoto,
+    ActionAskAftersaleTimeSlot,
+    ActionStartAftersale,
+    ActionSubmitAftersale,
+    ValidateAftersaleForm,
+)
 from actions.errors import ActionCallRefused, ActionNotFound, ActionRejected
 from actions.orders import (
     ActionCaptureOrLookUpOrderNumber,
@@ -57,6 +67,9 @@ ACTIONS: tuple[type[KefuAction], ...] = (
     ActionHandoff, ActionKeepWithBot, ActionLeaveMessage, ActionNoneOfThese,
     ActionOrderStatus, ActionVerifyOrder, ValidateGiftRegistrationForm, ActionAskGiftConfirm,
     ActionSubmitGiftRegistration, ActionWorkOrderProgress, ActionProactiveSubscription,
+    ActionStartAftersale, ValidateAftersaleForm, ActionAskAftersaleOrder, ActionAskAftersaleItem,
+    ActionAskAftersalePhoto, ActionAskAftersaleTimeSlot, ActionAskAftersaleConfirm,
+    ActionSubmitAftersale,
 )
 
 

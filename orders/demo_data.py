@@ -33,6 +33,7 @@ REFUNDING = "2026112100055"  # refund approved, money on its way
 GIFT_PENDING = "2026111900066"  # delivered, its gift not shipped yet
 GIFT_SHIPPED = "2026111600088"  # shipped with its gift shipped separately
 STUCK = "E2026111512345678"  # no scan for five days
+TWO_ITEMS = "2026112300099"  # delivered: a treadmill and a fitness band (after-sale flows)
 OTHERS = "2026112200077"  # someone else's order
 
 
@@ -115,6 +116,13 @@ def demo_orders(now: datetime) -> list[Order]:
               tracking=Tracking(carrier="韵达快递", waybill="YD3312456789", events=_events(
                   now - 8 * day, [(0, "义乌", "已揽收"),
                                   (60, "武汉转运中心", "快件已到达武汉转运中心")]))),
+        Order(order_id=TWO_ITEMS, shopper_id=SHOPPER, buyer_phone_masked=PHONE,
+              status=OrderStatus.DELIVERED, placed_at=now - 10 * day,
+              items=[_item("TREAD-T1", "家用折叠跑步机 T1", "2999.00"),
+                     _item("BAND-B2", "运动手环 B2", "199.00")], total="3198.00",
+              paid="3198.00", ship_by=now - 8 * day,
+              tracking=Tracking(carrier="京东物流", waybill="JD0012345678", events=_events(
+                  now - 8 * day, [(0, "嘉兴", "已揽收"), (26, "上海", "已签收，签收人：本人")]))),
         Order(order_id=OTHERS, shopper_id="other-shopper", buyer_phone_masked="139****1234",
               status=OrderStatus.SHIPPED, placed_at=now - 2 * day,
               items=[_item("PHONE-CASE", "手机壳", "39.00")], total="39.00", paid="39.00",

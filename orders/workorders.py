@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import redis.asyncio as aioredis
@@ -30,15 +30,13 @@ from kefu.keys import (
     work_orders_key,
     work_orders_of_key,
 )
+from orders.aftersale import WorkOrderKind, spec_of
 from orders.errors import WorkOrderNotFound, WorkOrderStateError
 
 logger = logging.getLogger(__name__)
 
-
-class WorkOrderKind(StrEnum):
-    """What the shopper asked the back office to do."""
-
-    GIFT_REGISTRATION = "gift_registration"  # a promised gift to be sent (or re-sent)
+__all__ = ["STATUS_NAMES", "WorkOrder", "WorkOrderKind", "WorkOrderNote", "WorkOrderService",
+           "WorkOrderStatus"]
 
 
 class WorkOrderStatus(StrEnum):
@@ -49,10 +47,6 @@ class WorkOrderStatus(StrEnum):
     CLOSED = "closed"  # done; the closing note says what was done
 
 
-SLA = {WorkOrderKind.GIFT_REGISTRATION: timedelta(hours=24)}
-GROUPS = {WorkOrderKind.GIFT_REGISTRATION: "aftersale"}
-PREFIX = {WorkOrderKind.GIFT_REGISTRATION: "GR"}
-KIND_NAMES = {WorkOrderKind.GIFT_REGISTRATION: ("赠品登记", "gift registration")}
 STATUS_NAMES = {
     WorkOrderStatus.OPEN: ("已提交，等待处理", "submitted, waiting to be handled"),
     WorkOrderStatus.IN_PROGRESS: ("处理中", "being handled"),
@@ -108,7 +102,8 @@ class WorkOrderService:
         """Record a request; the open one already recorded for it on a repeat. (order, created)."""
         now = self._clock()
         seq = int(await self._redis.incr(work_order_seq_key()))
-        number = f"{PREFIX[kind]}{now:%Y%m%d}{seq:04d}"
+        spec = spec_of(kind)
+        number = f"{spec.prefix}{now:%Y%m%d}{seq:04d}"
         guard = open_work_order_key(conversation_id, kind.value, order_id)
         if not await self._redis.set(guard, number, nx=True):
             existing = await self._redis.get(guard)
@@ -116,8 +111,8 @@ class WorkOrderService:
                                        else existing))
             return found, False
         order = WorkOrder(id=number, kind=kind, conversation_id=conversation_id, channel=channel,
-                          order_id=order_id, group=GROUPS[kind], fields=dict(fields),
-                          created_at=now, sla_due=now + SLA[kind],
+                          order_id=order_id, group=spec.group, fields=dict(fields),
+                          created_at=now, sla_due=now + spec.sla,
                           notes=[WorkOrderNote(at=now, by="shopper",
                                                status=WorkOrderStatus.OPEN)])
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -186,7 +181,7 @@ class WorkOrderService:
 
     def progress_line(self, order: WorkOrder, language: str | None) -> str:
         """One line of "我的工单进度"."""
-        kind_zh, kind_en = KIND_NAMES[order.kind]
+        kind_zh, kind_en = spec_of(order.kind).names
         status_zh, status_en = STATUS_NAMES[order.status]
         return _pick(language, f"工单 {order.id}（{kind_zh}，订单 {order.order_id}）：{status_zh}",
                      f"Work order {order.id} ({kind_en}, order {order.order_id}): {status_en}")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from kefu.accounts import Agent, AgentRole
 from kefu.errors import NotAuthorized
 from kefu.http import Authenticate, agent_dependency
+from orders.aftersale import FIELD_LABELS, FlowField, spec_of
 from orders.workorders import WorkOrder, WorkOrderService, WorkOrderStatus
 
 PREFIX = "/api/v1/work-orders"
@@ -28,7 +29,18 @@ class NoteIn(BaseModel):
 def _view(order: WorkOrder, now: datetime) -> dict[str, Any]:
     body: dict[str, Any] = order.model_dump(mode="json")
     body["overdue"] = order.overdue(now)
+    zh, en = spec_of(order.kind).names
+    body["kind_name"] = f"{zh} {en[:1].upper()}{en[1:]}"
+    body["field_labels"] = {key: _label(key) for key in order.fields}
     return body
+
+
+def _label(key: str) -> str:
+    """"照片 Photo" for ``photo``; an unknown field by its key."""
+    try:
+        return " ".join(FIELD_LABELS[FlowField(key)])
+    except ValueError:
+        return key
 
 
 def create_router(service: WorkOrderService, authenticate: Authenticate) -> APIRouter:

@@ -1,7 +1,9 @@
 """Photos, stickers, voice notes and files from shoppers: never silently dropped.
 
 The bot reads text only. In bot mode the shopper is told so, in their language, and offered a
-person (a ``/request_human`` button); a caption is still answered as text. While a human owns
+person (a ``/request_human`` button); a caption is still answered as text. The exception: while
+an after-sale flow asks for a photo (the conversation's profile says ``awaiting=photo``, see
+``actions/aftersale.py``), a photo is the answer, sent on to Rasa with its file reference. While a human owns
 the conversation the attachment goes into the ticket as a shopper message the agent sees
 (``[图片] file_id=…``, with the details in the turn's ``meta["attachment"]``).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from actions.aftersale import AWAITING, photo_message
 from bot.gateway import Gateway, HandoffPort, Mode, OutMessage, Reply
 from kefu.conversation import Button, ConversationStore, Role, conversation_id
 
@@ -106,6 +109,11 @@ class AttachmentDesk:
         if await self._handoff.open_ticket(conv) is not None:
             await self._handoff.add_shopper_message(conv, attachment.as_text(), meta=meta)
             return Reply(messages=[], mode=Mode.HANDOFF)
+        if attachment.kind is AttachmentKind.PHOTO and attachment.file_id \
+                and (await self._conversations.profile(conv)).get(AWAITING) == "photo":
+            return await self._gateway.handle(channel, chat,
+                                              photo_message(channel, attachment.file_id),
+                                              display_name=display_name)
         await self._conversations.append(conv, Role.SHOPPER, attachment.as_text(), meta=meta)
         notice = await self._conversations.append(
             conv, Role.BOT, cannot_read(attachment.kind, language),

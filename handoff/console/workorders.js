@@ -5,7 +5,6 @@
 
 (() => {
   const { $, el, clear, toast, api } = kefu;
-  const KINDS = { gift_registration: "赠品登记 Gift registration" };
   const STATUSES = { open: "待处理 Open", in_progress: "处理中 In progress", closed: "已完成 Closed" };
   const REFRESH_MS = 5000;
 
@@ -30,13 +29,15 @@
       if (!text) { toast("请先填写备注 Write a note first", "error"); return; }
       act(order, action, { text });
     };
-    const fields = Object.entries(order.fields).map(([k, v]) => el("div", { class: "said" }, `${k}: ${v}`));
+    // A photo field holds the channel's reference to the shopper's photo (photo:telegram:<file_id>).
+    const fields = Object.entries(order.fields).map(([k, v]) => el("div", { class: "said", testid: "work-order-field",
+      dataset: { field: k } }, `${(order.field_labels || {})[k] || k}: ${v}`));
     return el("li", { class: "ticket" + (order.overdue ? " prio-urgent" : ""), testid: "work-order",
                       dataset: { workOrderId: order.id, status: order.status } },
       el("div", { class: "line" },
         el("span", { class: "who", testid: "work-order-id" }, order.id),
         el("span", { class: "tag", testid: "work-order-status" }, STATUSES[order.status] || order.status)),
-      el("div", { class: "line" }, KINDS[order.kind] || order.kind, " · 订单 ", order.order_id),
+      el("div", { class: "line" }, order.kind_name || order.kind, " · 订单 ", order.order_id),
       ...fields,
       el("div", { class: "line muted" }, (order.overdue ? "已超时 Overdue · " : "") + "SLA " + time(order.sla_due) +
         (order.owner ? " · " + order.owner : "")),

@@ -137,7 +137,7 @@ async def test_the_adapter_reads_every_kind_of_demo_order(server: LoopServer) ->
         assert stuck is not None and stuck.stuck(NOW)
         assert shipped.tracking is not None and not shipped.tracking.stuck(NOW)
         mine = await system.orders_of(demo.SHOPPER)
-        assert len(mine) == 9 and demo.OTHERS not in {o.order_id for o in mine}
+        assert len(mine) == 10 and demo.OTHERS not in {o.order_id for o in mine}
         assert [o.placed_at for o in mine] == sorted((o.placed_at for o in mine), reverse=True)
     finally:
         await system.aclose()
@@ -151,7 +151,7 @@ def test_seeding_again_moves_the_dates_and_keeps_the_file(tmp_path: Path) -> Non
     again = DemoOrders(path)
     assert again.get(demo.DELAYED) is not None  # kept on disk
     later = NOW + timedelta(days=10)
-    assert seed(again, later) == 10
+    assert seed(again, later) == 11
     delayed = again.get(demo.DELAYED)
     assert delayed is not None and delayed.ship_by == later - timedelta(days=2)
     assert again.get("nope") is None

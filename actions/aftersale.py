@@ -1,0 +1,442 @@
+"""The after-sale guided flows in chat (换货, 退货上门取件, 维修/安装预约, 补开/重开发票): one form.
+
+Every kind is a row of :data:`orders.aftersale.CATALOGUE`; one Rasa form, ``aftersale_form``,
+serves them all. :class:`ActionStartAftersale` (the rule's first step) forgets any earlier
+answers and sets ``aftersale_kind`` from the intent; :class:`ValidateAftersaleForm` checks each
+answer and decides the next question from the kind's fields (Rasa's dynamic form: the validation
+action sets ``requested_slot``, as rasa-sdk's ``FormValidationAction.required_slots`` would;
+kefu's actions never get the domain, so the list is computed here). The order comes first and
+must be the shopper's (verified earlier in the conversation, by the store account, or by the
+phone's last four digits now). The ``action_ask_…`` actions ask the questions that need the
+order or the clock (the order's items, the next days' visit slots) or a summary to confirm.
+:class:`ActionSubmitAftersale` records the confirmed work order, or says the flow is cancelled.
+
+Photos: while the form asks for one, the conversation's profile says ``awaiting=photo`` and the
+channels' attachment desk (``bot/channels/attachments.py``) sends a photo to Rasa as
+:func:`photo_message` instead of refusing it; the work order keeps its reference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import order_replies
+from actions.actions import Events, KefuAction, Message, read_message, utter
+from actions.orders import VERIFIED_SLOT, OrderAction, store_account
+from actions.replies import Reply, human_button
+from kefu.language import Language, language_of
+from kefu.orders import find_order_number
+from orders import aftersale
+from orders.aftersale import FIELD_LABELS, FlowField, KindSpec, SlotProblem, WorkOrderKind
+from orders.models import Order
+from orders.verification import owned_by_account, phone_tail, tail_matches
+
+logger = logging.getLogger(__name__)
+
+REQUESTED_SLOT = "requested_slot"
+KIND_SLOT = "aftersale_kind"
+LANGUAGE_SLOT = "aftersale_language"  # the flow's language, kept while codes and emails are typed
+ORDER_SLOT = "aftersale_order"
+TAIL_SLOT = "aftersale_phone_tail"
+CONFIRM_SLOT = "aftersale_confirm"
+FIELD_SLOTS = {f: f"aftersale_{f.value}" for f in FlowField}
+ALL_SLOTS = (KIND_SLOT, LANGUAGE_SLOT, ORDER_SLOT, TAIL_SLOT, *FIELD_SLOTS.values(), CONFIRM_SLOT)
+VERIFIED = "verified"  # the phone tail slot when the order was verified before the form asked
+SKIPPED = "skipped"  # an optional photo the shopper skipped
+AWAITING = "awaiting"  # conversation profile field: "photo" while the form waits for one
+PHOTO_INTENT = "send_photo"
+INTENT_KINDS = {
+    "request_exchange": WorkOrderKind.EXCHANGE,
+    "request_return_pickup": WorkOrderKind.RETURN_PICKUP,
+    "request_repair": WorkOrderKind.REPAIR_BOOKING,
+    "request_invoice": WorkOrderKind.INVOICE_REISSUE,
+}
+
+
+def photo_message(channel: str, file_id: str) -> str:
+    """The Rasa message a photo becomes while the form waits for one (intent and entity)."""
+    ref = f"{aftersale.PHOTO_PREFIX}{channel}:{file_id}"
+    return f"/{PHOTO_INTENT}{json.dumps({'photo': ref}, ensure_ascii=False)}"
+
+
+def _pick(lang: Language, zh: str, en: str) -> str:
+    return en if lang is Language.EN else zh
+
+
+def _say(dispatcher: CollectingDispatcher, lang: Language, zh: str, en: str,
+         buttons: list[dict[str, str]] | None = None) -> None:
+    utter(dispatcher, Reply(_pick(lang, zh, en), buttons or []))
+
+
+def flow_language(tracker: Tracker) -> Language:
+    """The language the flow started in.
+
+    A tax id, an email or a slot typed in Latin letters does not turn a Chinese flow English.
+    """
+    started = tracker.get_slot(LANGUAGE_SLOT)
+    return language_of(started) if started else read_message(tracker).language
+
+
+def spec_in(tracker: Tracker) -> KindSpec | None:
+    """The catalogue row of the flow under way, if any."""
+    try:
+        return aftersale.spec_of(str(tracker.get_slot(KIND_SLOT)))
+    except (KeyError, ValueError):
+        return None
+
+
+def next_slot(spec: KindSpec, values: dict[str, Any]) -> str | None:
+    """The next question of ``spec``'s flow given the slot ``values`` (``None``: all answered)."""
+    for slot in (ORDER_SLOT, TAIL_SLOT):
+        if values.get(slot) is None:
+            return slot
+    answers = {f: values.get(s) for f, s in FIELD_SLOTS.items()}
+    missing = aftersale.fields_to_ask(spec, answers)
+    if missing:
+        return FIELD_SLOTS[missing[0]]
+    return CONFIRM_SLOT if values.get(CONFIRM_SLOT) is None else None
+
+
+def collected(spec: KindSpec, tracker: Tracker) -> dict[str, str]:
+    """The work order's fields: every answered field of the kind (a skipped photo left out)."""
+    fields = {}
+    for f in spec.fields:
+        value = tracker.get_slot(FIELD_SLOTS[f])
+        if value is not None and value != SKIPPED:
+            fields[f.value] = str(value)
+    return fields
+
+
+class ActionStartAftersale(KefuAction):
+    """A new after-sale request: earlier answers forgotten, the kind taken from the intent."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_start_aftersale"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Reset the form's slots and set the kind."""
+        message = read_message(tracker)
+        kind = INTENT_KINDS.get(message.intent or "")
+        return [*(SlotSet(slot, None) for slot in ALL_SLOTS),
+                SlotSet(KIND_SLOT, kind.value if kind else None),
+                SlotSet(LANGUAGE_SLOT, message.language.value)]
+
+
+class ValidateAftersaleForm(OrderAction):
+    """Each answer checked as it arrives; then the next question the kind needs."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "validate_aftersale_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Validate the slots the latest message filled and choose the next one to ask."""
+        spec = spec_in(tracker)
+        if spec is None:
+            return [SlotSet(REQUESTED_SLOT, None)]
+        message = replace(read_message(tracker), language=flow_language(tracker))
+        values: dict[str, Any] = dict(tracker.slots)
+        events: Events = []
+        for slot, value in tracker.slots_to_validate().items():
+            found = await self._validate(dispatcher, tracker, message, spec, slot, value)
+            events += found
+            values.update({e["name"]: e["value"] for e in found if e.get("event") == "slot"})
+        upcoming = next_slot(spec, values)
+        await self.services.conversations.set_profile(
+            message.conversation_id,
+            **{AWAITING: "photo" if upcoming == FIELD_SLOTS[FlowField.PHOTO] else ""})
+        return [*events, SlotSet("language", message.language.value),
+                SlotSet(REQUESTED_SLOT, upcoming)]
+
+    async def _validate(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                        message: Message, spec: KindSpec, slot: str, value: Any) -> Events:
+        text = str(value or "")
+        if slot == ORDER_SLOT:
+            return await self._order(dispatcher, tracker, message, spec, text)
+        if slot == TAIL_SLOT:
+            return await self._tail(dispatcher, tracker, message, text)
+        if slot == FIELD_SLOTS[FlowField.ITEM]:
+            return await self._item(dispatcher, tracker, message, text)
+        if slot == FIELD_SLOTS[FlowField.PHOTO]:
+            return self._photo(dispatcher, tracker, message, spec, text)
+        if slot == FIELD_SLOTS[FlowField.TIME_SLOT]:
+            return self._time_slot(dispatcher, message, text)
+        field = next((f for f, s in FIELD_SLOTS.items() if s == slot), None)
+        if field is None or field not in _TEXT_CHECKS:
+            return []
+        check, (zh, en) = _TEXT_CHECKS[field]
+        kept = check(text)
+        if kept is None:
+            _say(dispatcher, message.language, zh, en)
+        return [SlotSet(slot, kept)]
+
+    async def _order(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                     message: Message, spec: KindSpec, text: str) -> Events:
+        order_id = find_order_number(text)
+        if order_id is None:
+            utter(dispatcher, order_replies.ask_order_number(message.language))
+            return [SlotSet(ORDER_SLOT, None)]
+        order = await self.fetch(dispatcher, message, order_id)
+        if order is None:
+            return [SlotSet(ORDER_SLOT, None)]
+        if not aftersale.applies_to(spec, order):
+            lang = message.language
+            _say(dispatcher, lang,
+                 f"订单 {order_replies.masked(order_id)} 不能申请{spec.name('zh')}"
+                 f"（{spec.requirement[0]}）。请换一个订单号，或转人工客服。",
+                 f"Order {order_replies.masked(order_id)} can't have a {spec.name('en')} "
+                 f"({spec.requirement[1]}). Send another order number, or talk to a person.",
+                 [human_button(lang)])
+            return [SlotSet(ORDER_SLOT, None)]
+        verified = order_id in (tracker.get_slot(VERIFIED_SLOT) or []) \
+            or owned_by_account(order, store_account(tracker))
+        return [SlotSet(ORDER_SLOT, order_id), SlotSet("order_number", order_id),
+                *([SlotSet(TAIL_SLOT, VERIFIED)] if verified else [])]
+
+    async def _tail(self, dispatcher: CollectingDispatcher, tracker: Tracker, message: Message,
+                    text: str) -> Events:
+        if text == VERIFIED:
+            return []
+        order = await self._the_order(dispatcher, tracker, message)
+        tail = phone_tail(text)
+        if order is None or tail is None or not tail_matches(order, tail):
+            _say(dispatcher, message.language, "手机尾号不正确。", "Those digits don't match.")
+            return [SlotSet(TAIL_SLOT, None)]
+        verified = {str(v) for v in tracker.get_slot(VERIFIED_SLOT) or []} | {order.order_id}
+        return [SlotSet(TAIL_SLOT, tail), SlotSet(VERIFIED_SLOT, sorted(verified))]
+
+    async def _the_order(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                         message: Message) -> Order | None:
+        order_id = str(tracker.get_slot(ORDER_SLOT) or "")
+        return await self.fetch(dispatcher, message, order_id) if order_id else None
+
+    async def _item(self, dispatcher: CollectingDispatcher, tracker: Tracker, message: Message,
+                    text: str) -> Events:
+        order = await self._the_order(dispatcher, tracker, message)
+        item = aftersale.pick_item(order, text) if order else None
+        if item is None:
+            _say(dispatcher, message.language, "这个订单里没有这件商品，请从订单的商品里选一件。",
+                 "That item isn't in this order. Please pick one of the order's items.")
+        return [SlotSet(FIELD_SLOTS[FlowField.ITEM], item)]
+
+    @staticmethod
+    def _photo(dispatcher: CollectingDispatcher, tracker: Tracker, message: Message,
+               spec: KindSpec, text: str) -> Events:
+        slot = FIELD_SLOTS[FlowField.PHOTO]
+        if message.intent == PHOTO_INTENT:
+            ref = next(tracker.get_latest_entity_values("photo"), None)
+            kept = aftersale.photo_ref(str(ref or text))
+            if kept is not None:
+                return [SlotSet(slot, kept)]
+        if not spec.photo_required and aftersale.is_skip(text):
+            return [SlotSet(slot, SKIPPED)]
+        lang = message.language
+        if spec.photo_required:
+            _say(dispatcher, lang, "这一步需要一张照片，请直接发送图片。",
+                 "This step needs a photo: please send a picture.")
+        else:
+            _say(dispatcher, lang, "请直接发送图片，或回复“跳过”。",
+                 "Please send a picture, or reply \"skip\".")
+        return [SlotSet(slot, None)]
+
+    @staticmethod
+    def _time_slot(dispatcher: CollectingDispatcher, message: Message, text: str) -> Events:
+        slot = FIELD_SLOTS[FlowField.TIME_SLOT]
+        found = aftersale.read_slot(text, datetime.now(UTC))
+        if isinstance(found, aftersale.TimeSlot):
+            return [SlotSet(slot, found.stored())]
+        zh, en = _SLOT_PROBLEMS[found]
+        _say(dispatcher, message.language, zh, en)
+        return [SlotSet(slot, None)]
+
+
+_TEXT_CHECKS = {
+    FlowField.REASON: (aftersale.valid_reason, (
+        "请用一句话说明原因或问题（例如：尺码偏小、屏幕不亮）。",
+        "Please say in a few words why, or what is wrong.")),
+    FlowField.ADDRESS: (aftersale.valid_address, ("请写完整：联系人、电话和详细地址（含门牌号）。",
+                                              "Please give the name, phone and street address "
+                                              "(with the number).")),
+    FlowField.INVOICE_TITLE: (aftersale.valid_invoice_title, (
+        "请发送发票抬头：公司全称，或“个人”。",
+        "Please send the invoice title: the company's full name, or \"personal\".")),
+    FlowField.TAX_ID: (aftersale.valid_tax_id, (
+        "税号不正确：应为 18 位统一社会信用代码，请核对后重新发送。",
+        "That tax id is not valid: it is the 18-character unified social credit code. "
+        "Please check it.")),
+    FlowField.EMAIL: (aftersale.valid_email, (
+        "邮箱格式不正确，请重新发送（例如 name@example.com）。",
+        "That email address doesn't look right (e.g. name@example.com).")),
+}
+_SLOT_PROBLEMS = {
+    SlotProblem.UNREADABLE: ("没看懂这个时间，请点选下面的时段，或写成“12月8日上午”。",
+                             "I couldn't read that time. Pick a slot below, or write e.g. "
+                             "\"8 Dec morning\"."),
+    SlotProblem.PAST: ("这个时间已经过去了，请选择之后的时段。",
+                       "That time has passed. Please choose a later slot."),
+    SlotProblem.TOO_SOON: ("上门需要提前一天预约，请选择明天及以后的时段。",
+                           "A visit needs a day's notice: please choose tomorrow or later."),
+    SlotProblem.TOO_FAR: (f"只能预约 {aftersale.BOOKABLE_DAYS} 天内的时段，请选近一些的时间。",
+                          f"Visits can be booked up to {aftersale.BOOKABLE_DAYS} days ahead. "
+                          "Please choose an earlier slot."),
+}
+
+
+class ActionAskAftersaleOrder(KefuAction):
+    """The first question: which order, naming the request and its steps."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_ask_aftersale_order"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Ask for the order number."""
+        spec, lang = spec_in(tracker), flow_language(tracker)
+        if spec is None:
+            return []
+        steps = len(spec.fields) + 3  # the order, its verification, the fields, the summary
+        _say(dispatcher, lang,
+             f"好的，帮您办理{spec.name('zh')}（约 {steps} 步，随时可以说“取消”）。请发送订单号。",
+             f"Sure, let's set up your {spec.name('en')} (about {steps} steps; say \"cancel\" "
+             "any time). Please send the order number.")
+        return []
+
+
+class ActionAskAftersaleItem(OrderAction):
+    """Which item of the order: its items as buttons."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_ask_aftersale_item"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Offer the order's items."""
+        message = replace(read_message(tracker), language=flow_language(tracker))
+        order = await self.fetch(dispatcher, message, str(tracker.get_slot(ORDER_SLOT) or ""))
+        if order is None:
+            return []
+        buttons = [{"title": i.name, "payload": i.name} for i in order.items]
+        _say(dispatcher, message.language, "是订单里的哪件商品？", "Which item of the order?",
+             buttons)
+        return []
+
+
+class ActionAskAftersalePhoto(KefuAction):
+    """A photo of the problem: sent as a picture, or skipped where the kind allows."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_ask_aftersale_photo"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Ask for the photo (with a skip button when it is optional)."""
+        spec, lang = spec_in(tracker), flow_language(tracker)
+        if spec is None or spec.photo_required:
+            _say(dispatcher, lang, "请发送一张问题部位的照片（直接发图片即可）。",
+                 "Please send a photo of the problem (just send the picture).")
+        else:
+            _say(dispatcher, lang, "请发送一张商品或问题部位的照片；没有照片可以回复“跳过”。",
+                 "Please send a photo of the item or the problem, or reply \"skip\".",
+                 [{"title": _pick(lang, "跳过", "Skip"), "payload": _pick(lang, "跳过", "skip")}])
+        return []
+
+
+class ActionAskAftersaleTimeSlot(KefuAction):
+    """When the courier or technician should come: the next days' half-days as buttons."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_ask_aftersale_time_slot"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Offer the next slots; a typed one is read too."""
+        lang = flow_language(tracker)
+        slots = aftersale.offered_slots(datetime.now(UTC))
+        buttons = [{"title": s.label(lang.value), "payload": s.stored()} for s in slots]
+        _say(dispatcher, lang, "请选择上门时间（也可以直接写，例如“12月8日上午”）：",
+             "When should we come? Pick a slot (or write one, e.g. \"8 Dec morning\"):", buttons)
+        return []
+
+
+class ActionAskAftersaleConfirm(KefuAction):
+    """The summary to confirm before the work order is made."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_ask_aftersale_confirm"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Show every answer, with confirm / cancel buttons."""
+        spec, lang = spec_in(tracker), flow_language(tracker)
+        if spec is None:
+            return []
+        english = lang is Language.EN
+        lines = [_pick(lang, f"请确认{spec.name('zh')}申请：", f"Please confirm the "
+                                                             f"{spec.name('en')}:"),
+                 _pick(lang, "订单：", "Order: ") + str(tracker.get_slot(ORDER_SLOT))]
+        for key, value in collected(spec, tracker).items():
+            zh, en = FIELD_LABELS[FlowField(key)]
+            lines.append(f"{en}: {value}" if english else f"{zh}：{value}")
+        utter(dispatcher, Reply("\n".join(lines), [
+            {"title": _pick(lang, "确认提交", "Confirm"), "payload": "/affirm"},
+            {"title": _pick(lang, "取消", "Cancel"), "payload": "/deny"}]))
+        return []
+
+
+class ActionSubmitAftersale(KefuAction):
+    """The confirmed request becomes a work order; a cancelled one is forgotten, politely."""
+
+    def name(self) -> str:
+        """See base class."""
+        return "action_submit_aftersale"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> Events:
+        """Create the work order (once, however often confirmed) and say its number."""
+        message = replace(read_message(tracker), language=flow_language(tracker))
+        lang, spec = message.language, spec_in(tracker)
+        reset: Events = [SlotSet(slot, None) for slot in ALL_SLOTS]
+        await self.services.conversations.set_profile(
+            message.conversation_id, language=lang.value, channel=message.channel,
+            **{AWAITING: ""})
+        if spec is None:
+            return reset
+        if tracker.get_slot(CONFIRM_SLOT) is not True:
+            _say(dispatcher, lang,
+                 f"好的，已取消{spec.name('zh')}申请，没有提交工单。还有什么可以帮您？",
+                 f"Okay, the {spec.name('en')} is cancelled; nothing was submitted. Anything else?")
+            return reset
+        service = self.services.work_orders
+        if service is None:
+            utter(dispatcher, order_replies.order_system_down(lang))
+            return reset
+        work_order, created = await service.create(
+            message.conversation_id, message.channel, spec.kind,
+            str(tracker.get_slot(ORDER_SLOT)), collected(spec, tracker))
+        due = order_replies.at(work_order.sla_due)
+        _say(dispatcher, lang,
+             f"已提交{spec.name('zh')}申请，工单号 {work_order.id}，会在 {due} 前处理，"
+             "进度会在这里通知您；也可以随时发送“我的工单进度”查看。"
+             + ("" if created else "（这张工单之前已提交）"),
+             f"Your {spec.name('en')} is submitted: work order {work_order.id}. It will be "
+             f"handled by {due}; you'll be told here as it moves, or ask \"work order status\"."
+             + ("" if created else " (It was submitted before.)"))
+        logger.info("%s: %s work order %s", message.conversation_id, spec.kind.value,
+                    work_order.id)
+        return reset
