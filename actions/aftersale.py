@@ -156,12 +156,16 @@ class ValidateAftersaleForm(OrderAction):
         await self.services.conversations.set_profile(
             message.conversation_id,
             **{AWAITING: "photo" if upcoming == FIELD_SLOTS[FlowField.PHOTO] else ""})
-        return [*events, SlotSet("language", message.language.value),
-                SlotSet(REQUESTED_SLOT, upcoming)]
+        # Only beside an answer: with nothing extracted (转人工, a complaint) the form must be
+        # rejected so the rules hand off, and any other slot set here would count as an answer.
+        kept: Events = [SlotSet("language", message.language.value)] if events else []
+        return [*events, *kept, SlotSet(REQUESTED_SLOT, upcoming)]
 
     async def _validate(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                         message: Message, spec: KindSpec, slot: str, value: Any) -> Events:
         text = str(value or "")
+        if text and text == message.text:  # from_text: keep what was typed, not NLU's folding
+            text = message.original
         if slot == ORDER_SLOT:
             return await self._order(dispatcher, tracker, message, spec, text)
         if slot == TAIL_SLOT:

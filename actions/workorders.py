@@ -200,9 +200,10 @@ class ActionWorkOrderProgress(KefuAction):
         found = await service.of_conversation(message.conversation_id) if service else []
         if not found:
             _say(dispatcher, message.language,
-                 "您还没有提交过工单。如需登记赠品，请发送“登记赠品”。",
-                 "You have no work orders yet. To register a missing gift, say "
-                 "\"register my gift\".")
+                 "您还没有提交过工单。可以发送“登记赠品”“我要换货”“预约上门取件”“预约维修”"
+                 "或“补开发票”来办理。",
+                 "You have no work orders yet. Say \"register my gift\", \"exchange\", "
+                 "\"return pickup\", \"book a repair\" or \"reissue my invoice\" to start one.")
             return []
         lines = [service.progress_line(o, message.language.value) for o in found[:5]] \
             if service else []

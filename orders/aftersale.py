@@ -75,7 +75,9 @@ class KindSpec:
     statuses: frozenset[OrderStatus]  # orders it applies to
     fields: tuple[FlowField, ...]  # asked in this order, after the order and its verification
     requirement: tuple[str, str] = ("", "")  # what an order needs, said when one does not fit
-    photo_required: bool = False  # else "跳过/skip" answers the photo question
+    # Else "跳过/skip" answers the photo question. Every shipped kind leaves the photo optional:
+    # the web chat cannot send pictures yet, only Telegram can.
+    photo_required: bool = False
 
     def name(self, language: str | None) -> str:
         """The kind's name in the shopper's language."""
@@ -93,8 +95,7 @@ CATALOGUE: dict[WorkOrderKind, KindSpec] = {spec.kind: spec for spec in (
     KindSpec(WorkOrderKind.RETURN_PICKUP, ("退货上门取件", "return pickup"), "RP", "logistics",
              timedelta(hours=24), _RECEIVED, _VISIT, _SIGNED),
     KindSpec(WorkOrderKind.REPAIR_BOOKING, ("维修/安装预约", "repair/installation booking"),
-             "RB", "aftersale", timedelta(hours=72), _RECEIVED, _VISIT, _SIGNED,
-             photo_required=True),
+             "RB", "aftersale", timedelta(hours=72), _RECEIVED, _VISIT, _SIGNED),
     KindSpec(WorkOrderKind.INVOICE_REISSUE, ("补开/重开发票", "invoice reissue"), "IV",
              "aftersale", timedelta(hours=72), _INVOICEABLE,
              (_F.INVOICE_TITLE, _F.TAX_ID, _F.EMAIL, _F.REASON), _PAID),

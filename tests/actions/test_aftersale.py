@@ -123,7 +123,10 @@ async def test_the_item_is_offered_as_buttons_and_must_be_in_the_order(full: Ser
     assert set_ == {"aftersale_item": "运动手环 B2", "requested_slot": "aftersale_reason"}
 
 
-async def test_a_photo_answers_skip_only_where_optional(full: Services) -> None:
+async def test_a_photo_answers_skip_only_where_optional(full: Services,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    repair = aftersale.CATALOGUE[WorkOrderKind.REPAIR_BOOKING]
+    monkeypatch.setitem(aftersale.CATALOGUE, repair.kind, replace(repair, photo_required=True))
     before = {**VERIFIED_ORDER, "aftersale_item": "运动手环 B2", "aftersale_reason": "表带断了"}
     photo = photo_message("telegram", "AgADphoto1")
     ref = "photo:telegram:AgADphoto1"
