@@ -18,6 +18,7 @@ from tests.orders.conftest import Console, console, login
 pytestmark = pytest.mark.redis
 
 CONV = "web:wo-shopper"
+PHOTO = "photo:telegram:AgADphoto-large-id"  # what a photo answer keeps
 
 
 @pytest.fixture
@@ -62,14 +63,21 @@ async def test_the_console_work_order_list(running: Console, page: Page) -> None
     await running.service.conversations.set_profile(CONV, language="zh", channel="web")
     order, _ = await running.work_orders.create(CONV, "web", WorkOrderKind.GIFT_REGISTRATION,
                                                 demo.GIFT_PENDING, {"address": "张三 上海 100号"})
+    exchange, _ = await running.work_orders.create(
+        CONV, "telegram", WorkOrderKind.EXCHANGE, demo.TWO_ITEMS,
+        {"item": "运动手环 B2", "reason": "表带断了", "photo": PHOTO})
     page.set_default_timeout(10_000)
     await page.goto(f"{running.url}/console/")
     await page.get_by_test_id("login-username").fill("kim")
     await page.get_by_test_id("login-password").fill(PASSWORD)
     await page.get_by_test_id("login-submit").click()
+    listed = page.locator(f"[data-testid=work-order][data-work-order-id='{exchange.id}']")
+    await expect(listed).to_contain_text(f"换货 Exchange · 订单 {demo.TWO_ITEMS}")
+    await expect(listed.locator("[data-field=item]")).to_have_text("商品 Item: 运动手环 B2")
+    await expect(listed.locator("[data-field=photo]")).to_have_text(f"照片 Photo: {PHOTO}")
     item = page.locator(f"[data-testid=work-order][data-work-order-id='{order.id}']")
     await expect(item.get_by_test_id("work-order-status")).to_have_text("待处理 Open")
-    await expect(item).to_contain_text("address: 张三 上海 100号")
+    await expect(item).to_contain_text("地址 Address: 张三 上海 100号")
     await expect(item).to_contain_text(f"赠品登记 Gift registration · 订单 {demo.GIFT_PENDING}")
     await item.get_by_test_id("work-order-claim").click()
     await expect(item.get_by_test_id("work-order-status")).to_have_text("处理中 In progress")
@@ -80,6 +88,7 @@ async def test_the_console_work_order_list(running: Console, page: Page) -> None
     await item.get_by_test_id("work-order-add-note").click()
     await expect(item.get_by_test_id("work-order-note")).to_have_value("")  # redrawn after saving
     assert (await running.work_orders.get(order.id)).notes[-1].text == "仓库备货中"
+    await running.work_orders.close(exchange.id, "kim", "已换新")
     await item.get_by_test_id("work-order-note").fill("已补发，顺丰 SF9")
     await item.get_by_test_id("work-order-close").click()
     await expect(item).to_have_count(0)
