@@ -151,7 +151,9 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
                                 work_orders=work_orders, proactive=proactive)
     app.include_router(actions.create_router(actions.build_executor(services), action_secret))
     app.include_router(orders_api.create_router(order_system, handoff.agents.authenticate))
-    app.include_router(workorders_api.create_router(work_orders, handoff.agents.authenticate))
+    app.include_router(workorders_api.create_router(
+        work_orders, handoff.agents.authenticate,
+        photos={"telegram": telegram.photo} if telegram is not None else None))
     app.include_router(proactive_api.create_router(proactive.templates,
                                                    handoff.agents.authenticate))
     app.include_router(proactive_webhook.create_router(

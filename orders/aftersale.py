@@ -146,6 +146,14 @@ def photo_ref(text: str) -> str | None:
     return text if text.startswith(PHOTO_PREFIX) and len(text) > len(PHOTO_PREFIX) else None
 
 
+def photo_source(ref: str) -> tuple[str, str] | None:
+    """``(channel, file id)`` of a kept photo reference ("photo:telegram:AgAD…")."""
+    if photo_ref(ref) is None:
+        return None
+    channel, _, file_id = ref[len(PHOTO_PREFIX):].partition(":")
+    return (channel, file_id) if channel and file_id else None
+
+
 def valid_reason(text: str) -> str | None:
     """A reason of a few words at least, whitespace tidied."""
     text = _clean(text)

@@ -7,6 +7,7 @@ Tree::
     ├── OrderSystemUnavailable    no answer, or one breaking the contract → 503
     ├── OrderSystemNotConfigured  this kefu has no order system (KEFU_ORDERS_URL unset) → 404
     ├── WorkOrderNotFound         no such work order → 404
+    ├── PhotoUnavailable          no photo on the work order, or its channel cannot fetch it → 404
     └── WorkOrderStateError       its status does not allow this (taken, closed) → 409
 """
 
@@ -56,6 +57,18 @@ class WorkOrderNotFound(OrdersError):
 
     status_code = 404
     code = "work_order_not_found"
+    field_names = ("work_order_id",)
+
+    def __init__(self, message: str, *, work_order_id: str) -> None:
+        super().__init__(message)
+        self.work_order_id = work_order_id
+
+
+class PhotoUnavailable(OrdersError):
+    """The work order has no photo, or no channel here can fetch it (or the channel failed)."""
+
+    status_code = 404
+    code = "photo_unavailable"
     field_names = ("work_order_id",)
 
     def __init__(self, message: str, *, work_order_id: str) -> None:

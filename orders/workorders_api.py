@@ -1,23 +1,28 @@
 """The back office's work-order routes, for the console's work-order list (agents only).
 
 ``GET /api/v1/work-orders`` (the agent's groups; a manager sees all), ``POST …/{id}/claim``,
-``POST …/{id}/notes``, ``POST …/{id}/close``. An agent acts only on work orders of their groups.
+``POST …/{id}/notes``, ``POST …/{id}/close``, ``GET …/{id}/photo`` (the shopper's photo, fetched
+from the channel it came by). An agent acts only on work orders of their groups.
 """
 
 # No postponed annotations: FastAPI reads the routes' closure dependencies at runtime.
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from kefu.accounts import Agent, AgentRole
 from kefu.errors import NotAuthorized
 from kefu.http import Authenticate, agent_dependency
-from orders.aftersale import FIELD_LABELS, FlowField, spec_of
+from orders.aftersale import FIELD_LABELS, FlowField, photo_source, spec_of
+from orders.errors import PhotoUnavailable
 from orders.workorders import WorkOrder, WorkOrderService, WorkOrderStatus
 
 PREFIX = "/api/v1/work-orders"
+PhotoFetcher = Callable[[str], Awaitable[tuple[bytes, str]]]
+"""A channel's download of a shopper's photo by its file id: (bytes, media type)."""
 
 
 class NoteIn(BaseModel):
@@ -43,8 +48,9 @@ def _label(key: str) -> str:
         return key
 
 
-def create_router(service: WorkOrderService, authenticate: Authenticate) -> APIRouter:
-    """The work-order routes over ``service``."""
+def create_router(service: WorkOrderService, authenticate: Authenticate,
+                  photos: Mapping[str, PhotoFetcher] | None = None) -> APIRouter:
+    """The work-order routes over ``service``; ``photos``: per channel, how to fetch a photo."""
     router = APIRouter(prefix=PREFIX, tags=["work orders"])
     current_agent = agent_dependency(authenticate)
     Current = Annotated[Agent, Depends(current_agent)]
@@ -89,5 +95,24 @@ def create_router(service: WorkOrderService, authenticate: Authenticate) -> APIR
         await allowed(work_order_id, agent, "close")
         return _view(await service.close(work_order_id, agent.username, body.text),
                      datetime.now(UTC))
+
+    @router.get("/{work_order_id}/photo", response_class=Response,
+                responses={200: {"content": {"image/*": {}}}})
+    async def photo(work_order_id: str, agent: Current) -> Response:
+        """The shopper's photo of the problem, fetched from the channel it came by."""
+        await allowed(work_order_id, agent, "photo")
+        order = await service.get(work_order_id)
+        source = photo_source(order.fields.get(FlowField.PHOTO.value, ""))
+        fetch = (photos or {}).get(source[0]) if source else None
+        if source is None or fetch is None:
+            raise PhotoUnavailable(f"{work_order_id} has no photo this kefu can fetch",
+                                   work_order_id=work_order_id)
+        try:
+            content, media_type = await fetch(source[1])
+        except Exception as exc:  # the channel's failure, whatever its library raises
+            raise PhotoUnavailable(f"{source[0]} did not give the photo of {work_order_id}",
+                                   work_order_id=work_order_id) from exc
+        return Response(content, media_type=media_type,
+                        headers={"Cache-Control": "private, max-age=300"})
 
     return router

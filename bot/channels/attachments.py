@@ -3,9 +3,9 @@
 The bot reads text only. In bot mode the shopper is told so, in their language, and offered a
 person (a ``/request_human`` button); a caption is still answered as text. The exception: while
 an after-sale flow asks for a photo (the conversation's profile says ``awaiting=photo``, see
-``actions/aftersale.py``), a photo is the answer, sent on to Rasa with its file reference. While a human owns
-the conversation the attachment goes into the ticket as a shopper message the agent sees
-(``[图片] file_id=…``, with the details in the turn's ``meta["attachment"]``).
+``actions/aftersale.py``), a photo is the answer, sent on to Rasa with its file reference.
+While a human owns the conversation the attachment goes into the ticket as a shopper message
+the agent sees (``[图片] file_id=…``, with the details in the turn's ``meta["attachment"]``).
 """
 
 from __future__ import annotations

@@ -306,6 +306,12 @@ class TelegramChannel:
             text = f"【{name}】\n{text}"
         await self.send_text(chat_id, text, turn.buttons)
 
+    async def photo(self, file_id: str) -> tuple[bytes, str]:
+        """A shopper's photo by its file id, for the console (Bot API getFile, then download)."""
+        file = await self._call(lambda: self.application.bot.get_file(file_id))
+        content = bytes(await file.download_as_bytearray())
+        return content, "image/png" if content.startswith(b"\x89PNG") else "image/jpeg"
+
     async def send_text(self, chat_id: int, text: str, buttons: Sequence[Button] = ()) -> None:
         """Send ``text`` in as many messages as needed; the buttons go with the last one."""
         chunks = split_text(text) or ["…"]

@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { $, el, clear, toast, api } = kefu;
+  const { $, el, clear, toast, api, authHeaders } = kefu;
   const STATUSES = { open: "待处理 Open", in_progress: "处理中 In progress", closed: "已完成 Closed" };
   const REFRESH_MS = 5000;
 
@@ -22,6 +22,14 @@
     }
   }
 
+  async function showPhoto(order, button) {
+    const res = await fetch(`/api/v1/work-orders/${encodeURIComponent(order.id)}/photo`, { headers: authHeaders() });
+    if (!res.ok) { toast("照片无法获取 The photo cannot be fetched (" + res.status + ")", "error"); return; }
+    const img = el("img", { testid: "work-order-photo", alt: "照片 Photo", src: URL.createObjectURL(await res.blob()) });
+    img.style.maxWidth = "100%";
+    button.replaceWith(img);
+  }
+
   function item(order) {
     const note = el("input", { testid: "work-order-note", placeholder: "备注 / 处理结果 Note" });
     const withNote = (action) => () => {
@@ -29,9 +37,13 @@
       if (!text) { toast("请先填写备注 Write a note first", "error"); return; }
       act(order, action, { text });
     };
-    // A photo field holds the channel's reference to the shopper's photo (photo:telegram:<file_id>).
+    // A photo field holds the channel's reference to the shopper's photo (photo:telegram:<file_id>);
+    // 查看 fetches the picture through the server, which asks the channel for it.
     const fields = Object.entries(order.fields).map(([k, v]) => el("div", { class: "said", testid: "work-order-field",
       dataset: { field: k } }, `${(order.field_labels || {})[k] || k}: ${v}`));
+    if (order.fields.photo) fields.push(el("div", { class: "line" },
+      el("button", { type: "button", testid: "work-order-photo-open", onclick: (e) => showPhoto(order, e.target) },
+        "查看照片 Open photo")));
     return el("li", { class: "ticket" + (order.overdue ? " prio-urgent" : ""), testid: "work-order",
                       dataset: { workOrderId: order.id, status: order.status } },
       el("div", { class: "line" },

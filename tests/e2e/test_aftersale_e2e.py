@@ -29,7 +29,7 @@ from orders import aftersale
 from orders import demo_data as demo
 from orders.workorders import WorkOrder, WorkOrderKind, WorkOrderService, WorkOrderStatus
 from tests.e2e.test_workorders_e2e import Shopper, texts
-from tests.helpers.fake_bot_api import FakeBotApi
+from tests.helpers.fake_bot_api import PHOTO_BYTES, FakeBotApi
 from tests.helpers.fake_bot_api import Shopper as TelegramUser
 
 pytestmark = [
@@ -234,6 +234,8 @@ async def test_return_pickup_on_telegram_with_a_photo(stack: StackConfig,
             order = await work_orders.get(number)
             assert order.kind is WorkOrderKind.RETURN_PICKUP and order.group == "logistics"
             assert order.fields["photo"] == "photo:telegram:photo-large-id"
+            # what the console's "查看照片" gets through the channel (getFile, then the download)
+            assert await channel.photo("photo-large-id") == (PHOTO_BYTES, "image/png")
             assert order.fields["time_slot"] == slot
             await work_orders.close(number, "kim", "快递员已取件")
             await api.wait_for(lambda: any("快递员已取件" in t for t in api.texts(user.id)), 30)

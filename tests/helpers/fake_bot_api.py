@@ -6,12 +6,13 @@ scripted per method: a 429 with ``retry_after`` (flood limit), a 502 (outage), a
 
 Implemented methods: getMe, getUpdates (long polling with offset), setWebhook, deleteWebhook,
 getWebhookInfo, sendMessage, sendChatAction, editMessageReplyMarkup, editMessageText,
-answerCallbackQuery, getFile, close, logOut.
+answerCallbackQuery, getFile, close, logOut; and the file download getFile points at.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -21,12 +22,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.helpers.live_server import LoopServer
 
 TOKEN = "123456789:TEST-kefu-fake-token"
+PHOTO_BYTES = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "kefu", "username": "kefu_test_bot",
             "can_join_groups": False, "can_read_all_group_messages": False,
             "supports_inline_queries": False}
@@ -83,6 +86,7 @@ class FakeBotApi:
         self._new_update = asyncio.Event()
         self._server = LoopServer(Starlette(routes=[
             Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
+            Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
         ]))
 
     async def __aenter__(self) -> FakeBotApi:
@@ -193,6 +197,13 @@ class FakeBotApi:
         return self.texts(chat_id)
 
     # --- the HTTP side ---------------------------------------------------------------------------
+
+    async def _file(self, request: Request) -> Response:
+        """A file getFile pointed at: every file is :data:`PHOTO_BYTES` (a 1×1 PNG)."""
+        if request.path_params["token"] != self.token:
+            return _error(401, "Unauthorized")
+        self.calls.append(Call("download", {"path": request.path_params["path"]}, 200))
+        return Response(PHOTO_BYTES, media_type="application/octet-stream")
 
     async def _endpoint(self, request: Request) -> JSONResponse:
         method = request.path_params["method"]

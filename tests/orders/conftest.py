@@ -28,6 +28,7 @@ from orders.demo import DemoOrders, create_app, seed
 from orders.proactive import Templates
 from orders.workorders import WorkOrderService
 from tests.handoff.conftest import PASSWORD, make_settings
+from tests.helpers.fake_bot_api import PHOTO_BYTES
 from tests.helpers.processes import free_port, wait_for_http
 
 KEY = "demo-key"
@@ -49,6 +50,13 @@ def demo_system() -> HttpOrderSystem:
                            transport=httpx.ASGITransport(app=create_app(store, KEY)))
 
 
+async def telegram_photo(file_id: str) -> tuple[bytes, str]:
+    """The console's Telegram photos, as the channel would fetch them (``gone…``: expired)."""
+    if file_id.startswith("gone"):
+        raise RuntimeError("Bad Request: wrong file_id or the file is temporarily unavailable")
+    return PHOTO_BYTES, "image/png"
+
+
 @contextlib.asynccontextmanager
 async def console(redis_url: str, system: OrderSystem | None) -> AsyncIterator[Console]:
     redis = async_client(redis_url)
@@ -63,7 +71,8 @@ async def console(redis_url: str, system: OrderSystem | None) -> AsyncIterator[C
     app.include_router(handoff_router(service))
     app.include_router(orders_api.create_router(system, service.agents.authenticate))
     app.include_router(workorders_api.create_router(
-        WorkOrderService(redis, service.conversations), service.agents.authenticate))
+        WorkOrderService(redis, service.conversations), service.agents.authenticate,
+        photos={"telegram": telegram_photo}))
     app.include_router(proactive_api.create_router(Templates(redis), service.agents.authenticate))
     install_error_handlers(app)
     port = free_port()

@@ -13,6 +13,7 @@ from kefu.conversation import Role
 from orders import demo_data as demo
 from orders.workorders import WorkOrderKind
 from tests.handoff.conftest import PASSWORD
+from tests.helpers.fake_bot_api import PHOTO_BYTES
 from tests.orders.conftest import Console, console, login
 
 pytestmark = pytest.mark.redis
@@ -56,6 +57,30 @@ async def test_agents_of_the_group_claim_note_and_close(running: Console) -> Non
     assert httpx.post(f"{url}/GR-none/claim", headers=kim).status_code == 404
 
 
+async def test_the_photo_is_fetched_from_its_channel(running: Console) -> None:
+    await running.service.agents.add("kim", PASSWORD, ["aftersale"], display_name="小金")
+    await running.service.agents.add("pre", PASSWORD, ["presale"], display_name="小普")
+    kim = {"Authorization": f"Bearer {login(running.url, 'kim')}"}
+    url = f"{running.url}/api/v1/work-orders"
+
+    async def exchange(fields: dict[str, str]) -> str:
+        order, _ = await running.work_orders.create(
+            f"telegram:{len(fields)}{fields.get('photo', '')}", "telegram",
+            WorkOrderKind.EXCHANGE, demo.TWO_ITEMS, {"item": "运动手环 B2", **fields})
+        return order.id
+
+    with_photo = await exchange({"photo": PHOTO})
+    got = httpx.get(f"{url}/{with_photo}/photo", headers=kim)
+    assert got.status_code == 200 and got.content == PHOTO_BYTES
+    assert got.headers["content-type"] == "image/png"
+    assert httpx.get(f"{url}/{with_photo}/photo").status_code == 401
+    pre = {"Authorization": f"Bearer {login(running.url, 'pre')}"}
+    assert httpx.get(f"{url}/{with_photo}/photo", headers=pre).status_code == 403
+    for fields in ({}, {"photo": "photo:wechat:abc"}, {"photo": "photo:telegram:gone-1"}):
+        missing = httpx.get(f"{url}/{await exchange(fields)}/photo", headers=kim)
+        assert missing.status_code == 404 and missing.json()["code"] == "photo_unavailable"
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 async def test_the_console_work_order_list(running: Console, page: Page) -> None:
@@ -75,6 +100,10 @@ async def test_the_console_work_order_list(running: Console, page: Page) -> None
     await expect(listed).to_contain_text(f"换货 Exchange · 订单 {demo.TWO_ITEMS}")
     await expect(listed.locator("[data-field=item]")).to_have_text("商品 Item: 运动手环 B2")
     await expect(listed.locator("[data-field=photo]")).to_have_text(f"照片 Photo: {PHOTO}")
+    await listed.get_by_test_id("work-order-photo-open").click()
+    photo = listed.get_by_test_id("work-order-photo")
+    await expect(photo).to_be_visible()
+    assert await photo.evaluate("img => img.complete && img.naturalWidth") == 1
     item = page.locator(f"[data-testid=work-order][data-work-order-id='{order.id}']")
     await expect(item.get_by_test_id("work-order-status")).to_have_text("待处理 Open")
     await expect(item).to_contain_text("地址 Address: 张三 上海 100号")
