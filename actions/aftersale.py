@@ -7,8 +7,8 @@ answer and decides the next question from the kind's fields (Rasa's dynamic form
 action sets ``requested_slot``, as rasa-sdk's ``FormValidationAction.required_slots`` would;
 kefu's actions never get the domain, so the list is computed here). The order comes first and
 must be the shopper's (verified earlier in the conversation, by the store account, or by the
-phone's last four digits now). The ``action_ask_…`` actions ask the questions that need the
-order or the clock (the order's items, the next days' visit slots) or a summary to confirm.
+phone's last four digits now). The questions that need the order or the clock (the order's
+items, the next days' visit slots) and the summary are actions of :mod:`actions.aftersale_asks`.
 :class:`ActionSubmitAftersale` records the confirmed work order, or says the flow is cancelled.
 
 Photos: while the form asks for one, the conversation's profile says ``awaiting=photo`` and the
@@ -35,7 +35,7 @@ from actions.replies import Reply, human_button
 from kefu.language import Language, language_of
 from kefu.orders import find_order_number
 from orders import aftersale
-from orders.aftersale import FIELD_LABELS, FlowField, KindSpec, SlotProblem, WorkOrderKind
+from orders.aftersale import FlowField, KindSpec, SlotProblem, WorkOrderKind
 from orders.models import Order
 from orders.verification import owned_by_account, phone_tail, tail_matches
 
@@ -67,13 +67,15 @@ def photo_message(channel: str, file_id: str) -> str:
     return f"/{PHOTO_INTENT}{json.dumps({'photo': ref}, ensure_ascii=False)}"
 
 
-def _pick(lang: Language, zh: str, en: str) -> str:
+def pick(lang: Language, zh: str, en: str) -> str:
+    """The text in the flow's language."""
     return en if lang is Language.EN else zh
 
 
-def _say(dispatcher: CollectingDispatcher, lang: Language, zh: str, en: str,
+def say(dispatcher: CollectingDispatcher, lang: Language, zh: str, en: str,
          buttons: list[dict[str, str]] | None = None) -> None:
-    utter(dispatcher, Reply(_pick(lang, zh, en), buttons or []))
+    """Say one line in the flow's language, with its buttons."""
+    utter(dispatcher, Reply(pick(lang, zh, en), buttons or []))
 
 
 def flow_language(tracker: Tracker) -> Language:
@@ -182,7 +184,7 @@ class ValidateAftersaleForm(OrderAction):
         check, (zh, en) = _TEXT_CHECKS[field]
         kept = check(text)
         if kept is None:
-            _say(dispatcher, message.language, zh, en)
+            say(dispatcher, message.language, zh, en)
         return [SlotSet(slot, kept)]
 
     async def _order(self, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -196,7 +198,7 @@ class ValidateAftersaleForm(OrderAction):
             return [SlotSet(ORDER_SLOT, None)]
         if not aftersale.applies_to(spec, order):
             lang = message.language
-            _say(dispatcher, lang,
+            say(dispatcher, lang,
                  f"订单 {order_replies.masked(order_id)} 不能申请{spec.name('zh')}"
                  f"（{spec.requirement[0]}）。请换一个订单号，或转人工客服。",
                  f"Order {order_replies.masked(order_id)} can't have a {spec.name('en')} "
@@ -215,7 +217,7 @@ class ValidateAftersaleForm(OrderAction):
         order = await self._the_order(dispatcher, tracker, message)
         tail = phone_tail(text)
         if order is None or tail is None or not tail_matches(order, tail):
-            _say(dispatcher, message.language, "手机尾号不正确。", "Those digits don't match.")
+            say(dispatcher, message.language, "手机尾号不正确。", "Those digits don't match.")
             return [SlotSet(TAIL_SLOT, None)]
         verified = {str(v) for v in tracker.get_slot(VERIFIED_SLOT) or []} | {order.order_id}
         return [SlotSet(TAIL_SLOT, tail), SlotSet(VERIFIED_SLOT, sorted(verified))]
@@ -230,7 +232,7 @@ class ValidateAftersaleForm(OrderAction):
         order = await self._the_order(dispatcher, tracker, message)
         item = aftersale.pick_item(order, text) if order else None
         if item is None:
-            _say(dispatcher, message.language, "这个订单里没有这件商品，请从订单的商品里选一件。",
+            say(dispatcher, message.language, "这个订单里没有这件商品，请从订单的商品里选一件。",
                  "That item isn't in this order. Please pick one of the order's items.")
         return [SlotSet(FIELD_SLOTS[FlowField.ITEM], item)]
 
@@ -247,10 +249,10 @@ class ValidateAftersaleForm(OrderAction):
             return [SlotSet(slot, SKIPPED)]
         lang = message.language
         if spec.photo_required:
-            _say(dispatcher, lang, "这一步需要一张照片，请直接发送图片。",
+            say(dispatcher, lang, "这一步需要一张照片，请直接发送图片。",
                  "This step needs a photo: please send a picture.")
         else:
-            _say(dispatcher, lang, "请直接发送图片，或回复“跳过”。",
+            say(dispatcher, lang, "请直接发送图片，或回复“跳过”。",
                  "Please send a picture, or reply \"skip\".")
         return [SlotSet(slot, None)]
 
@@ -261,7 +263,7 @@ class ValidateAftersaleForm(OrderAction):
         if isinstance(found, aftersale.TimeSlot):
             return [SlotSet(slot, found.stored())]
         zh, en = _SLOT_PROBLEMS[found]
-        _say(dispatcher, message.language, zh, en)
+        say(dispatcher, message.language, zh, en)
         return [SlotSet(slot, None)]
 
 
@@ -297,112 +299,6 @@ _SLOT_PROBLEMS = {
 }
 
 
-class ActionAskAftersaleOrder(KefuAction):
-    """The first question: which order, naming the request and its steps."""
-
-    def name(self) -> str:
-        """See base class."""
-        return "action_ask_aftersale_order"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> Events:
-        """Ask for the order number."""
-        spec, lang = spec_in(tracker), flow_language(tracker)
-        if spec is None:
-            return []
-        steps = len(spec.fields) + 3  # the order, its verification, the fields, the summary
-        _say(dispatcher, lang,
-             f"好的，帮您办理{spec.name('zh')}（约 {steps} 步，随时可以说“取消”）。请发送订单号。",
-             f"Sure, let's set up your {spec.name('en')} (about {steps} steps; say \"cancel\" "
-             "any time). Please send the order number.")
-        return []
-
-
-class ActionAskAftersaleItem(OrderAction):
-    """Which item of the order: its items as buttons."""
-
-    def name(self) -> str:
-        """See base class."""
-        return "action_ask_aftersale_item"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> Events:
-        """Offer the order's items."""
-        message = replace(read_message(tracker), language=flow_language(tracker))
-        order = await self.fetch(dispatcher, message, str(tracker.get_slot(ORDER_SLOT) or ""))
-        if order is None:
-            return []
-        buttons = [{"title": i.name, "payload": i.name} for i in order.items]
-        _say(dispatcher, message.language, "是订单里的哪件商品？", "Which item of the order?",
-             buttons)
-        return []
-
-
-class ActionAskAftersalePhoto(KefuAction):
-    """A photo of the problem: sent as a picture, or skipped where the kind allows."""
-
-    def name(self) -> str:
-        """See base class."""
-        return "action_ask_aftersale_photo"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> Events:
-        """Ask for the photo (with a skip button when it is optional)."""
-        spec, lang = spec_in(tracker), flow_language(tracker)
-        if spec is None or spec.photo_required:
-            _say(dispatcher, lang, "请发送一张问题部位的照片（直接发图片即可）。",
-                 "Please send a photo of the problem (just send the picture).")
-        else:
-            _say(dispatcher, lang, "请发送一张商品或问题部位的照片；没有照片可以回复“跳过”。",
-                 "Please send a photo of the item or the problem, or reply \"skip\".",
-                 [{"title": _pick(lang, "跳过", "Skip"), "payload": _pick(lang, "跳过", "skip")}])
-        return []
-
-
-class ActionAskAftersaleTimeSlot(KefuAction):
-    """When the courier or technician should come: the next days' half-days as buttons."""
-
-    def name(self) -> str:
-        """See base class."""
-        return "action_ask_aftersale_time_slot"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> Events:
-        """Offer the next slots; a typed one is read too."""
-        lang = flow_language(tracker)
-        slots = aftersale.offered_slots(datetime.now(UTC))
-        buttons = [{"title": s.label(lang.value), "payload": s.stored()} for s in slots]
-        _say(dispatcher, lang, "请选择上门时间（也可以直接写，例如“12月8日上午”）：",
-             "When should we come? Pick a slot (or write one, e.g. \"8 Dec morning\"):", buttons)
-        return []
-
-
-class ActionAskAftersaleConfirm(KefuAction):
-    """The summary to confirm before the work order is made."""
-
-    def name(self) -> str:
-        """See base class."""
-        return "action_ask_aftersale_confirm"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> Events:
-        """Show every answer, with confirm / cancel buttons."""
-        spec, lang = spec_in(tracker), flow_language(tracker)
-        if spec is None:
-            return []
-        english = lang is Language.EN
-        lines = [_pick(lang, f"请确认{spec.name('zh')}申请：", f"Please confirm the "
-                                                             f"{spec.name('en')}:"),
-                 _pick(lang, "订单：", "Order: ") + str(tracker.get_slot(ORDER_SLOT))]
-        for key, value in collected(spec, tracker).items():
-            zh, en = FIELD_LABELS[FlowField(key)]
-            lines.append(f"{en}: {value}" if english else f"{zh}：{value}")
-        utter(dispatcher, Reply("\n".join(lines), [
-            {"title": _pick(lang, "确认提交", "Confirm"), "payload": "/affirm"},
-            {"title": _pick(lang, "取消", "Cancel"), "payload": "/deny"}]))
-        return []
-
-
 class ActionSubmitAftersale(KefuAction):
     """The confirmed request becomes a work order; a cancelled one is forgotten, politely."""
 
@@ -422,7 +318,7 @@ class ActionSubmitAftersale(KefuAction):
         if spec is None:
             return reset
         if tracker.get_slot(CONFIRM_SLOT) is not True:
-            _say(dispatcher, lang,
+            say(dispatcher, lang,
                  f"好的，已取消{spec.name('zh')}申请，没有提交工单。还有什么可以帮您？",
                  f"Okay, the {spec.name('en')} is cancelled; nothing was submitted. Anything else?")
             return reset
@@ -434,7 +330,7 @@ class ActionSubmitAftersale(KefuAction):
             message.conversation_id, message.channel, spec.kind,
             str(tracker.get_slot(ORDER_SLOT)), collected(spec, tracker))
         due = order_replies.at(work_order.sla_due)
-        _say(dispatcher, lang,
+        say(dispatcher, lang,
              f"已提交{spec.name('zh')}申请，工单号 {work_order.id}，会在 {due} 前处理，"
              "进度会在这里通知您；也可以随时发送“我的工单进度”查看。"
              + ("" if created else "（这张工单之前已提交）"),

@@ -32,15 +32,13 @@ from actions.actions import (
     ActionNoneOfThese,
     KefuAction,
 )
-from actions.aftersale import (
+from actions.aftersale import ActionStartAftersale, ActionSubmitAftersale, ValidateAftersaleForm
+from actions.aftersale_asks import (
     ActionAskAftersaleConfirm,
     ActionAskAftersaleItem,
     ActionAskAftersaleOrder,
     ActionAskAftersalePhoto,
     ActionAskAftersaleTimeSlot,
-    ActionStartAftersale,
-    ActionSubmitAftersale,
-    ValidateAftersaleForm,
 )
 from actions.errors import ActionCallRefused, ActionNotFound, ActionRejected
 from actions.orders import (

@@ -14,15 +14,17 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.aftersale import (
+    ActionStartAftersale,
+    ActionSubmitAftersale,
+    ValidateAftersaleForm,
+    photo_message,
+)
+from actions.aftersale_asks import (
     ActionAskAftersaleConfirm,
     ActionAskAftersaleItem,
     ActionAskAftersaleOrder,
     ActionAskAftersalePhoto,
     ActionAskAftersaleTimeSlot,
-    ActionStartAftersale,
-    ActionSubmitAftersale,
-    ValidateAftersaleForm,
-    photo_message,
 )
 from actions.services import Services
 from orders import HttpOrderSystem, aftersale
