@@ -164,7 +164,7 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
                                                handoff.agents.authenticate))
     app.include_router(web_chat.create_router())
     app.include_router(quality.router(handoff.agents.authenticate))
-    app.include_router(metrics.create_router())
+    app.include_router(metrics.create_router(redis))
     app.add_middleware(metrics.TimingMiddleware)
     if telegram is not None:
         app.include_router(telegram.create_router())

@@ -52,6 +52,10 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+METERED = ("sweeper", "rasa", "orders", "order-events", "watchdog")
+"""Programs with their own /metrics; ``make run`` puts them on the gateway's port + 1, + 2, …"""
+
+
 @dataclass
 class StackConfig:
     """Ports, paths and secrets of one stack."""
@@ -63,7 +67,9 @@ class StackConfig:
     gateway_port: int = 8000
     orders_port: int = 0  # the demo order service; 0: a free port picked at start
     orders_api_key: str = ""  # the demo order service's key; "" → made up at start
-    sweeper_metrics_port: int = 0  # the sweeper's own /metrics on 127.0.0.1 (0: none)
+    # program → its own /metrics on 127.0.0.1 (sweeper, rasa, orders, order-events, watchdog);
+    # a program missing here serves none. The gateway's is /metrics on its own port.
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     rasa_token: str = ""  # "" → KEFU_RASA_TOKEN from the environment or .env
     action_secret: str = ""  # Rasa → the gateway's action endpoint; "" → KEFU_ACTION_SECRET
     gateway_host: str = "127.0.0.1"
@@ -167,6 +173,14 @@ def secret(name: str, given: str, root: Path = ROOT) -> str:
 def programs(config: StackConfig, model: Path) -> list[Program]:
     """The stack's processes as supervisord programs."""
     py = sys.executable
+    ports = config.metrics_ports
+
+    def metered(name: str, module: str, *args: str) -> list[str]:
+        """``python -m module args``, served with /metrics when the program has a port."""
+        if ports.get(name):
+            return [py, "-m", "kefu.metrics", "--port", str(ports[name]), module, *args]
+        return [py, "-m", module, *args]
+
     found: list[Program] = []
     if config.start_redis and not port_open(config.redis_port):
         server = shutil.which("redis-server")
@@ -180,16 +194,16 @@ def programs(config: StackConfig, model: Path) -> list[Program]:
     if not os.environ.get("KEFU_ORDERS_URL"):  # a store's own order system needs no demo
         orders_db = config.state_dir / "orders" / "demo.sqlite"
         orders_db.parent.mkdir(parents=True, exist_ok=True)
-        found.append(Program("orders", [
-            py, "-m", "orders.demo", "--port", str(config.orders_port), "--db", str(orders_db)],
+        found.append(Program("orders", metered(
+            "orders", "orders.demo", "--port", str(config.orders_port), "--db", str(orders_db)),
             startsecs=2, priority=20))
     # proactive order messages: polls the orders conversations verified (orders.proactive)
-    found.append(Program("order-events", [py, "-m", "orders.proactive"], startsecs=2,
-                         priority=45))
-    found.append(Program("sweeper", [py, "-m", "handoff.sweeper"], startsecs=2, priority=30))
+    found.append(Program("order-events", metered("order-events", "orders.proactive"),
+                         startsecs=2, priority=45))
     sweeper = [py, "-m", "handoff.sweeper"]
-    if config.sweeper_metrics_port:
-        sweeper += ["--metrics-port", str(config.sweeper_metrics_port)]
+    if ports.get("sweeper"):
+        sweeper += ["--metrics-port", str(ports["sweeper"])]
+    rasa_metrics = ["--metrics-port", str(ports["rasa"])] if ports.get("rasa") else []
     found.append(Program("sweeper", sweeper, startsecs=2, priority=30))
     found.append(Program("gateway", [
         py, "-m", "kefu.cli", "serve", "--host", config.gateway_host,
@@ -197,7 +211,7 @@ def programs(config: StackConfig, model: Path) -> list[Program]:
     # bot/rasa/serve.py is `rasa run` with a few of its hot spots fixed (see there)
     found.append(Program("rasa", [
         str(config.root / ".venv-rasa" / "bin" / "python"),
-        str(config.root / "bot" / "rasa" / "serve.py"), "run", "--enable-api",
+        str(config.root / "bot" / "rasa" / "serve.py"), *rasa_metrics, "run", "--enable-api",
         "--auth-token", config.rasa_token, "-m", str(model),
         "--interface", config.rasa_interface, "--port", str(config.rasa_port),
         "--endpoints", "bot/rasa/endpoints.yml", "--credentials", "bot/rasa/credentials.yml"],
@@ -215,7 +229,8 @@ def run_stack(config: StackConfig, model: Path | None = None) -> Iterator[StackC
     config.orders_api_key = config.orders_api_key or secrets.token_urlsafe(24)
     text = supervisor_config(
         programs(config, model), state_dir=config.state_dir, logs=config.logs,
-        root=config.root, limit=config.restart_limit, window=config.restart_window)
+        root=config.root, limit=config.restart_limit, window=config.restart_window,
+        metrics_port=config.metrics_ports.get("watchdog", 0))
     daemon = start_supervisord(text, state_dir=config.state_dir, logs=config.logs,
                                env=config.env(), cwd=config.root)
     try:
@@ -271,8 +286,7 @@ def _kill_leftovers(config: StackConfig) -> None:
 def banner(config: StackConfig) -> str:
     """What ``make run`` prints once everything is up: where each page is."""
     url = config.gateway_url
-    port = config.sweeper_metrics_port
-    sweeper = f"http://127.0.0.1:{port}/metrics" if port else "off (KEFU_SWEEPER_METRICS_PORT)"
+    served = "  ".join(f"{name} :{port}" for name, port in config.metrics_ports.items() if port)
     return f"""
 kefu is running on the demo store:
   web chat demo   {url}/static/demo.html
@@ -282,7 +296,7 @@ kefu is running on the demo store:
                   {url}/api/v1/orders/events, signed with KEFU_ORDERS_WEBHOOK_SECRET)
   quality reports {url}/quality/   (supervisors: alerts in the console)
   metrics         {url}/metrics   (Prometheus, this host only)
-  sweeper metrics {sweeper}
+  other /metrics  http://127.0.0.1:PORT/metrics   {served or "off"}
   shopper API     POST {url}/api/v1/messages
   API docs        {url}/docs
   terminal chat   .venv/bin/kefu chat --url {url}
@@ -307,9 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     redis_port = urlparse(os.environ.get("KEFU_REDIS_URL", "redis://127.0.0.1:6379/0")).port or 6379
     rasa_port = urlparse(os.environ.get("KEFU_RASA_URL", "http://127.0.0.1:5005")).port or 5005
     state_dir = Path(os.environ.get("KEFU_STATE_DIR") or ROOT / "var")
-    sweeper_metrics = int(os.environ.get("KEFU_SWEEPER_METRICS_PORT", str(args.port + 1)))
+    ports = {name: int(os.environ.get(f"KEFU_{name.upper().replace('-', '_')}_METRICS_PORT",
+                                      str(args.port + offset)))
+             for offset, name in enumerate(METERED, start=1)}
     config = StackConfig(state_dir=state_dir, gateway_port=args.port, redis_port=redis_port,
-                         sweeper_metrics_port=sweeper_metrics,
+                         metrics_ports=ports,
                          rasa_port=rasa_port,
                          gateway_host=os.environ.get("KEFU_HOST", "127.0.0.1"),
                          rasa_interface=os.environ.get("KEFU_RASA_INTERFACE", "127.0.0.1"))

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from kefu import metrics
+
 SOCKET_NAME = "supervisor.sock"
 GAVE_UP_NAME = "gave-up"
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 108 bytes
@@ -70,13 +72,17 @@ def _value(text: str) -> str:
 
 
 def supervisor_config(programs: Iterable[Program], *, state_dir: Path, logs: Path, root: Path,
-                      limit: int, window: float) -> str:
-    """The supervisord configuration of one stack (``supervisord -c <file> -n`` runs it)."""
+                      limit: int, window: float, metrics_port: int = 0) -> str:
+    """The supervisord configuration of one stack (``supervisord -c <file> -n`` runs it).
+
+    ``metrics_port``: the watchdog's own ``/metrics`` on 127.0.0.1 (0: none).
+    """
     sock = socket_path(state_dir)
     work = state_dir / "supervisor"
     watchdog = [sys.executable, "-m", "kefu.supervision", "watchdog", "--limit", str(limit),
                 "--window", str(window), "--gave-up", str(work / GAVE_UP_NAME),
-                "--logs", str(logs)]
+                "--logs", str(logs)] + (
+                    ["--metrics-port", str(metrics_port)] if metrics_port else [])
     lines = [
         "[unix_http_server]", f"file={_value(str(sock))}", "chmod=0700", "",
         "[supervisord]", "nodaemon=true", f"logfile={_value(str(logs / 'supervisord.log'))}",
@@ -232,6 +238,7 @@ class Watchdog:
             return None, None
         log = self.logs / f"{name}.log"
         if kind == "PROCESS_STATE_FATAL":
+            metrics.PROCESS_EVENTS.labels(name, "fatal").inc()
             return (f"{name} could not be started (FATAL)",
                     f"{name} keeps dying while starting: supervisord gave up after its retries; "
                     f"see {log}")
@@ -239,6 +246,7 @@ class Watchdog:
             now = self._clock()
             deaths = self._deaths.setdefault(name, deque())
             deaths.append(now)
+            metrics.PROCESS_EVENTS.labels(name, "died").inc()
             while deaths and deaths[0] < now - self.window:
                 deaths.popleft()
             pid, was = payload.get("pid", "?"), payload.get("from_state")
@@ -249,8 +257,10 @@ class Watchdog:
                               f"{self.window:.0f}s; see {log}")
             return line, None
         if kind == "PROCESS_STATE_BACKOFF":
+            metrics.PROCESS_EVENTS.labels(name, "backoff").inc()
             return f"{name} failed to start; trying again after a pause", None
         if kind == "PROCESS_STATE_RUNNING" and self._deaths.get(name):
+            metrics.PROCESS_EVENTS.labels(name, "running_again").inc()
             return f"{name} running again (pid {payload.get('pid', '?')})", None
         return None, None
 
@@ -263,7 +273,11 @@ def watchdog(argv: Sequence[str] | None = None, stdin: TextIO = sys.stdin,
     parser.add_argument("--window", type=float, default=300.0)
     parser.add_argument("--gave-up", type=Path, required=True)
     parser.add_argument("--logs", type=Path, required=True)
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="serve Prometheus /metrics on 127.0.0.1:PORT (0: off)")
     args = parser.parse_args(argv)
+    if args.metrics_port:
+        metrics.serve_locally(args.metrics_port)
     dog = Watchdog(limit=args.limit, window=args.window, logs=args.logs)
     while True:
         stdout.write("READY\n")

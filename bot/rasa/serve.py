@@ -35,6 +35,11 @@ replacement gives the same results as Rasa's own code (tests/bot/rasa/test_serve
   per set of targets.
 
 The Redis tracker and lock stores are replaced, not patched: ``bot/rasa/stores.py``.
+
+``serve.py --metrics-port N run …`` serves Prometheus metrics of this process on
+``http://127.0.0.1:N/metrics`` (prometheus_client's own server, loopback only, whatever
+``--interface`` Rasa listens on): every HTTP request Rasa answers by route, the calls to the
+action endpoint, and the process' CPU, memory and garbage collector.
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import time
 from collections import defaultdict
 from typing import Any
 
 import aiohttp
 import jsonschema
+import prometheus_client
 import rasa
+import rasa.core.run
 from jsonschema import exceptions
 from rasa.__main__ import main
 from rasa.core.actions.action import RemoteAction
@@ -164,6 +172,50 @@ def resolve_by_type(type_name: str, default: type[Event] | None = None) -> type[
     raise ValueError(f"Unknown event name '{type_name}'.")
 
 
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HTTP_SECONDS = prometheus_client.Histogram(
+    "kefu_rasa_http_seconds", "Requests Rasa answered, by route template, method and status "
+    "class (the REST channel is /webhooks/rest/webhook).", ["route", "method", "status"],
+    buckets=_LATENCY)
+ACTION_SECONDS = prometheus_client.Histogram(
+    "kefu_rasa_action_call_seconds", "Rasa's calls to the action endpoint (the gateway), by "
+    "outcome (ok, error).", ["outcome"], buckets=_LATENCY)
+
+
+async def _request_started(request: Any) -> None:
+    request.ctx.kefu_started = time.perf_counter()
+
+
+async def _request_done(request: Any, response: Any) -> None:
+    started = getattr(request.ctx, "kefu_started", None)
+    if started is None:
+        return
+    route = getattr(getattr(request, "route", None), "path", None) or "unmatched"
+    status = f"{int(getattr(response, 'status', 500)) // 100}xx"
+    HTTP_SECONDS.labels("/" + route.lstrip("/"), request.method, status).observe(
+        time.perf_counter() - started)
+
+
+_configure_app = rasa.core.run.configure_app
+
+
+def configure_app(*args: Any, **kwargs: Any) -> Any:
+    """Rasa's `configure_app`, its Sanic app timing every request (:data:`HTTP_SECONDS`)."""
+    app = _configure_app(*args, **kwargs)
+    app.register_middleware(_request_started, "request")
+    app.register_middleware(_request_done, "response")
+    return app
+
+
+def serve_metrics(argv: list[str]) -> list[str]:
+    """Start the /metrics server if ``argv`` asks (``--metrics-port N``); the rest of argv."""
+    if "--metrics-port" not in argv:
+        return argv
+    at = argv.index("--metrics-port")
+    prometheus_client.start_http_server(int(argv[at + 1]), addr="127.0.0.1")
+    return argv[:at] + argv[at + 2:]
+
+
 KEEPALIVE_SECONDS = 4.0  # below uvicorn's 5 s, so the gateway never closes one we are reusing
 _SESSIONS: dict[tuple[int, int], aiohttp.ClientSession] = {}
 
@@ -199,17 +251,22 @@ async def pooled_request(self: EndpointConfig, method: str = "post", subpath: st
             sslcontext = ssl.create_default_context(cafile=self.cafile)
         except FileNotFoundError as e:
             raise FileNotFoundException(f"Failed to find certificate file '{self.cafile}'") from e
-    async with _pooled_session(self).request(
-        method, concat_url(self.url, subpath), headers=headers,
-        params=self.combine_parameters(kwargs), compress=compress, ssl=sslcontext, **kwargs,
-    ) as response:
-        if response.status >= 400:
-            raise ClientResponseError(response.status, response.reason,
-                                      await response.content.read())
-        try:
-            return await response.json()
-        except aiohttp.ContentTypeError:
-            return None
+    started, outcome = time.perf_counter(), "error"
+    try:
+        async with _pooled_session(self).request(
+            method, concat_url(self.url, subpath), headers=headers,
+            params=self.combine_parameters(kwargs), compress=compress, ssl=sslcontext, **kwargs,
+        ) as response:
+            if response.status >= 400:
+                raise ClientResponseError(response.status, response.reason,
+                                          await response.content.read())
+            outcome = "ok"
+            try:
+                return await response.json()
+            except aiohttp.ContentTypeError:
+                return None
+    finally:
+        ACTION_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
 
 def action_call_format(self: RemoteAction, tracker: DialogueStateTracker,
@@ -299,9 +356,10 @@ EndpointConfig.request = pooled_request
 DaskGraphRunner.run = run_graph
 RedisTrackerStore._merge_trackers = staticmethod(merge_trackers)
 Event.resolve_by_type = staticmethod(resolve_by_type)
+rasa.core.run.configure_app = configure_app
 
 if __name__ == "__main__":
-    sys.argv[0] = "rasa"
+    sys.argv = ["rasa", *serve_metrics(sys.argv[1:])]
     if sys.argv[1:2] == ["run"]:
         warm_up()
     sys.exit(main())

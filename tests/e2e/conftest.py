@@ -26,7 +26,7 @@ from handoff.settings import HandoffSettings
 from kefu.accounts import Presence
 from kefu.conversation import ConversationStore
 from kefu.redis import async_client
-from kefu.stack import StackConfig, StackError, run_stack
+from kefu.stack import METERED, StackConfig, StackError, run_stack
 from tests.helpers.e5_model import e5_model_dir
 from tests.helpers.processes import free_port
 
@@ -57,6 +57,7 @@ def stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     config = StackConfig(
         state_dir=state, redis_port=free_port(), rasa_port=free_port(),
         gateway_port=free_port(), rasa_token="e2e-token", action_secret="e2e-action-secret",
+        metrics_ports={name: free_port() for name in METERED},
         extra_env={"KEFU_EMBEDDING_MODEL": str(e5_model_dir(tmp_path_factory)),
                    "KEFU_ADDRESS_RATE_PER_MINUTE": "0",
                    "KEFU_ORDERS_POLL_SECONDS": "1",  # proactive order messages: poll often

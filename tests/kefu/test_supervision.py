@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import kefu.stack
+from kefu import metrics
 from kefu.stack import StackConfig, StackError, run_stack
 from kefu.supervision import (
     Program,
@@ -153,3 +154,42 @@ def test_the_watchdog_counts_deaths_per_process_within_its_window() -> None:
     line, reason = dog.event("PROCESS_STATE_EXITED", died)
     assert line is not None and reason == "rasa keeps dying: 3 deaths within 10s; see /logs/rasa.log"
     assert dog.event("PROCESS_STATE_EXITED", {**died, "expected": "1"}) == (None, None)  # stopped
+
+
+def test_the_watchdog_counts_process_events_for_its_metrics() -> None:
+    def seen(program: str, event: str) -> float:
+        return metrics.PROCESS_EVENTS.labels(program, event)._value.get()  # type: ignore[attr-defined]
+
+    before = {e: seen("orders", e) for e in ("died", "running_again", "backoff", "fatal")}
+    dog = Watchdog(limit=5, window=10, logs=Path("/logs"))
+    event = {"processname": "orders", "from_state": "RUNNING", "pid": "7", "expected": "0"}
+    dog.event("PROCESS_STATE_RUNNING", event)  # the first start is not a return
+    dog.event("PROCESS_STATE_EXITED", event)
+    dog.event("PROCESS_STATE_EXITED", {**event, "expected": "1"})  # stopped on purpose
+    dog.event("PROCESS_STATE_BACKOFF", event)
+    dog.event("PROCESS_STATE_RUNNING", event)
+    dog.event("PROCESS_STATE_FATAL", event)
+    after = {e: seen("orders", e) for e in before}
+    assert {e: after[e] - before[e] for e in before} == {
+        "died": 1, "running_again": 1, "backoff": 1, "fatal": 1}
+
+
+def test_metered_programs_run_under_kefu_metrics_on_their_ports(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    monkeypatch.delenv("KEFU_ORDERS_URL", raising=False)
+    ports = {"sweeper": 9101, "rasa": 9102, "orders": 9103, "order-events": 9104,
+             "watchdog": 9105}
+    config = StackConfig(state_dir=tmp_path, rasa_token="t", action_secret="a",
+                         start_redis=False, metrics_ports=ports)
+    by_name = {p.name: list(p.command) for p in kefu.stack.programs(config, tmp_path / "m")}
+    assert by_name["orders"][1:6] == ["-m", "kefu.metrics", "--port", "9103", "orders.demo"]
+    assert by_name["order-events"][1:6] == ["-m", "kefu.metrics", "--port", "9104",
+                                            "orders.proactive"]
+    assert by_name["sweeper"][-2:] == ["--metrics-port", "9101"]
+    assert by_name["rasa"][2:5] == ["--metrics-port", "9102", "run"]
+    assert [p.name for p in kefu.stack.programs(config, tmp_path / "m")].count("sweeper") == 1
+    text = supervisor_config(kefu.stack.programs(config, tmp_path / "m"), state_dir=tmp_path,
+                             logs=tmp_path, root=tmp_path, limit=5, window=60,
+                             metrics_port=ports["watchdog"])
+    assert "--metrics-port 9105" in text.split("[eventlistener:watchdog]")[1].split("\n")[1]
