@@ -67,6 +67,7 @@ def aggregate_rows(report: Report) -> list[list[str]]:
     rows += [["hourly_handoffs", f"{h:02d}", str(n)] for h, n in enumerate(report.hourly_handoffs)]
     rows += [["top_answered", t.entry_id, str(t.count)] for t in report.top_answered]
     rows += [["top_unanswered", t.entry_id, str(t.count)] for t in report.top_unanswered]
+    rows += [["store_wide", name, "1"] for name in report.store_wide]
     return rows
 
 

@@ -10,11 +10,16 @@ it happens (``kefu.keys.qa_report_key(day, name)``, the shop's local day, TTL 90
   ``handoff:{reason}`` (drill-down), and in the ``counts`` hash ``handoff:{reason}`` and
   ``h{HH}:handoffs``;
   a chat already in ``answered`` goes into ``wrong`` (a handoff after an answer);
-- a closed ticket (``ended``, once): its :class:`QaRecord` (``qa_record_key``); unless the shopper
-  cancelled it, ``closed`` and, for the store, its
-  group (``g:{group}``) and its agent (``a:{agent}``): ``wait:``, ``frt:``, ``resolution:``,
-  ``length:`` sorted sets (ticket → seconds or messages) and ``closed:`` counts;
-- a rating: ``csat:{score}:{dim}`` counts and ``csat:{score}`` (drill-down), on the closing day;
+- a closed ticket (``ended``, once): its :class:`QaRecord` (``qa_record_key``); for its group
+  (``g:{group}``) and agent (``a:{agent}``), each a *scope*: ``handed:{scope}`` (conversation),
+  ``handoff:{reason}:{scope}``, ``answered:{scope}`` / ``wrong:{scope}`` (the bot had answered /
+  answered wrongly before the handoff), ``alerts:{rule}:{scope}`` sorted sets and counts, and
+  ``h{HH}:handoffs:{scope}`` (the hour it was opened); unless the shopper cancelled it,
+  ``closed`` / ``closed:{scope}`` (tickets) and, for the store and each scope,
+  ``wait:``, ``frt:``, ``resolution:``, ``length:`` sorted sets (ticket → seconds or messages)
+  and ``closed:`` counts;
+- a rating: ``csat:{score}:{dim}`` counts and ``csat:{score}`` / ``csat:{score}:{scope}``
+  (drill-down), on the closing day;
 - a knowledge decision (the actions' analysis): ``top-answered`` (entry → answers) or, handed off,
   ``top-unanswered`` (its nearest entry → count), with ``entry-questions`` for their labels;
 - an alert: ``alerts:{rule}`` counts and drill-down; the rule is kept with the conversation and
@@ -31,6 +36,15 @@ A report is then ``HGETALL counts`` plus, per percentile, ``ZCARD`` and one ``ZR
   resolution: ticket opened → closed; length: shopper and agent messages after the handoff;
 - CSAT: ratings 1–5 of the day's closed tickets; response rate: rated / closed (resolved or
   returned to the bot; cancelled tickets are not asked).
+
+A group's or an agent's report (``g:{group}``, ``a:{agent}``) counts the tickets of that scope
+closed (or cancelled) that day — a conversation reaches a group only through a handoff, so a chat
+the bot handled alone belongs to no group and is counted store-wide only. In a scope:
+conversations = handed off = the scope's conversations; containment is not defined (``None``);
+wrong-answer share = of those the bot had answered before the handoff, the share it had answered
+wrongly; handoffs by reason, alerts by rule and the hourly handoffs (by opening hour) are the
+scope's. The top answered and unanswered knowledge entries and the length per group stay
+store-wide (listed in ``Report.store_wide``).
 """
 
 from __future__ import annotations
@@ -53,6 +67,7 @@ CONV_ALERTS_TTL_SECONDS = 2 * 24 * 3600
 NOT_HELPFUL = "/feedback_not_helpful"
 HELPFUL = "/feedback_helpful"
 DURATIONS = ("wait", "frt", "resolution", "length")
+STORE_WIDE = ("top_answered", "top_unanswered", "length_by_group")  # never filtered by scope
 
 # ZADD NX a member; when it is new, HINCRBY a counter. KEYS: zset, counts hash; ARGV: score,
 # member, counter field (empty: none), ttl. Returns 1 when the member is new.
@@ -89,6 +104,7 @@ class QaRecord(BaseModel):
     rules_hit: list[str] = Field(default_factory=list)
     over_limits: list[str] = Field(default_factory=list)  # time rules the ticket broke
     bot_wrong_before: bool = False  # the bot had answered and was judged wrong before the handoff
+    bot_answered_before: bool = False  # the bot had answered (有帮助/没帮助) before the handoff
     review_score: int | None = None  # a supervisor's manual score, 1–5
     review_comment: str = ""
     reviewed_by: str | None = None
@@ -135,6 +151,7 @@ class Report(BaseModel):
     hourly_handoffs: list[int]
     top_answered: list[TopEntry]
     top_unanswered: list[TopEntry]
+    store_wide: list[str] = Field(default_factory=list)  # figures a scope does not filter
 
 
 def nearest_rank(n: int, p: float) -> int:
@@ -239,11 +256,15 @@ class Reports:
                   "resolution": record.resolution_seconds, "length": float(record.messages)}
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(qa_record_key(ticket.id), record.model_dump_json(), ex=RECORD_TTL_SECONDS)
+            self._count_scoped(pipe, day, record)
             if ticket.status is TicketStatus.CANCELLED:  # the shopper left the queue: no figures
                 await pipe.execute()
                 return record
-            pipe.zadd(qa_report_key(day, "closed"), {ticket.id: ticket.closed_at.timestamp()})
-            pipe.expire(qa_report_key(day, "closed"), REPORT_TTL_SECONDS)
+            at = ticket.closed_at.timestamp()
+            for dim in ["store", *self._dims(record)[1:]]:
+                name = "closed" if dim == "store" else f"closed:{dim}"
+                pipe.zadd(qa_report_key(day, name), {ticket.id: at})
+                pipe.expire(qa_report_key(day, name), REPORT_TTL_SECONDS)
             for dim in self._dims(record):
                 pipe.hincrby(qa_report_key(day, "counts"), f"closed:{dim}", 1)
                 for name, value in values.items():
@@ -253,6 +274,24 @@ class Reports:
                         pipe.expire(key, REPORT_TTL_SECONDS)
             await pipe.execute()
         return record
+
+    def _count_scoped(self, pipe: Any, day: str, record: QaRecord) -> None:
+        """The handoff figures of the ticket's group and agent (see the module docstring)."""
+        conv, at = record.conversation_id, record.closed_at.timestamp()
+        sets = ["handed", f"handoff:{record.reason}"] + [f"alerts:{r}" for r in record.rules_hit]
+        sets += ["answered"] if record.bot_answered_before else []
+        sets += ["wrong"] if record.bot_wrong_before else []
+        counts = qa_report_key(day, "counts")
+        hour = self._hour(record.opened_at)
+        for scope in self._dims(record)[1:]:
+            for name in sets:
+                key = qa_report_key(day, f"{name}:{scope}")
+                pipe.zadd(key, {conv: at})
+                pipe.expire(key, REPORT_TTL_SECONDS)
+            for field in [f"handoff:{record.reason}", f"{hour}:handoffs",
+                          *(f"alerts:{r}" for r in record.rules_hit)]:
+                pipe.hincrby(counts, f"{field}:{scope}", 1)
+        pipe.expire(counts, REPORT_TTL_SECONDS)
 
     async def rated(self, ticket: Ticket) -> None:
         """Count a rating on the day its ticket closed (a changed rating moves its count)."""
@@ -266,10 +305,14 @@ class Reports:
                 if record.rating is not None:
                     pipe.hincrby(counts, f"csat:{record.rating}:{dim}", -1)
                 pipe.hincrby(counts, f"csat:{ticket.rating}:{dim}", 1)
-            if record.rating is not None:
-                pipe.zrem(qa_report_key(day, f"csat:{record.rating}"), ticket.id)
-            pipe.zadd(qa_report_key(day, f"csat:{ticket.rating}"),
-                      {ticket.id: ticket.closed_at.timestamp() if ticket.closed_at else 0})
+            at = ticket.closed_at.timestamp() if ticket.closed_at else 0
+            for dim in self._dims(record):
+                suffix = "" if dim == "store" else f":{dim}"
+                if record.rating is not None:
+                    pipe.zrem(qa_report_key(day, f"csat:{record.rating}{suffix}"), ticket.id)
+                pipe.zadd(qa_report_key(day, f"csat:{ticket.rating}{suffix}"), {ticket.id: at})
+                pipe.expire(qa_report_key(day, f"csat:{ticket.rating}{suffix}"),
+                            REPORT_TTL_SECONDS)
             pipe.set(qa_record_key(ticket.id), record.model_copy(
                 update={"rating": ticket.rating}).model_dump_json(), ex=RECORD_TTL_SECONDS)
             await pipe.execute()
@@ -305,8 +348,10 @@ class Reports:
         messages = sum(1 for t in turns if t.role in (Role.SHOPPER, Role.AGENT))
         rules = await self._redis.sunion([qa_ticket_alerts_key(ticket.id),
                                           qa_conv_alerts_key(ticket.conversation_id)])
-        wrong = await self._redis.zscore(qa_report_key(self.day_of(ticket.created_at), "wrong"),
-                                         ticket.conversation_id)
+        opened = self.day_of(ticket.created_at)
+        wrong = await self._redis.zscore(qa_report_key(opened, "wrong"), ticket.conversation_id)
+        answered = await self._redis.zscore(qa_report_key(opened, "answered"),
+                                            ticket.conversation_id)
         return QaRecord(
             ticket_id=ticket.id, conversation_id=ticket.conversation_id, channel=ticket.channel,
             group=ticket.group, agent=ticket.agent, reason=ticket.reason.value,
@@ -316,7 +361,8 @@ class Reports:
             first_response_seconds=seconds_between(ticket.created_at, ticket.first_response_at),
             resolution_seconds=seconds_between(ticket.created_at, ticket.closed_at) or 0.0,
             messages=messages, rating=ticket.rating, rules_hit=sorted(str(r) for r in rules),
-            over_limits=over_limits, bot_wrong_before=wrong is not None)
+            over_limits=over_limits, bot_wrong_before=wrong is not None,
+            bot_answered_before=answered is not None)
 
     @staticmethod
     def _dims(record: QaRecord) -> list[str]:
@@ -361,31 +407,36 @@ class Reports:
         d = day.isoformat()
         counts = {str(k): int(v) for k, v in (await self._redis.hgetall(
             qa_report_key(d, "counts"))).items()}
-        sizes = {}
-        for name in ("convs", "handed", "answered", "wrong"):
-            sizes[name] = int(await self._redis.zcard(qa_report_key(d, name)))
         by_scope = scope != "store"
+        suffix = f":{scope}" if by_scope else ""
+        sizes = {}
+        for name in ("handed", "answered", "wrong") + (() if by_scope else ("convs",)):
+            sizes[name] = int(await self._redis.zcard(qa_report_key(d, name + suffix)))
+        if by_scope:  # a group's or agent's conversations all reached it by a handoff
+            sizes["convs"] = sizes["handed"]
+        hourly_handoffs = [counts.get(f"h{h:02d}:handoffs{suffix}", 0) for h in range(24)]
         closed = counts.get(f"closed:{scope}", 0)
         csat = {str(s): counts.get(f"csat:{s}:{scope}", 0) for s in range(1, 6)}
         durations = {n: await self.percentiles(d, n, scope) for n in DURATIONS}
         return Report(
             day=day, scope=scope, conversations=sizes["convs"], handed_off=sizes["handed"],
-            containment=_share(sizes["convs"] - sizes["handed"], sizes["convs"]),
+            containment=None if by_scope else _share(sizes["convs"] - sizes["handed"],
+                                                     sizes["convs"]),
             answered=sizes["answered"], wrong=sizes["wrong"],
             wrong_share=_share(sizes["wrong"], sizes["answered"]),
-            handoffs_by_reason={k.split(":", 1)[1]: v for k, v in counts.items()
-                                if k.startswith("handoff:") and not by_scope},
+            handoffs_by_reason=_keyed(counts, "handoff:", scope),
             wait=durations["wait"], first_response=durations["frt"],
             resolution=durations["resolution"], length=durations["length"],
             length_by_group={g: await self.percentiles(d, "length", f"g:{g}")
                              for g in self.groups},
             closed=closed, csat=csat, csat_response_rate=_share(sum(csat.values()), closed),
-            alerts_by_rule={k.split(":", 1)[1]: v for k, v in counts.items()
-                            if k.startswith("alerts:")},
-            hourly_conversations=[counts.get(f"h{h:02d}:convs", 0) for h in range(24)],
-            hourly_handoffs=[counts.get(f"h{h:02d}:handoffs", 0) for h in range(24)],
+            alerts_by_rule=_keyed(counts, "alerts:", scope),
+            hourly_conversations=hourly_handoffs if by_scope else [
+                counts.get(f"h{h:02d}:convs", 0) for h in range(24)],
+            hourly_handoffs=hourly_handoffs,
             top_answered=await self._top(d, "top-answered"),
-            top_unanswered=await self._top(d, "top-unanswered"))
+            top_unanswered=await self._top(d, "top-unanswered"),
+            store_wide=list(STORE_WIDE) if by_scope else [])
 
     async def _top(self, day: str, name: str, count: int = 10) -> list[TopEntry]:
         rows = cast(list[tuple[Any, float]], await self._redis.zrevrange(
@@ -403,11 +454,29 @@ class Reports:
         ``figure``: ``convs``, ``handed``, ``answered``, ``wrong``, ``handoff:{reason}``,
         ``alerts:{rule}`` (conversation ids); ``closed``, ``csat:{score}`` (ticket ids);
         ``wait:{scope}``, ``frt:{scope}``, ``resolution:{scope}``, ``length:{scope}`` (ticket
-        ids, largest first).
+        ids, largest first). A group's or agent's: the figure followed by ``:{scope}``
+        (``handed:g:presale``, ``handoff:complaint:a:li``, ``closed:g:presale``); its
+        conversations are ``handed:{scope}``.
         """
         key = qa_report_key(day.isoformat(), figure)
         members = await self._redis.zrevrange(key, 0, limit - 1)
         return [str(m) for m in members]
+
+
+def _keyed(counts: dict[str, int], prefix: str, scope: str) -> dict[str, int]:
+    """``{key: n}`` of the ``{prefix}{key}`` counters (store) or ``{prefix}{key}:{scope}``."""
+    found = {}
+    for field, n in counts.items():
+        if not field.startswith(prefix):
+            continue
+        key = field[len(prefix):]
+        if scope != "store":
+            if not key.endswith(f":{scope}"):
+                continue
+            key = key[:-len(scope) - 1]
+        if ":" not in key:
+            found[key] = n
+    return found
 
 
 def _share(part: int, whole: int) -> float | None:

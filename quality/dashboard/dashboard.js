@@ -20,6 +20,7 @@
       containment: "机器人独立解决率", wrong: "答错率", closed: "人工结束", wait: "排队等待 p50/p95",
       frt: "首次响应 p50/p95", resolution: "解决时长 p50/p95", response: "评价率", convSeries: "会话",
       handoffSeries: "转人工", save: "保存", drillOf: "明细：", none: "无", other: "English",
+      scopeNote: "按技能组/客服查看时，只统计当日结束（或取消）的、转到该组/该客服的会话；机器人独立处理的会话不属于任何技能组，只计入全店，因此独立解决率不适用。热门知识条目与各组会话长度仍为全店数据。",
       reasonNames: { explicit_request: "要求人工", low_confidence: "机器人无法回答", repeated_failure: "多次未解决",
                      complaint: "投诉", offline_message: "留言", reopened: "重新打开" },
     },
@@ -39,6 +40,7 @@
       frt: "First response p50/p95", resolution: "Resolution p50/p95", response: "Rating response rate",
       convSeries: "Conversations", handoffSeries: "Handoffs", save: "Save", drillOf: "Behind: ", none: "none",
       other: "中文",
+      scopeNote: "For a group or an agent, figures count the conversations handed to it whose ticket closed (or was cancelled) that day; chats the bot handled alone belong to no group and count store-wide only, so the bot-only share does not apply. Top knowledge entries and length per group stay store-wide.",
       reasonNames: { explicit_request: "Asked for a human", low_confidence: "Bot unsure", repeated_failure: "Repeated failure",
                      complaint: "Complaint", offline_message: "Message", reopened: "Reopened" },
     },
@@ -103,17 +105,20 @@
 
   function render() {
     const r = st.report, scope = r.scope;
+    // a group's or agent's drill-downs are the figure followed by ":{scope}" (quality/reports.py)
+    const sc = (f) => (scope === "store" ? f : `${f}:${scope}`);
     const box = clear($("figures"));
     box.append(
-      figure("conversations", String(r.conversations), "figure-conversations", "convs"),
-      figure("handed", String(r.handed_off), "figure-handed", "handed"),
+      figure("conversations", String(r.conversations), "figure-conversations", scope === "store" ? "convs" : sc("handed")),
+      figure("handed", String(r.handed_off), "figure-handed", sc("handed")),
       figure("containment", pct(r.containment), "figure-containment", null),
-      figure("wrong", pct(r.wrong_share), "figure-wrong", "wrong"),
-      figure("closed", String(r.closed), "figure-closed", "closed"),
+      figure("wrong", pct(r.wrong_share), "figure-wrong", sc("wrong")),
+      figure("closed", String(r.closed), "figure-closed", sc("closed")),
       figure("wait", `${sec(r.wait.p50)} / ${sec(r.wait.p95)}`, "figure-wait", `wait:${scope}`),
       figure("frt", `${sec(r.first_response.p50)} / ${sec(r.first_response.p95)}`, "figure-frt", `frt:${scope}`),
       figure("resolution", `${sec(r.resolution.p50)} / ${sec(r.resolution.p95)}`, "figure-resolution", `resolution:${scope}`),
       figure("response", pct(r.csat_response_rate), "figure-response", null));
+    if (r.store_wide.length) box.append(el("p", { class: "scope-note", testid: "scope-note" }, t("scopeNote")));
     const hours = [...Array(24).keys()].map((h) => String(h).padStart(2, "0"));
     chart("chart-hourly", {
       legend: {}, tooltip: { trigger: "axis" }, xAxis: { type: "category", data: hours }, yAxis: { type: "value", minInterval: 1 },
@@ -122,7 +127,7 @@
     });
     const reasons = Object.keys(r.handoffs_by_reason);
     chart("chart-reasons", bars(reasons.map((k) => T[st.lang].reasonNames[k] || k), reasons.map((k) => r.handoffs_by_reason[k])),
-      (i) => drill(`handoff:${reasons[i]}`, T[st.lang].reasonNames[reasons[i]] || reasons[i]));
+      (i) => drill(sc(`handoff:${reasons[i]}`), T[st.lang].reasonNames[reasons[i]] || reasons[i]));
     chart("chart-durations", {
       legend: {}, tooltip: { trigger: "axis" }, xAxis: { type: "category", data: [t("wait"), t("frt"), t("resolution")].map((s) => s.split(" ")[0]) },
       yAxis: { type: "value" },
@@ -134,9 +139,9 @@
       series: ["p50", "p95"].map((p) => ({ name: p, type: "bar", data: groups.map((g) => r.length_by_group[g][p]) })),
     });
     const scores = ["1", "2", "3", "4", "5"];
-    chart("chart-csat", bars(scores.map((s) => s + " ★"), scores.map((s) => r.csat[s])), (i) => drill(`csat:${scores[i]}`, scores[i] + " ★"));
+    chart("chart-csat", bars(scores.map((s) => s + " ★"), scores.map((s) => r.csat[s])), (i) => drill(sc(`csat:${scores[i]}`), scores[i] + " ★"));
     const rules = Object.keys(r.alerts_by_rule);
-    chart("chart-alerts", bars(rules, rules.map((k) => r.alerts_by_rule[k])), (i) => drill(`alerts:${rules[i]}`, rules[i]));
+    chart("chart-alerts", bars(rules, rules.map((k) => r.alerts_by_rule[k])), (i) => drill(sc(`alerts:${rules[i]}`), rules[i]));
     for (const [id, list] of [["top-answered", r.top_answered], ["top-unanswered", r.top_unanswered]]) {
       const box = clear($(id));
       for (const e of list) box.append(el("li", { testid: id + "-item", dataset: { entry: e.entry_id } },

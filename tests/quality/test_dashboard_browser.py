@@ -148,6 +148,23 @@ async def test_dashboard_figures_charts_drill_down_and_csv(
     await expect(page.get_by_test_id("top-answered-item")).to_have_attribute("data-entry",
                                                                             "care-shoes")
 
+    # a group selected: its own figures (web:a, the bot's alone, is in no group), its drill-downs
+    await expect(page.get_by_test_id("scope-note")).to_have_count(0)
+    await page.get_by_test_id("scope").select_option("g:aftersale")
+    await expect(page.get_by_test_id("figure-conversations-value")).to_have_text("1")
+    await expect(page.get_by_test_id("figure-containment-value")).to_have_text("—")
+    await expect(page.get_by_test_id("scope-note")).to_be_visible()
+    await page.get_by_test_id("figure-conversations").click()
+    await expect(page.get_by_test_id("drill")).to_have_attribute("data-figure",
+                                                                 "handed:g:aftersale")
+    await expect(drill).to_have_count(1)
+    await expect(drill).to_have_attribute("data-conversation", "web:b")
+    await page.get_by_test_id("drill-close").click()
+    await page.get_by_test_id("scope").select_option("g:presale")
+    await expect(page.get_by_test_id("figure-conversations-value")).to_have_text("0")
+    await page.get_by_test_id("scope").select_option("store")
+    await expect(page.get_by_test_id("figure-conversations-value")).to_have_text("2")
+
     # the supervisor edits the rules: each save a new version, in the audit log
     await expect(page.get_by_test_id("rules-version")).to_have_text("0")
     dismissive = page.locator("[data-testid=rule][data-rule=dismissive]")

@@ -21,6 +21,12 @@ ranks 1 and 2). First response from the handoff: b 210 s, c 90 s → 90 / 210. R
 c 300 s → 300 / 600. Messages after the handoff: b 3, c 1 → 1 / 3; aftersale 3, presale 1.
 CSAT 2: 1, 5: 1, response 2/2 = 1. Alerts: complaint-threat 1. b broke the first-reply limit
 (90 s > 60 s). Top answered: returns 1, care-shoes 1; top unanswered topic: refund-time 2.
+
+By group and agent (the tickets each closed or had cancelled that day; a, d are bot-only, in no
+group): aftersale b, e → conversations 2, containment undefined, answered 1 (b), wrong 1 → 1.0,
+handoffs repeated_failure 1 (10h), explicit_request 1 (13h), no alerts; presale c → conversations
+1, answered 0 → wrong share undefined, complaint 1 (11h), complaint-threat 1; li: b, like aftersale
+without e; wu: c, like presale; logistics: nothing.
 """
 
 from __future__ import annotations
@@ -185,6 +191,57 @@ async def test_group_and_agent_figures(history: History) -> None:
     assert (await history.reports.report(DAY, "g:logistics")).csat_response_rate is None
 
 
+async def test_every_figure_obeys_a_group_or_agent(history: History) -> None:
+    r = history.reports
+    aftersale = await r.report(DAY, "g:aftersale")
+    assert (aftersale.conversations, aftersale.handed_off, aftersale.containment) == (2, 2, None)
+    assert (aftersale.answered, aftersale.wrong, aftersale.wrong_share) == (1, 1, 1.0)
+    assert aftersale.handoffs_by_reason == {"repeated_failure": 1, "explicit_request": 1}
+    assert aftersale.alerts_by_rule == {}
+    assert aftersale.hourly_handoffs[10:14] == [1, 0, 0, 1] and sum(aftersale.hourly_handoffs) == 2
+    assert aftersale.hourly_conversations == aftersale.hourly_handoffs
+    assert aftersale.closed == 1  # e was cancelled: a handoff of the group, but not closed
+    presale = await r.report(DAY, "g:presale")
+    assert (presale.conversations, presale.answered, presale.wrong_share) == (1, 0, None)
+    assert presale.handoffs_by_reason == {"complaint": 1}
+    assert presale.alerts_by_rule == {"complaint-threat": 1}
+    assert presale.hourly_handoffs[11] == 1 and sum(presale.hourly_handoffs) == 1
+    li = await r.report(DAY, "a:li")
+    assert (li.conversations, li.wrong_share, li.handoffs_by_reason, li.alerts_by_rule) == (
+        1, 1.0, {"repeated_failure": 1}, {})
+    wu = await r.report(DAY, "a:wu")
+    assert (wu.conversations, wu.handoffs_by_reason, wu.alerts_by_rule) == (
+        1, {"complaint": 1}, {"complaint-threat": 1})
+    empty = await r.report(DAY, "g:logistics")
+    assert (empty.conversations, empty.wrong_share, empty.handoffs_by_reason) == (0, None, {})
+    assert set(empty.store_wide) == {"top_answered", "top_unanswered", "length_by_group"}
+    assert presale.top_unanswered == (await r.report(DAY)).top_unanswered  # store-wide, said so
+    assert (await r.report(DAY)).store_wide == []
+
+
+async def test_a_scopes_drill_downs_list_its_own_conversations(history: History) -> None:
+    q, boss = history.quality, await history.service.agents.get("boss")
+
+    async def convs(figure: str) -> list[str]:
+        return sorted(i.conversation_id for i in await q.drill(boss, DAY, figure))
+
+    assert await convs("handed:g:aftersale") == ["web:b", "web:e"]
+    assert await convs("wrong:g:aftersale") == ["web:b"] and await convs("wrong:g:presale") == []
+    assert await convs("handoff:complaint:g:presale") == ["web:c"]
+    assert await convs("handoff:complaint:g:aftersale") == []
+    assert await convs("alerts:complaint-threat:a:wu") == ["web:c"]
+    assert await convs("closed:a:li") == ["web:b"] and await convs("csat:2:a:li") == ["web:b"]
+    assert await convs("csat:5:a:li") == [] and await convs("csat:5:g:presale") == ["web:c"]
+
+
+async def test_scoped_figures_match_the_store_when_summed(history: History) -> None:
+    store = await history.reports.report(DAY)
+    groups = [await history.reports.report(DAY, f"g:{g}") for g in history.reports.groups]
+    assert sum(g.handed_off for g in groups) == store.handed_off
+    for reason, n in store.handoffs_by_reason.items():
+        assert sum(g.handoffs_by_reason.get(reason, 0) for g in groups) == n
+
+
 async def test_qa_records(history: History) -> None:
     b, c = await history.reports.records(DAY)
     assert (b.ticket_id, b.agent, b.rating, b.messages) == (history.tickets["b"], "li", 2, 3)
@@ -238,6 +295,12 @@ async def test_csv_matches_the_api(history: History) -> None:
     table = {(f, k): v for f, k, v in aggregate_rows(await history.reports.report(DAY))[1:]}
     assert table[("containment", "")] == "0.4" and table[("wait", "p95")] == "120.0"
     assert table[("handoffs_by_reason", "complaint")] == "1"
+    presale = await history.reports.report(DAY, "g:presale")
+    scoped = {(f, k): v for f, k, v in aggregate_rows(presale)[1:]}
+    assert scoped[("conversations", "")] == "1" and scoped[("containment", "")] == ""
+    assert scoped[("handoffs_by_reason", "complaint")] == "1"
+    assert ("handoffs_by_reason", "repeated_failure") not in scoped
+    assert scoped[("store_wide", "top_answered")] == "1"
 
 
 async def test_another_day_is_empty(history: History) -> None:
