@@ -388,6 +388,19 @@ def qa_report_key(day: str, name: str) -> str:
     return _key("qa", "report", f"{day}:{name}")
 
 
+def qa_rollup_key(day: str) -> str:
+    """Hash: scope (``store``, ``g:…``, ``a:…``) → the day's report as JSON (TTL 400 days).
+
+    Written once the day's raw counters are rolled up (quality.reports.Reports.roll_up).
+    """
+    return _key("qa", "rollup", day)
+
+
+def qa_rollup_lock_key() -> str:
+    """String: held by the gateway rolling old report days up (TTL 10 min)."""
+    return _key("qa", "rollup-lock")
+
+
 def qa_conv_alerts_key(conversation_id: str) -> str:
     """Set of the rule ids that alerted on a conversation, for its QA records (TTL 2 days)."""
     return _key("qa", "conv-alerts", conversation_id)

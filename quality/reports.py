@@ -45,6 +45,9 @@ wrong-answer share = of those the bot had answered before the handoff, the share
 wrongly; handoffs by reason, alerts by rule and the hourly handoffs (by opening hour) are the
 scope's. The top answered and unanswered knowledge entries and the length per group stay
 store-wide (listed in ``Report.store_wide``).
+
+Days older than a week are rolled up (:mod:`quality.rollup`): their reports kept as JSON in
+``qa_rollup_key(day)``, their raw counters deleted; :meth:`Reports.report` reads those first.
 """
 
 from __future__ import annotations
@@ -59,9 +62,16 @@ from pydantic import BaseModel, Field
 
 from handoff.models import Ticket, TicketStatus
 from kefu.conversation import BotAnalysis, ConversationStore, Role, Turn
-from kefu.keys import qa_conv_alerts_key, qa_record_key, qa_report_key, qa_ticket_alerts_key
+from kefu.keys import (
+    qa_conv_alerts_key,
+    qa_record_key,
+    qa_report_key,
+    qa_rollup_key,
+    qa_ticket_alerts_key,
+)
 
-REPORT_TTL_SECONDS = 90 * 24 * 3600
+REPORT_TTL_DAYS = 90
+REPORT_TTL_SECONDS = REPORT_TTL_DAYS * 24 * 3600
 RECORD_TTL_SECONDS = 90 * 24 * 3600
 CONV_ALERTS_TTL_SECONDS = 2 * 24 * 3600
 NOT_HELPFUL = "/feedback_not_helpful"
@@ -403,7 +413,22 @@ class Reports:
         return Percentiles(n=n, p50=out[0], p95=out[1])
 
     async def report(self, day: date, scope: str = "store") -> Report:
-        """The day's figures for the store, ``g:{group}`` or ``a:{agent}``."""
+        """The day's figures for the store, ``g:{group}`` or ``a:{agent}``.
+
+        From the day's roll-up when it was rolled up (a scope it did not count: zero figures, the
+        store-wide ones from the store's), else from its counters.
+        """
+        rolled = await self._redis.hmget(qa_rollup_key(day.isoformat()), [scope, "store"])
+        if rolled[0]:
+            return Report.model_validate_json(rolled[0])
+        raw = await self.raw_report(day, scope)
+        if rolled[1]:
+            store = Report.model_validate_json(rolled[1])
+            raw = raw.model_copy(update={name: getattr(store, name) for name in STORE_WIDE})
+        return raw
+
+    async def raw_report(self, day: date, scope: str) -> Report:
+        """The day's figures from its raw counters (what a roll-up keeps)."""
         d = day.isoformat()
         counts = {str(k): int(v) for k, v in (await self._redis.hgetall(
             qa_report_key(d, "counts"))).items()}

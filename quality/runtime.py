@@ -4,7 +4,8 @@
 :class:`~kefu.conversation.ConversationStore` observer), every agent message is screened before
 it is kept (the handoff service's ``screen`` hook), the time-limit clock runs while the app
 does, the anger model is loaded with the knowledge encoders when this process has them, and
-every message and ticket event this process makes is counted in the reports (``quality.reports``).
+every message and ticket event this process makes is counted in the reports (``quality.reports``),
+and old report days are rolled up hourly (``quality.rollup``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, date, datetime
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter
@@ -22,6 +24,7 @@ from quality import api
 from quality.anger import AngerModel, AngerScorer, shared_embedder
 from quality.monitor import QualityMonitor
 from quality.reports import Reports
+from quality.rollup import RollupSettings, roll_up
 from quality.service import QualityService
 from quality.store import QualityStore
 
@@ -32,14 +35,16 @@ class QualityRuntime:
     """Owns the monitor, the supervisor service and the clock task of one process."""
 
     def __init__(self, redis: aioredis.Redis, handoff: HandoffService, *,
-                 clock_seconds: float = 5.0) -> None:
+                 clock_seconds: float = 5.0, rollup: RollupSettings | None = None) -> None:
         self._redis = redis
-        reports = Reports(redis, handoff.conversations, timezone=handoff.settings.timezone,
-                          groups=list(handoff.settings.groups))
-        self.monitor = QualityMonitor(QualityStore(redis), handoff, reports=reports)
+        self._rollup = rollup or RollupSettings()
+        self.reports = Reports(redis, handoff.conversations, timezone=handoff.settings.timezone,
+                               groups=list(handoff.settings.groups))
+        self.monitor = QualityMonitor(QualityStore(redis), handoff, reports=self.reports)
         self.service = QualityService(self.monitor, handoff)
         self._clock_seconds = clock_seconds
         self._clock: asyncio.Task[None] | None = None
+        self._rollups: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         handoff.conversations.observers.append(self.monitor.observe)
         handoff.conversations.analysis_observers.append(self.monitor.on_analysis)
@@ -57,15 +62,28 @@ class QualityRuntime:
         await self.monitor.refresh_rules(force=True)
         self._stop.clear()
         self._clock = asyncio.create_task(self.monitor.run(self._clock_seconds, self._stop))
+        if self._rollup.after_days > 0:
+            self._rollups = asyncio.create_task(self._roll_up_hourly())
+
+    async def _roll_up_hourly(self) -> None:
+        while not self._stop.is_set():
+            today = date.fromisoformat(self.reports.day_of(datetime.now(UTC)))
+            try:
+                await roll_up(self._redis, self.reports, today, self._rollup.after_days)
+            except Exception:  # Redis hiccup: the next hour tries again
+                logger.exception("rolling up old report days failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._rollup.every_seconds)
 
     async def stop(self) -> None:
         """Stop the clock and finish the checks under way."""
         self._stop.set()
-        if self._clock is not None:
-            await asyncio.wait({self._clock}, timeout=5)
-            self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
+        for task in (self._clock, self._rollups):
+            if task is not None:
+                await asyncio.wait({task}, timeout=5)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.monitor.drain()
 
     def router(self, authenticate: Authenticate) -> APIRouter:

@@ -112,6 +112,11 @@ class History:
 
 @pytest.fixture
 async def history(redis: aioredis.Redis) -> AsyncIterator[History]:
+    yield await play_the_day(redis)
+
+
+async def play_the_day(redis: aioredis.Redis) -> History:
+    """The day of the module docstring, played through the services."""
     h = History(redis)
     await h.monitor.refresh_rules(force=True)
     li = await h.agent("li", ["aftersale"])
@@ -153,7 +158,7 @@ async def history(redis: aioredis.Redis) -> AsyncIterator[History]:
         "web:e", reason=HandoffReason.EXPLICIT_REQUEST, channel="web", group="aftersale"))
     await h.step(at(13, 31), s.cancel("web:e"))
     h.tickets = {"b": b.id, "c": c.id}
-    yield h
+    return h
 
 
 def test_nearest_rank() -> None:
