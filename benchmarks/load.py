@@ -36,6 +36,13 @@ or let it start one on free ports (kefu.stack.run_stack; needs ``make model trai
 
     .venv/bin/python benchmarks/load.py --shoppers 20 --conversations 60
 
+``--no-qa-checks`` starts that stack with quality control off in the gateway (``KEFU_QA_CHECKS``:
+no rule check, anger score, alert or report counting), to measure what live QA costs; e.g. the
+one-shopper p95 with and without it (benchmarks/results/load_qa_on.json, load_qa_off.json)::
+
+    .venv/bin/python benchmarks/load.py --shoppers 1 --conversations 1 --long 0 \
+        --overload-shoppers 0 --single-conversations 60 --no-qa-checks --out …
+
 Writes benchmarks/results/load.json.
 """
 
@@ -432,6 +439,7 @@ def _stack(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, int]]
             extra_env={**NO_RATE_LIMITS,  # every simulated shopper comes from 127.0.0.1
                        "KEFU_RASA_MAX_IN_FLIGHT": str(args.max_in_flight),
                        "KEFU_EMBEDDING_INT8": "true" if args.int8 else "false",
+                       "KEFU_QA_CHECKS": "true" if args.qa_checks else "false",
                        **({} if args.query_cache is None
                           else {"KEFU_QUERY_VECTOR_CACHE": str(args.query_cache)})})
         print(f"starting a stack in {tmp} (logs in {tmp}/logs) …", flush=True)
@@ -506,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
                         help="KEFU_EMBEDDING_INT8 of a stack this script starts (default: on, "
                              "as served)")
+    parser.add_argument("--qa-checks", action=argparse.BooleanOptionalAction, default=True,
+                        help="KEFU_QA_CHECKS of a stack this script starts (default: on, as "
+                             "served)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -521,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         "single_conversations": args.single_conversations, "query_vector_cache": args.query_cache,
         "kefu_rasa_max_in_flight": None if args.gateway_url else args.max_in_flight,
         "embedding_int8": None if args.gateway_url else args.int8,
+        "qa_checks": None if args.gateway_url else args.qa_checks,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

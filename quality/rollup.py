@@ -21,7 +21,6 @@ from datetime import date, timedelta
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kefu.keys import qa_report_key, qa_rollup_key, qa_rollup_lock_key
 from quality.reports import REPORT_TTL_DAYS, Reports
@@ -31,16 +30,6 @@ logger = logging.getLogger(__name__)
 ROLLUP_TTL_SECONDS = 400 * 24 * 3600
 ROLLUP_LOCK_SECONDS = 600
 DEFAULT_AFTER_DAYS = 7
-
-
-class RollupSettings(BaseSettings):
-    """``KEFU_QA_ROLLUP_AFTER_DAYS`` (7; 0 or less: never) and ``…_EVERY_SECONDS`` (3600)."""
-
-    model_config = SettingsConfigDict(env_prefix="KEFU_QA_ROLLUP_", env_file=".env",
-                                      extra="ignore")
-
-    after_days: int = DEFAULT_AFTER_DAYS
-    every_seconds: float = 3600.0
 
 
 _SCOPE_FIELD = re.compile(r":((?:g|a):[^:]+)$")  # the scope a counter field ends with

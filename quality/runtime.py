@@ -24,8 +24,9 @@ from quality import api
 from quality.anger import AngerModel, AngerScorer, shared_embedder
 from quality.monitor import QualityMonitor
 from quality.reports import Reports
-from quality.rollup import RollupSettings, roll_up
+from quality.rollup import roll_up
 from quality.service import QualityService
+from quality.settings import QualitySettings, get_settings
 from quality.store import QualityStore
 
 logger = logging.getLogger(__name__)
@@ -35,9 +36,9 @@ class QualityRuntime:
     """Owns the monitor, the supervisor service and the clock task of one process."""
 
     def __init__(self, redis: aioredis.Redis, handoff: HandoffService, *,
-                 clock_seconds: float = 5.0, rollup: RollupSettings | None = None) -> None:
+                 clock_seconds: float = 5.0, settings: QualitySettings | None = None) -> None:
         self._redis = redis
-        self._rollup = rollup or RollupSettings()
+        self.settings = settings or get_settings()
         self.reports = Reports(redis, handoff.conversations, timezone=handoff.settings.timezone,
                                groups=list(handoff.settings.groups))
         self.monitor = QualityMonitor(QualityStore(redis), handoff, reports=self.reports)
@@ -46,6 +47,9 @@ class QualityRuntime:
         self._clock: asyncio.Task[None] | None = None
         self._rollups: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        if not self.settings.checks:  # KEFU_QA_CHECKS=false: nothing is checked or counted
+            logger.warning("quality checks are off (KEFU_QA_CHECKS=false)")
+            return
         handoff.conversations.observers.append(self.monitor.observe)
         handoff.conversations.analysis_observers.append(self.monitor.on_analysis)
         handoff.screen = self.monitor.screen
@@ -53,6 +57,8 @@ class QualityRuntime:
 
     async def start(self, *, anger_model: bool) -> None:
         """Load the rules (and the anger model on the shared encoder), start the clock."""
+        if not self.settings.checks:
+            return
         if anger_model:
             try:
                 embed = await asyncio.to_thread(shared_embedder)
@@ -62,18 +68,18 @@ class QualityRuntime:
         await self.monitor.refresh_rules(force=True)
         self._stop.clear()
         self._clock = asyncio.create_task(self.monitor.run(self._clock_seconds, self._stop))
-        if self._rollup.after_days > 0:
+        if self.settings.rollup_after_days > 0:
             self._rollups = asyncio.create_task(self._roll_up_hourly())
 
     async def _roll_up_hourly(self) -> None:
         while not self._stop.is_set():
             today = date.fromisoformat(self.reports.day_of(datetime.now(UTC)))
             try:
-                await roll_up(self._redis, self.reports, today, self._rollup.after_days)
+                await roll_up(self._redis, self.reports, today, self.settings.rollup_after_days)
             except Exception:  # Redis hiccup: the next hour tries again
                 logger.exception("rolling up old report days failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._rollup.every_seconds)
+                await asyncio.wait_for(self._stop.wait(), self.settings.rollup_every_seconds)
 
     async def stop(self) -> None:
         """Stop the clock and finish the checks under way."""

@@ -14,8 +14,9 @@ import redis.asyncio as aioredis
 from handoff.service import HandoffService
 from kefu.conversation import ConversationStore
 from kefu.keys import qa_report_key, qa_rollup_key, qa_rollup_lock_key
-from quality.rollup import RollupSettings, roll_up, roll_up_day
+from quality.rollup import roll_up, roll_up_day
 from quality.runtime import QualityRuntime
+from quality.settings import QualitySettings
 from tests.handoff.conftest import make_settings
 from tests.quality.test_reports import DAY, History, play_the_day
 
@@ -76,8 +77,8 @@ async def test_the_gateway_runtime_rolls_up_on_its_own(redis: aioredis.Redis) ->
     await redis.hset(qa_report_key(old, "counts"), "h10:convs", 3)
     await redis.zadd(qa_report_key(old, "convs"), {"web:x": 1, "web:y": 2, "web:z": 3})
     service = HandoffService(redis, ConversationStore(redis), make_settings())
-    runtime = QualityRuntime(redis, service, rollup=RollupSettings(after_days=7,
-                                                                   every_seconds=3600))
+    runtime = QualityRuntime(redis, service, settings=QualitySettings(
+        rollup_after_days=7, rollup_every_seconds=3600))
     await runtime.start(anger_model=False)
     try:
         for _ in range(100):
