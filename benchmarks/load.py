@@ -203,7 +203,7 @@ async def shopper_run(http: httpx.AsyncClient, script: Script, phase: Phase, pla
                       run_id: str) -> None:
     """Run conversations one after another until the plan says stop."""
     while (length := plan.next()) is not None:
-        sender = f"load-{run_id}-{phase.name}-{plan.started}"
+        sender = f"load-{run_id}-{phase.name.replace(' ', '-')}-{plan.started}"
         language = script.language()
         auth: dict[str, str] = {}  # the conversation's token, from its first reply
         offered: list[dict[str, str]] = []
@@ -383,7 +383,7 @@ async def benchmark(args: argparse.Namespace, gateway_url: str, rasa_url: str,
         print(f"full path / essential pair throughput at {args.shoppers} shoppers: "
               f"{result['ratio_full_to_essential']}")
     full, pair = peak["cpu_ms_per_message"], essential["cpu_ms_per_message"]
-    if full and pair:
+    if full.get("total") and pair.get("total"):  # 0: too few messages for a CPU tick
         result["ratio_bound_from_cpu"] = round(_cpu_bound(full) / _cpu_bound(pair), 3)
         print(f"CPU ms per message: full path {full}; essential pair {pair}; "
               f"ratio bound {result['ratio_bound_from_cpu']}")
