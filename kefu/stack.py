@@ -190,7 +190,8 @@ def programs(config: StackConfig, model: Path) -> list[Program]:
         redis_dir.mkdir(parents=True, exist_ok=True)
         found.append(Program("redis", [
             server, "--port", str(config.redis_port), "--bind", "127.0.0.1",
-            "--dir", str(redis_dir), "--appendonly", "yes", "--appendfsync", "no"], startsecs=1, priority=10))
+            "--dir", str(redis_dir), "--appendonly", "yes", "--appendfsync", "no"],
+            startsecs=1, priority=10))
     if not os.environ.get("KEFU_ORDERS_URL"):  # a store's own order system needs no demo
         orders_db = config.state_dir / "orders" / "demo.sqlite"
         orders_db.parent.mkdir(parents=True, exist_ok=True)
