@@ -1,4 +1,5 @@
-"""Services for the actions: real Redis, conversation store and handoff; a fake knowledge service.
+"""Services for the actions: real Redis, conversation store and handoff; a fake knowledge service; the
+real HTTP order adapter talking to the demo order service in process (httpx's ASGI transport).
 
 Agents are hashed with few bcrypt rounds: tests put agents online, and hashing is not under test.
 """
@@ -6,7 +7,9 @@ Agents are hashed with few bcrypt rounds: tests put agents online, and hashing i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
+import httpx
 import pytest
 
 from actions.knowledge_client import KnowledgeClient
@@ -15,7 +18,12 @@ from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore
 from kefu.redis import async_client
+from orders import HttpOrderSystem
+from orders.demo import DemoOrders, create_app, seed
+from orders.workorders import WorkOrderService
 from tests.actions.fakes import FakeKnowledge
+
+ORDERS_KEY = "demo-key"
 
 
 @pytest.fixture
@@ -31,3 +39,21 @@ async def services(redis_url: str, knowledge: FakeKnowledge) -> AsyncIterator[Se
                    handoff=HandoffService(redis, conversations, HandoffSettings(bcrypt_rounds=4)),
                    redis=redis)
     await redis.aclose()
+
+
+@pytest.fixture
+async def with_orders(services: Services) -> AsyncIterator[Services]:
+    """The services with the demo store's orders behind the real adapter."""
+    store = DemoOrders(":memory:")
+    seed(store)
+    system = HttpOrderSystem("http://orders.test", ORDERS_KEY,
+                             transport=httpx.ASGITransport(app=create_app(store, ORDERS_KEY)))
+    yield replace(services, orders=system)
+    await system.aclose()
+
+
+@pytest.fixture
+def full(with_orders: Services) -> Services:
+    """The services with orders and work orders."""
+    return replace(with_orders, work_orders=WorkOrderService(with_orders.redis,
+                                                             with_orders.conversations))

@@ -3,12 +3,10 @@ the work-order service: each kind's questions, every validation, the summary, th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -27,10 +25,9 @@ from actions.aftersale_asks import (
     ActionAskAftersaleTimeSlot,
 )
 from actions.services import Services
-from orders import HttpOrderSystem, aftersale
+from orders import aftersale
 from orders import demo_data as demo
-from orders.demo import DemoOrders, create_app, seed
-from orders.workorders import WorkOrderKind, WorkOrderService
+from orders.workorders import WorkOrderKind
 
 pytestmark = pytest.mark.redis
 
@@ -38,17 +35,6 @@ KEY = "demo-key"
 CONV = "telegram:4242"
 ADDRESS = "张三 13800138000 上海市浦东新区世纪大道100号"
 TAX_ID = "91350100M000100Y43"
-
-
-@pytest.fixture
-async def full(services: Services) -> AsyncIterator[Services]:
-    store = DemoOrders(":memory:")
-    seed(store)
-    system = HttpOrderSystem("http://orders.test", KEY,
-                             transport=httpx.ASGITransport(app=create_app(store, KEY)))
-    yield replace(services, orders=system,
-                  work_orders=WorkOrderService(services.redis, services.conversations))
-    await system.aclose()
 
 
 async def run(services: Services, action: Any, text: str, slots: dict[str, Any], *,

@@ -3,11 +3,9 @@ talking to the demo order service (in process, through httpx's ASGI transport)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -22,7 +20,6 @@ from actions.services import Services
 from handoff.models import HandoffReason
 from orders import HttpOrderSystem
 from orders import demo_data as demo
-from orders.demo import DemoOrders, create_app, seed
 from orders.proactive import ProactiveService
 from tests.actions.test_actions import agent_online
 from tests.helpers.processes import free_port
@@ -30,16 +27,6 @@ from tests.helpers.processes import free_port
 pytestmark = pytest.mark.redis
 
 KEY = "demo-key"
-
-
-@pytest.fixture
-async def with_orders(services: Services) -> AsyncIterator[Services]:
-    store = DemoOrders(":memory:")
-    seed(store)
-    system = HttpOrderSystem("http://orders.test", KEY,
-                             transport=httpx.ASGITransport(app=create_app(store, KEY)))
-    yield replace(services, orders=system)
-    await system.aclose()
 
 
 class Shopper:

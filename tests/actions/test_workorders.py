@@ -3,11 +3,8 @@ the demo order service, and the work-order service."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -20,26 +17,13 @@ from actions.workorders import (
     ValidateGiftRegistrationForm,
 )
 from kefu.conversation import Role
-from orders import HttpOrderSystem
 from orders import demo_data as demo
-from orders.demo import DemoOrders, create_app, seed
-from orders.workorders import WorkOrderService, WorkOrderStatus
+from orders.workorders import WorkOrderStatus
 
 pytestmark = pytest.mark.redis
 
 KEY = "demo-key"
 CONV = "web:gifty"
-
-
-@pytest.fixture
-async def full(services: Services) -> AsyncIterator[Services]:
-    store = DemoOrders(":memory:")
-    seed(store)
-    system = HttpOrderSystem("http://orders.test", KEY,
-                             transport=httpx.ASGITransport(app=create_app(store, KEY)))
-    yield replace(services, orders=system,
-                  work_orders=WorkOrderService(services.redis, services.conversations))
-    await system.aclose()
 
 
 async def run(services: Services, action: Any, text: str, slots: dict[str, Any], *,
