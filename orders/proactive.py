@@ -37,7 +37,7 @@ from kefu.keys import (
     watched_orders_key,
 )
 from orders.contract import OrderSystem
-from orders.errors import OrderSystemUnavailable
+from orders.errors import OrderSystemUnavailable, TemplateError
 from orders.models import Order
 from orders.proactive_events import (
     DEFAULT_THRESHOLDS,
@@ -49,7 +49,6 @@ from orders.proactive_events import (
 from orders.proactive_templates import (
     DEFAULTS,
     VARIABLES,
-    TemplateError,
     Templates,
     check_template,
     preview,

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from kefu.keys import proactive_templates_key
 from orders import demo_data
-from orders.errors import OrdersError
+from orders.errors import TemplateError
 from orders.proactive_events import OrderEvent, variables
 
 VARIABLES = frozenset({"order_id", "ship_by", "days", "due", "until", "gift", "carrier",
@@ -47,19 +47,6 @@ DEFAULTS: dict[tuple[OrderEvent, str], str] = {
     (OrderEvent.REFUND_COMPLETED, "en"): "[Refund] The refund of ¥{amount} for order {order_id} "
                                          "is back on your account.",
 }
-
-
-class TemplateError(OrdersError):
-    """A template naming a variable there is none of, or unreadable braces → 422."""
-
-    status_code = 422
-    code = "invalid_template"
-    field_names = ("event", "language")
-
-    def __init__(self, message: str, *, event: str, language: str) -> None:
-        super().__init__(message)
-        self.event = event
-        self.language = language
 
 
 def check_template(event: OrderEvent, language: str, text: str) -> None:
@@ -148,7 +135,6 @@ def preview(event: OrderEvent, language: str, text: str, now: datetime) -> tuple
     order_id = PREVIEW_ORDERS[event]
     order = next(o for o in demo_data.demo_orders(now) if o.order_id == order_id)
     return order_id, compose(text, language, variables(order, now))
-
 
 
 def _s(value: bytes | str) -> str:

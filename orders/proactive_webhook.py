@@ -18,7 +18,7 @@ the order system did not answer, or the same id is being handled at this moment 
 not recorded as handled: the store retries it). A gateway that dies mid-event holds its id for
 60 s at most; telling is idempotent underneath too (each event once per order and conversation).
 
-Errors (branch of :class:`orders.errors.OrdersError`)::
+Errors (in :mod:`orders.errors`)::
 
     WebhookNotConfigured   no KEFU_ORDERS_WEBHOOK_SECRET → 404
     WebhookUnauthorized    no or a wrong signature → 401
@@ -42,7 +42,14 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kefu.keys import order_event_key
-from orders.errors import OrderNotFound, OrdersError, OrderSystemNotConfigured
+from orders.errors import (
+    EventInProgress,
+    OrderNotFound,
+    OrderSystemNotConfigured,
+    WebhookExpired,
+    WebhookNotConfigured,
+    WebhookUnauthorized,
+)
 from orders.proactive import OrderEvent, ProactiveService
 
 logger = logging.getLogger(__name__)
@@ -53,50 +60,6 @@ TIMESTAMP_HEADER = "X-Kefu-Timestamp"
 EVENT_TTL = timedelta(days=7)  # a repeated event id within this is told once
 HANDLING = "handling"  # the event key's value while its first delivery is being handled
 CLAIM_TTL = timedelta(seconds=60)  # a gateway that died handling it lets the retry in after this
-
-
-class WebhookNotConfigured(OrdersError):
-    """No webhook secret is configured: the webhook is closed."""
-
-    status_code = 404
-    code = "order_webhook_not_configured"
-
-
-class WebhookUnauthorized(OrdersError):
-    """The request is not signed with the shared secret."""
-
-    status_code = 401
-    code = "bad_signature"
-
-    def headers(self) -> dict[str, str]:  # noqa: D102
-        return {"WWW-Authenticate": 'HMAC-SHA256 header="X-Kefu-Signature"'}
-
-
-class WebhookExpired(OrdersError):
-    """Signed, but at a time too far from now (a replay, or the store's clock is off)."""
-
-    status_code = 403
-    code = "stale_timestamp"
-    field_names = ("skew_seconds",)
-
-    def __init__(self, message: str, *, skew_seconds: int) -> None:
-        super().__init__(message)
-        self.skew_seconds = skew_seconds
-
-
-class EventInProgress(OrdersError):
-    """The same event id is being handled right now (a concurrent retry): try again shortly."""
-
-    status_code = 503
-    code = "event_in_progress"
-    field_names = ("event_id",)
-
-    def __init__(self, message: str, *, event_id: str) -> None:
-        super().__init__(message)
-        self.event_id = event_id
-
-    def headers(self) -> dict[str, str]:  # noqa: D102
-        return {"Retry-After": "5"}
 
 
 class OrderEventIn(BaseModel):
