@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
 import actions
-from bot.channels import TelegramChannel, WebChat
+from bot.channels import AttachmentDesk, TelegramChannel, WebChat, photos
 from bot.channels.web import WIDGET_DIR
 from bot.gateway import Gateway, api
 from bot.gateway.backpressure import Backpressure
@@ -98,6 +98,8 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
                        limits=limits, origins=settings.web_origins,
                        max_frame_chars=settings.max_message_chars * 2)
     telegram = TelegramChannel.from_settings(settings, gateway, conversations, handoff, redis)
+    web_photos = photos.PhotoStore(redis, max_bytes=settings.web_photo_max_bytes,
+                                   ttl_seconds=int(settings.web_photo_retention_days * 86400))
     action_secret = _secret(settings.action_secret, "KEFU_ACTION_SECRET")
 
     async def readiness() -> dict[str, bool]:
@@ -152,8 +154,7 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.include_router(actions.create_router(actions.build_executor(services), action_secret))
     app.include_router(orders_api.create_router(order_system, handoff.agents.authenticate))
     app.include_router(workorders_api.create_router(
-        work_orders, handoff.agents.authenticate,
-        photos={"telegram": telegram.photo} if telegram is not None else None))
+        work_orders, handoff.agents.authenticate, photos=_photo_fetchers(web_photos, telegram)))
     app.include_router(proactive_api.create_router(proactive.templates,
                                                    handoff.agents.authenticate))
     app.include_router(proactive_webhook.create_router(
@@ -163,6 +164,9 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.include_router(admin_api.create_router(AdminService(knowledge, redis),
                                                handoff.agents.authenticate))
     app.include_router(web_chat.create_router())
+    app.include_router(photos.create_router(
+        web_photos, AttachmentDesk(gateway, conversations, handoff), conversations,
+        access=access, limiter=limiter, limits=limits))
     app.include_router(quality.router(handoff.agents.authenticate))
     app.include_router(metrics.create_router(redis))
     app.add_middleware(metrics.TimingMiddleware)
@@ -171,7 +175,10 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=WIDGET_DIR), name="static")
     install_error_handlers(app)
     app.add_middleware(RequestLimits, default=settings.body_limit_bytes, limits=[
-        (admin_api.PREFIX, UPLOAD_BODY_LIMIT), (actions.ACTIONS_PREFIX, ACTION_CALL_BODY_LIMIT)])
+        (admin_api.PREFIX, UPLOAD_BODY_LIMIT), (actions.ACTIONS_PREFIX, ACTION_CALL_BODY_LIMIT),
+        (photos.PREFIX, settings.web_photo_max_bytes)])
+    if settings.web_origins:  # outside RequestLimits, so a 413 reaches the store's page too
+        app.add_middleware(photos.CrossOriginPhotos, origins=settings.web_origins)
     app.state.gateway = gateway
     app.state.web_chat = web_chat
     app.state.telegram = telegram
@@ -189,6 +196,18 @@ def _secret(value: SecretStr | None, name: str) -> str:
     logger.warning("%s is not set: using a random one, so what it guards stays closed "
                    "(run `make setup` to generate the shared secrets into .env)", name)
     return secrets.token_urlsafe(32)
+
+
+def _photo_fetchers(web: photos.PhotoStore, telegram: TelegramChannel | None,
+                    ) -> dict[str, workorders_api.PhotoFetcher]:
+    """How the console's work-order route gets a photo, per channel it came by."""
+    fetchers: dict[str, workorders_api.PhotoFetcher] = {"web": web.fetch}
+    if telegram is not None:
+        async def from_telegram(file_id: str, _conversation: str) -> tuple[bytes, str]:
+            return await telegram.photo(file_id)
+
+        fetchers["telegram"] = from_telegram
+    return fetchers
 
 
 def _optional(value: SecretStr | None) -> str | None:

@@ -255,6 +255,14 @@ def gw_client_ids_key(conversation_id: str) -> str:
     return _key("gw", "cids", conversation_id)
 
 
+def gw_photo_key(photo_id: str) -> str:
+    """Hash: a web chat shopper's photo: ``conversation``, ``type`` and ``data`` (the bytes).
+
+    TTL the retention setting (``KEFU_WEB_PHOTO_RETENTION_DAYS``, 14 days).
+    """
+    return _key("gw", "photo", photo_id)
+
+
 # --- orders -----------------------------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 ``GET /api/v1/work-orders`` (the agent's groups; a manager sees all), ``POST …/{id}/claim``,
 ``POST …/{id}/notes``, ``POST …/{id}/close``, ``GET …/{id}/photo`` (the shopper's photo, fetched
-from the channel it came by). An agent acts only on work orders of their groups.
+from the channel it came by: Telegram's servers, or the web chat's photos in Redis). An agent
+acts only on work orders of their groups.
 """
 
 # No postponed annotations: FastAPI reads the routes' closure dependencies at runtime.
@@ -21,8 +22,9 @@ from orders.errors import PhotoUnavailable
 from orders.workorders import WorkOrder, WorkOrderService, WorkOrderStatus
 
 PREFIX = "/api/v1/work-orders"
-PhotoFetcher = Callable[[str], Awaitable[tuple[bytes, str]]]
-"""A channel's download of a shopper's photo by its file id: (bytes, media type)."""
+PhotoFetcher = Callable[[str, str], Awaitable[tuple[bytes, str]]]
+"""A channel's download of a shopper's photo by its file id and the work order's conversation
+(a web chat photo is given only to the conversation it was uploaded in): (bytes, media type)."""
 
 
 class NoteIn(BaseModel):
@@ -108,7 +110,7 @@ def create_router(service: WorkOrderService, authenticate: Authenticate,
             raise PhotoUnavailable(f"{work_order_id} has no photo this kefu can fetch",
                                    work_order_id=work_order_id)
         try:
-            content, media_type = await fetch(source[1])
+            content, media_type = await fetch(source[1], order.conversation_id)
         except Exception as exc:  # the channel's failure, whatever its library raises
             raise PhotoUnavailable(f"{source[0]} did not give the photo of {work_order_id}",
                                    work_order_id=work_order_id) from exc

@@ -7,7 +7,9 @@ Tree::
         ├── DeliveryFailed       transient (network, Telegram 5xx, flood wait too long): retry later
         ├── DeliveryRejected     permanent (bot blocked, chat gone, request refused): do not retry
         ├── WebhookRefused       an update posted to the webhook without the right secret → 403
-        └── UnreadableUpdate     a webhook body that is not a Telegram update → 400
+        ├── UnreadableUpdate     a webhook body that is not a Telegram update → 400
+        ├── UnsupportedPhoto     a web chat upload that is not a JPEG, PNG or WebP → 415
+        └── PhotoNotFound        no such photo in this conversation (or it expired) → 404
 """
 
 from __future__ import annotations
@@ -55,3 +57,17 @@ class UnreadableUpdate(ChannelError):
 
     status_code = 400
     code = "unreadable_update"
+
+
+class UnsupportedPhoto(ChannelError):
+    """An upload that is not a JPEG, PNG or WebP picture (judged by its bytes, not its header)."""
+
+    status_code = 415
+    code = "unsupported_photo"
+
+
+class PhotoNotFound(ChannelError):
+    """No such photo in this conversation (never uploaded, another shopper's, or expired)."""
+
+    status_code = 404
+    code = "photo_not_found"

@@ -48,6 +48,10 @@ class BotSettings(BaseSettings):
     body_limit_bytes: int = 64 * 1024  # request bodies (the knowledge upload and Rasa get more)
     redis_wait_seconds: float = 8.0  # how long a shopper's request waits through a Redis restart
     max_message_chars: int = 2000
+    # Photos shoppers upload in the web chat (bot/channels/photos.py): the largest taken, and
+    # how long Redis keeps one (long enough for the slowest work order's SLA and some slack).
+    web_photo_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    web_photo_retention_days: float = Field(default=14.0, gt=0)
     max_sender_chars: int = 128
     load_knowledge: bool = True  # tests of the HTTP edge alone may switch the model off
     # Shopper channels (bot/channels). Telegram is on when a token is set: webhook mode when a

@@ -50,7 +50,7 @@ def demo_system() -> HttpOrderSystem:
                            transport=httpx.ASGITransport(app=create_app(store, KEY)))
 
 
-async def telegram_photo(file_id: str) -> tuple[bytes, str]:
+async def telegram_photo(file_id: str, _conversation: str) -> tuple[bytes, str]:
     """The console's Telegram photos, as the channel would fetch them (``gone…``: expired)."""
     if file_id.startswith("gone"):
         raise RuntimeError("Bad Request: wrong file_id or the file is temporarily unavailable")

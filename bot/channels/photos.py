@@ -1,0 +1,209 @@
+"""Photos from the web chat: uploaded over HTTP, kept in Redis, answered like a Telegram photo.
+
+``POST /api/v1/photos?sender=<sender>`` takes the picture's bytes as the body, authorised exactly
+like the shopper's message routes (:mod:`bot.gateway.identity`: the conversation's token as
+``Authorization: Bearer``; the per-address and per-conversation rate limits). What the picture is
+is read from its first bytes (JPEG, PNG or WebP, else 415), never from the client's
+``Content-Type``; a body over the cap is 413. The bytes are kept in Redis (``gw_photo_key``) for the
+retention time, then go on through the channels' :class:`AttachmentDesk` as a photo with the file
+id ``<photo id>``, so while an after-sale flow asks for a photo Rasa gets
+``/send_photo{"photo": "photo:web:<photo id>"}`` (the form takes it as the answer), in a handoff the
+agent gets it in the ticket, and otherwise it stays in the transcript and the shopper is told the
+bot reads text only, as on Telegram.
+
+Why Redis and not ``var/`` on disk: every gateway behind the load balancer must serve a photo
+another one received (the console's "查看照片" and the widget's thumbnail), and Redis is the one
+state they share; a TTL deletes each photo on time without a cleaning job.
+
+``GET /api/v1/photos/{photo_id}?sender=…`` gives the conversation's own photo back to its shopper
+(the widget's thumbnail after a reload); :meth:`PhotoStore.fetch` gives it to the console's work-
+order route, only for the conversation the work order came from.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from redis.client import NEVER_DECODE
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.channels.attachments import Attachment, AttachmentDesk, AttachmentKind
+from bot.channels.errors import PhotoNotFound, UnsupportedPhoto
+from bot.gateway import Reply
+from bot.gateway.api import ShopperLimits, client_address
+from bot.gateway.identity import ShopperAccess
+from kefu.conversation import ConversationStore, conversation_id
+from kefu.errors import PayloadTooLarge
+from kefu.http import BEARER
+from kefu.keys import gw_photo_key
+from kefu.limits import RateLimiter
+
+PREFIX = "/api/v1/photos"
+CHANNEL = "web"
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp")
+PHOTO_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+Sender = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$",
+                              description="the web chat's sender id")]
+
+
+def media_type_of(content: bytes) -> str | None:
+    """The picture type the bytes start with (JPEG, PNG, WebP), else ``None``."""
+    if content.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if len(content) >= 12 and content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One kept photo."""
+
+    id: str
+    conversation_id: str
+    media_type: str
+    content: bytes
+
+
+class PhotoStore:
+    """Web chat photos in Redis: checked, kept for ``ttl_seconds``, read back by owner."""
+
+    def __init__(self, redis: aioredis.Redis, *, max_bytes: int, ttl_seconds: int) -> None:
+        self._redis = redis
+        self.max_bytes = max_bytes
+        self.ttl_seconds = ttl_seconds
+
+    def check(self, content: bytes) -> str:
+        """The media type of an acceptable upload.
+
+        Raises:
+            PayloadTooLarge: over ``max_bytes`` (413).
+            UnsupportedPhoto: not a JPEG, PNG or WebP by its bytes (415).
+        """
+        if len(content) > self.max_bytes:
+            raise PayloadTooLarge(f"a photo may have at most {self.max_bytes} bytes",
+                                  limit=self.max_bytes)
+        media_type = media_type_of(content)
+        if media_type is None:
+            raise UnsupportedPhoto("only JPEG, PNG or WebP pictures are taken", channel=CHANNEL)
+        return media_type
+
+    async def keep(self, conversation: str, content: bytes) -> Photo:
+        """Check and keep a photo of ``conversation``; it expires after the retention time."""
+        media_type = self.check(content)
+        photo = Photo(secrets.token_urlsafe(16), conversation, media_type, content)
+        key = gw_photo_key(photo.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"conversation": conversation, "type": media_type,
+                                    "data": content})
+            pipe.expire(key, self.ttl_seconds)
+            await pipe.execute()
+        return photo
+
+    async def get(self, photo_id: str, conversation: str) -> Photo:
+        """The photo ``photo_id`` of ``conversation``.
+
+        Raises:
+            PhotoNotFound: no such photo, another conversation's, or expired (404).
+        """
+        if PHOTO_ID.match(photo_id):
+            found = cast(list[bytes | None], await self._redis.execute_command(
+                "HMGET", gw_photo_key(photo_id), "conversation", "type", "data",
+                **{NEVER_DECODE: []}))  # type: ignore[no-untyped-call]
+            owner, media_type, content = found
+            if owner is not None and owner.decode() == conversation and media_type and content:
+                return Photo(photo_id, conversation, media_type.decode(), content)
+        raise PhotoNotFound(f"no photo {photo_id} in this conversation", channel=CHANNEL)
+
+    async def fetch(self, photo_id: str, conversation: str) -> tuple[bytes, str]:
+        """The console's download of a work order's photo: (bytes, media type)."""
+        photo = await self.get(photo_id, conversation)
+        return photo.content, photo.media_type
+
+
+class PhotoReply(Reply):
+    """What an upload answers: the gateway's reply, and the photo's id for the thumbnail."""
+
+    photo_id: str
+
+
+def create_router(store: PhotoStore, desk: AttachmentDesk, conversations: ConversationStore,
+                  *, access: ShopperAccess, limiter: RateLimiter,
+                  limits: ShopperLimits) -> APIRouter:
+    """The upload, the shopper's own download and the limits the widget checks first."""
+    router = APIRouter(prefix=PREFIX, tags=["shopper"])
+
+    async def admitted(request: Request, sender: str, credentials: Any) -> str:
+        await limiter.take("address", client_address(request), limits.per_address)
+        conv = conversation_id(CHANNEL, sender)
+        bearer = credentials.credentials if credentials is not None else None
+        await access.admit(CHANNEL, conv, bearer, may_start=False)
+        return conv
+
+    @router.get("/limits")
+    async def photo_limits() -> dict[str, Any]:
+        """The largest photo taken (bytes) and the picture types, for the widget to check first."""
+        return {"max_bytes": store.max_bytes, "types": list(MEDIA_TYPES)}
+
+    @router.post("", response_model=PhotoReply, response_model_exclude_none=True, responses={
+        401: {"description": "this conversation needs its token"},
+        403: {"description": "not this conversation's token"},
+        413: {"description": "the photo is over the size limit"},
+        415: {"description": "not a JPEG, PNG or WebP picture"},
+        429: {"description": "too many messages; Retry-After says when to send again"}})
+    async def upload(request: Request, sender: Sender, credentials: Credentials) -> PhotoReply:
+        """Send a photo into the shopper's web chat (the body is the picture's bytes).
+
+        While an after-sale flow asks for a photo it is the answer; otherwise it stays in the
+        transcript and the shopper is told what happens to it.
+        """
+        conv = await admitted(request, sender, credentials)
+        await limiter.take("sender", conv, limits.per_sender)
+        photo = await store.keep(conv, await request.body())
+        language = (await conversations.profile(conv)).get("language", "zh")
+        reply = await desk.receive(CHANNEL, sender, Attachment(AttachmentKind.PHOTO, photo.id),
+                                   language=language)
+        return PhotoReply(**reply.model_dump(), photo_id=photo.id)
+
+    @router.get("/{photo_id}", response_class=Response,
+                responses={200: {"content": {"image/*": {}}}})
+    async def download(photo_id: str, request: Request, sender: Sender,
+                       credentials: Credentials) -> Response:
+        """One of the conversation's own photos (the widget's thumbnail)."""
+        photo = await store.get(photo_id, await admitted(request, sender, credentials))
+        return Response(photo.content, media_type=photo.media_type,
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    return router
+
+
+class CrossOriginPhotos:
+    """ASGI middleware: the store pages allowed to open the web chat may call the photo routes.
+
+    The widget runs on the store's page, so its upload is a cross-origin request with an
+    ``Authorization`` header; only the photo routes answer those origins (CORS), no other route.
+    """
+
+    def __init__(self, app: ASGIApp, *, origins: Sequence[str]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, allow_origins=list(origins),
+                                   allow_methods=["GET", "POST"],
+                                   allow_headers=["authorization", "content-type"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request, with CORS headers on the photo routes."""
+        if scope["type"] == "http" and str(scope["path"]).startswith(PREFIX):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
