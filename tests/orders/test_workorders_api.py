@@ -10,11 +10,12 @@ from playwright.async_api import Page, expect
 
 from kefu.accounts import AgentRole
 from kefu.conversation import Role
+from kefu.redis import async_client
 from orders import demo_data as demo
 from orders.workorders import WorkOrderKind
 from tests.handoff.conftest import PASSWORD
 from tests.helpers.fake_bot_api import PHOTO_BYTES
-from tests.orders.conftest import Console, console, login
+from tests.orders.conftest import Console, console, login, web_photos
 
 pytestmark = pytest.mark.redis
 
@@ -79,6 +80,35 @@ async def test_the_photo_is_fetched_from_its_channel(running: Console) -> None:
     for fields in ({}, {"photo": "photo:wechat:abc"}, {"photo": "photo:telegram:gone-1"}):
         missing = httpx.get(f"{url}/{await exchange(fields)}/photo", headers=kim)
         assert missing.status_code == 404 and missing.json()["code"] == "photo_unavailable"
+
+
+async def test_a_web_chat_photo_is_served_for_its_own_conversation_only(
+        running: Console, redis_url: str) -> None:
+    await running.service.agents.add("kim", PASSWORD, ["aftersale"], display_name="小金")
+    await running.service.agents.add("pre", PASSWORD, ["presale"], display_name="小普")
+    kim = {"Authorization": f"Bearer {login(running.url, 'kim')}"}
+    url = f"{running.url}/api/v1/work-orders"
+    redis = async_client(redis_url)
+    try:
+        photo = await web_photos(redis).keep("web:photo-shopper", PHOTO_BYTES)
+    finally:
+        await redis.aclose()
+
+    async def exchange(conversation: str) -> str:
+        order, _ = await running.work_orders.create(
+            conversation, "web", WorkOrderKind.EXCHANGE, demo.TWO_ITEMS,
+            {"item": "运动手环 B2", "photo": f"photo:web:{photo.id}"})
+        return order.id
+
+    own = await exchange("web:photo-shopper")
+    got = httpx.get(f"{url}/{own}/photo", headers=kim)
+    assert got.status_code == 200 and got.content == PHOTO_BYTES
+    assert got.headers["content-type"] == "image/png"
+    pre = {"Authorization": f"Bearer {login(running.url, 'pre')}"}
+    assert httpx.get(f"{url}/{own}/photo", headers=pre).status_code == 403
+    # a shopper who typed another conversation's photo reference into their own flow
+    stolen = httpx.get(f"{url}/{await exchange('web:someone-else')}/photo", headers=kim)
+    assert stolen.status_code == 404 and stolen.json()["code"] == "photo_unavailable"
 
 
 @pytest.mark.browser

@@ -22,6 +22,13 @@
  * are rendered by server id (duplicates ignored) and shopper messages carry a client id the
  * server de-duplicates, so reconnects neither lose nor repeat anything. All text goes through
  * textContent; nothing from the server or the shopper is ever parsed as HTML.
+ *
+ * Photos: the 📷 button (always there) sends a JPEG, PNG or WebP picture up to the server's cap
+ * (GET /api/v1/photos/limits) with POST /api/v1/photos?sender=<id> and the conversation's token;
+ * a wrong type or size is refused on the page with the reason, before anything is sent. While an
+ * after-sale flow asks for a photo the picture is the answer; otherwise the server keeps it and
+ * the bot says what happens. A shopper turn that is a photo (photo:web:<id>, or "[图片] file_id=<id>"
+ * in a handoff) is shown as its thumbnail, fetched with the token (GET /api/v1/photos/<id>).
  */
 (function () {
   "use strict";
@@ -40,7 +47,11 @@
       welcome: "您好！请问有什么可以帮您？",
       waitingNext: "排队中，您是下一位", waiting: "排队中，前面还有 {n} 位",
       serving: "客服 {agent} 为您服务", servingAnon: "人工客服为您服务",
-      messageLeft: "已留言，客服上线后回复"
+      messageLeft: "已留言，客服上线后回复",
+      attach: "发送图片", photo: "[图片]", photoGone: "[图片已过期]",
+      photoType: "只能发送 JPG、PNG 或 WebP 格式的图片。",
+      photoTooBig: "图片不能超过 {mb} MB，请换一张小一点的。",
+      photoFailed: "图片发送失败，请稍后再试。", photoOffline: "正在连接，请稍后再发送图片。"
     },
     en: {
       title: "Customer service", placeholder: "Type your question…", send: "Send",
@@ -52,7 +63,12 @@
       welcome: "Hello! How can I help you?",
       waitingNext: "In the queue: you are next", waiting: "In the queue: {n} ahead of you",
       serving: "Agent {agent} is serving you", servingAnon: "An agent is serving you",
-      messageLeft: "Message left: an agent will reply when back"
+      messageLeft: "Message left: an agent will reply when back",
+      attach: "Send a photo", photo: "[photo]", photoGone: "[photo expired]",
+      photoType: "Only JPG, PNG or WebP pictures can be sent.",
+      photoTooBig: "Pictures can be at most {mb} MB; please pick a smaller one.",
+      photoFailed: "The picture could not be sent; please try again.",
+      photoOffline: "Connecting: please send the picture in a moment."
     }
   };
 
@@ -94,10 +110,14 @@
     ".typing.on{visibility:visible}",
     "form{display:flex;gap:8px;padding:10px;border-top:1px solid #eee;background:#fff}",
     "textarea{flex:1;resize:none;height:40px;border:1px solid #ddd;border-radius:8px;padding:9px;font-size:14px}",
-    "form button{border:0;border-radius:8px;background:#e4393c;color:#fff;padding:0 16px;font-size:14px;cursor:pointer}"
+    "form button{border:0;border-radius:8px;background:#e4393c;color:#fff;padding:0 16px;font-size:14px;cursor:pointer}",
+    "form button.attach{background:#fff;color:#e4393c;border:1px solid #e4393c;padding:0 10px;font-size:18px}",
+    ".msg .text img.thumb{display:block;max-width:160px;max-height:160px;border-radius:6px;background:#fff}"
   ].join("\n");
 
   var HISTORY_CACHE = 100;
+  var PHOTO_TYPES = ["image/jpeg", "image/png", "image/webp"];
+  var PHOTO_REF = /^(?:\/send_photo\{.*"photo:web:([A-Za-z0-9_-]{16,64})".*\}|\[图片\] file_id=([A-Za-z0-9_-]{16,64}))/;
   var base = (script.getAttribute("data-kefu-url") || new URL(script.src, location.href).origin)
     .replace(/\/+$/, "");
   var wsBase = base.replace(/^http/, "ws");
@@ -121,6 +141,8 @@
   var attempts = 0;
   var reconnectTimer = null;
   var unread = 0;
+  var photoMaxBytes = 5 * 1024 * 1024;  // until the server says its own cap
+  var thumbs = new Map();     // photo id -> object URL of the picture
 
   // --- DOM -----------------------------------------------------------------------------------
   var host = document.createElement("div");
@@ -157,7 +179,14 @@
   input.rows = 1;
   var sendButton = el("button");
   sendButton.type = "submit";
-  form.append(input, sendButton);
+  var attachButton = el("button", "attach");
+  attachButton.type = "button";
+  attachButton.textContent = "📷";
+  var fileInput = el("input");
+  fileInput.type = "file";
+  fileInput.accept = PHOTO_TYPES.join(",");
+  fileInput.hidden = true;
+  form.append(attachButton, fileInput, input, sendButton);
   panel.append(header, status, banner, log, typing, form);
   root.append(launcher, panel);
 
@@ -181,6 +210,12 @@
       form.requestSubmit();
     }
   });
+  attachButton.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () {
+    var file = fileInput.files && fileInput.files[0];
+    fileInput.value = "";
+    if (file) { sendPhoto(file); }
+  });
   window.addEventListener("online", function () { reconnectNow(); });
   window.addEventListener("offline", function () { if (ws) { ws.close(); } });
 
@@ -191,6 +226,10 @@
     outbox.forEach(function (item) { renderPending(item); });
     if (script.getAttribute("data-kefu-open") === "true") { setOpen(true); }
     connect();
+    fetch(base + "/api/v1/photos/limits")
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (limits) { if (limits && limits.max_bytes) { photoMaxBytes = limits.max_bytes; } })
+      .catch(function () { /* keep the default cap; the server checks anyway */ });
   }
 
   // --- connection ----------------------------------------------------------------------------
@@ -304,6 +343,75 @@
     writeJson(outboxKey, outbox);
   }
 
+  // --- photos --------------------------------------------------------------------------------
+  // Checked here first (type, size) so a refused file is said at once; the server checks the
+  // bytes again. The pending bubble shows the local picture until the server's turn arrives.
+  function sendPhoto(file) {
+    if (PHOTO_TYPES.indexOf(file.type) < 0) { notice(t("photoType"), "photo-error"); return; }
+    if (file.size > photoMaxBytes) { notice(photoTooBig(), "photo-error"); return; }
+    var token = store.get(tokenKey);
+    if (!token || !ws || ws.readyState !== WebSocket.OPEN) {
+      notice(t("photoOffline"), "photo-error");
+      return;
+    }
+    var local = URL.createObjectURL(file);
+    var node = buildMessage({ role: "shopper", text: "" });
+    node.classList.add("pending", "photo-upload");
+    node.querySelector(".text").appendChild(thumbImage(local));
+    node.querySelector(".state").textContent = t("sending");
+    log.appendChild(node);
+    log.scrollTop = log.scrollHeight;
+    fetch(base + "/api/v1/photos?sender=" + encodeURIComponent(sender), {
+      method: "POST", body: file,
+      headers: { "Authorization": "Bearer " + token, "Content-Type": file.type }
+    }).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (body) {
+        if (!res.ok) { throw { status: res.status, body: body }; }
+        thumbs.set(body.photo_id, local);
+        node.remove();  // the server's turn (live, or on replay) shows it from now on
+      });
+    }).catch(function (error) {
+      node.classList.remove("pending");
+      node.classList.add("failed");
+      node.querySelector(".state").textContent = t("failed");
+      var status = error && error.status;
+      notice(status === 415 ? t("photoType") : status === 413 ? photoTooBig() : t("photoFailed"),
+             "photo-error");
+    });
+  }
+
+  function photoTooBig() {
+    return t("photoTooBig").replace("{mb}", String(Math.round(photoMaxBytes / 104857.6) / 10));
+  }
+
+  function photoIdOf(text) {
+    var found = PHOTO_REF.exec(text || "");
+    return found ? found[1] || found[2] : null;
+  }
+
+  function thumbImage(src) {
+    var img = el("img", "thumb");
+    img.alt = t("photo");
+    if (src) { img.src = src; }
+    return img;
+  }
+
+  // The shopper's own photo, fetched with the conversation's token (an <img> cannot send it).
+  function showPhoto(container, id) {
+    var img = thumbImage(thumbs.get(id));
+    container.appendChild(img);
+    if (thumbs.has(id)) { return; }
+    fetch(base + "/api/v1/photos/" + encodeURIComponent(id) + "?sender=" + encodeURIComponent(sender),
+          { headers: { "Authorization": "Bearer " + (store.get(tokenKey) || "") } })
+      .then(function (res) { if (!res.ok) { throw res.status; } return res.blob(); })
+      .then(function (blob) {
+        var url = URL.createObjectURL(blob);
+        thumbs.set(id, url);
+        img.src = url;
+      })
+      .catch(function () { img.replaceWith(document.createTextNode(t("photoGone"))); });
+  }
+
   // --- rendering -----------------------------------------------------------------------------
   function addMessage(m, fromCache) {
     if (!m || !m.id || rendered.has(m.id)) { return; }
@@ -340,7 +448,14 @@
     if (m.agent) { node.dataset.agent = m.agent; }
     var who = el("div", "who");
     var text = el("div", "text");
-    text.textContent = m.role === "shopper" ? shown(m.text) : m.text;
+    var photoId = m.role === "shopper" ? photoIdOf(m.text) : null;
+    if (photoId) {
+      node.classList.add("photo");
+      node.dataset.photoId = photoId;
+      showPhoto(text, photoId);
+    } else {
+      text.textContent = m.role === "shopper" ? shown(m.text) : m.text;
+    }
     var state = el("div", "state");
     node.append(who, text, state);
     if (m.buttons && m.buttons.length) {
@@ -395,8 +510,8 @@
     node.querySelector(".state").textContent = t("failed");
   }
 
-  function notice(text) {
-    var node = el("div", "msg system notice");
+  function notice(text, kind) {
+    var node = el("div", "msg system notice" + (kind ? " " + kind : ""));
     var body = el("div", "text");
     body.textContent = text;
     node.appendChild(body);
@@ -533,6 +648,8 @@
     closeButton.setAttribute("aria-label", t("close"));
     input.placeholder = t("placeholder");
     sendButton.textContent = t("send");
+    attachButton.title = t("attach");
+    attachButton.setAttribute("aria-label", t("attach"));
     typing.textContent = t("typing");
     renderBanner();
     if (greeting) { loadWelcome(); }

@@ -1,5 +1,5 @@
 """The web chat widget in a real Chromium: chat, quick replies, live agent messages, forced
-reconnects (server restart and network loss), reload with history, both UI languages.
+reconnects (server restart and network loss), reload with history, both UI languages, photos.
 
 The gateway side is real (WebChat, Gateway, HandoffService, Redis) behind a real uvicorn;
 Rasa is faked at its HTTP edge.
@@ -21,16 +21,23 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from bot.channels import photos
+from bot.channels.attachments import AttachmentDesk
 from bot.channels.web import WIDGET_DIR, WebChat
 from bot.gateway import Gateway
+from bot.gateway.api import ShopperLimits
+from bot.gateway.identity import ShopperAccess
 from bot.gateway.rasa_client import RasaClient
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role, Turn
+from kefu.http import RequestLimits, install_error_handlers
+from kefu.limits import Rate, RateLimiter
 from kefu.redis import async_client
 from kefu.welcome import Welcome, WelcomeSettings, WelcomeStore
+from tests.helpers.fake_bot_api import PHOTO_BYTES
 from tests.helpers.fake_rasa import DEFAULT_TEXT, RETURN_ANSWER, RETURN_ANSWER_EN, FakeRasa
 from tests.helpers.live_server import ThreadServer
 
@@ -39,6 +46,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+PHOTO_CAP = 100 * 1024  # the server's photo cap in these tests: "0.1 MB" on the page
 
 
 def build_app(redis_url: str, rasa: FakeRasa) -> FastAPI:
@@ -47,7 +55,14 @@ def build_app(redis_url: str, rasa: FakeRasa) -> FastAPI:
     conversations = ConversationStore(redis)
     handoff = HandoffService(redis, conversations, HandoffSettings(bcrypt_rounds=4))
     client = RasaClient("http://rasa", "token", transport=rasa.transport())
-    web = WebChat(Gateway(client, conversations, handoff), conversations, redis, block_ms=1000)
+    gateway = Gateway(client, conversations, handoff)
+    access = ShopperAccess(redis)
+    web = WebChat(gateway, conversations, redis, access=access, block_ms=1000)
+    unlimited = ShopperLimits(per_sender=Rate(0, 0), per_address=Rate(0, 0))
+    photo_routes = photos.create_router(
+        photos.PhotoStore(redis, max_bytes=PHOTO_CAP, ttl_seconds=3600),
+        AttachmentDesk(gateway, conversations, handoff), conversations, access=access,
+        limiter=RateLimiter(redis), limits=unlimited)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -57,7 +72,10 @@ def build_app(redis_url: str, rasa: FakeRasa) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(web.create_router())
+    app.include_router(photo_routes)
     app.mount("/static", StaticFiles(directory=WIDGET_DIR), name="static")
+    install_error_handlers(app)
+    app.add_middleware(RequestLimits, limits=[(photos.PREFIX, PHOTO_CAP)])
     return app
 
 
@@ -81,6 +99,16 @@ class Store:
                 await redis.aclose()
 
         return _run(write())
+
+    def set_profile(self, conversation: str, **fields: str) -> None:
+        async def write() -> None:
+            redis = async_client(self.redis_url)
+            try:
+                await ConversationStore(redis).set_profile(conversation, **fields)
+            finally:
+                await redis.aclose()
+
+        _run(write())
 
     def transcript(self, conversation: str) -> list[Turn]:
         async def read() -> list[Turn]:
@@ -233,7 +261,8 @@ def test_english_ui_switches_to_chinese_and_text_is_never_html(browser: Browser,
     with shop_page(browser, store, "en-US") as page:
         page.locator(".launcher").click()
         expect(page.locator(".title")).to_have_text("Customer service")
-        expect(page.locator("form button")).to_have_text("Send")
+        expect(page.locator("form button[type=submit]")).to_have_text("Send")
+        expect(page.locator("button.attach")).to_have_attribute("aria-label", "Send a photo")
         connected(page)
         say(page, "How do I return shoes?")
         expect(page.locator(".msg.bot .text").last).to_have_text(RETURN_ANSWER_EN)
@@ -376,3 +405,66 @@ def test_the_banner_tells_where_the_handoff_stands(browser: Browser, store: Stor
         page.locator(".buttons button", has_text="返回智能助手").last.click()
         expect(banner(page)).to_be_hidden()
 
+
+
+def attach(page: Page, name: str, mime: str, content: bytes) -> None:
+    """The shopper picks a file with the 📷 button."""
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": name, "mimeType": mime, "buffer": content}])
+
+
+def thumbnail_shown(page: Page, photo: Any) -> None:
+    img = photo.locator("img.thumb")
+    expect(img).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth === 1", arg=img.element_handle())
+
+
+def test_a_photo_is_sent_shown_as_a_thumbnail_and_refused_files_are_said(
+        browser: Browser, store: Store) -> None:
+    with shop_page(browser, store, "zh-CN") as page:
+        page.locator(".launcher").click()
+        connected(page)
+        attach_button = page.locator("button.attach")
+        expect(attach_button).to_be_visible()
+        expect(attach_button).to_have_attribute("aria-label", "发送图片")
+        conv = f"web:{page.evaluate('window.KefuChat.sender()')}"
+        refused = page.locator(".msg.notice.photo-error .text")
+
+        # refused on the page, before anything is sent: a GIF, a picture over the server's cap
+        attach(page, "cat.gif", "image/gif", b"GIF89a" + b"\x00" * 40)
+        expect(refused.last).to_have_text("只能发送 JPG、PNG 或 WebP 格式的图片。")
+        attach(page, "big.png", "image/png", PHOTO_BYTES + b"\x00" * PHOTO_CAP)
+        expect(refused.last).to_have_text("图片不能超过 0.1 MB，请换一张小一点的。")
+        # named .png but not a picture: the server reads the bytes and refuses (415)
+        attach(page, "fake.png", "image/png", b"GIF89a" + b"\x00" * 40)
+        expect(refused).to_have_count(3)
+        expect(refused.last).to_have_text("只能发送 JPG、PNG 或 WebP 格式的图片。")
+        expect(page.locator(".msg.shopper.failed")).to_have_count(1)
+        assert store.transcript(conv) == []
+
+        # outside a photo step: kept, shown as a thumbnail, and the bot says what happens
+        attach(page, "strap.png", "image/png", PHOTO_BYTES)
+        photo = page.locator(".msg.shopper.photo[data-id]")
+        expect(photo).to_have_count(1)
+        thumbnail_shown(page, photo)
+        expect(page.locator(".msg.bot .text").last).to_contain_text("无法查看图片")
+        expect(page.locator(".msg.photo-upload")).to_have_count(1)  # only the refused one
+        photo_id = photo.get_attribute("data-photo-id")
+        turns = store.transcript(conv)
+        assert [t.text for t in turns if t.role is Role.SHOPPER] == [f"[图片] file_id={photo_id}"]
+        assert store.rasa.messages() == []
+
+        # while a flow asks for a photo it is the answer, sent on to Rasa
+        store.set_profile(conv, awaiting="photo")
+        attach(page, "strap2.png", "image/png", PHOTO_BYTES)
+        expect(page.locator(".msg.shopper.photo[data-id]")).to_have_count(2)
+        second = page.locator(".msg.shopper.photo[data-id]").last.get_attribute("data-photo-id")
+        expect(page.locator(".msg.bot .text").last).to_have_text(DEFAULT_TEXT)
+        assert store.rasa.messages() == [f'/send_photo{{"photo": "photo:web:{second}"}}']
+
+        # after a reload the thumbnails come from the server, with the conversation's token
+        page.reload()
+        page.locator(".launcher").click()
+        connected(page)
+        for shown in page.locator(".msg.shopper.photo[data-id]").all():
+            thumbnail_shown(page, shown)
