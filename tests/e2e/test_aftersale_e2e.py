@@ -3,8 +3,9 @@ the work order in Redis, an agent closing it, the shopper told.
 
 Exchange, invoice reissue and repair booking on the shopper API (what the web chat uses); the
 return pickup on Telegram (python-telegram-bot against the fake Bot API, this test's gateway
-object talking to the stack's Rasa and Redis), where the shopper answers with a photo. Bad answers
-are asked again; "取消" and "转人工" stop a flow.
+object talking to the stack's Rasa and Redis), where the shopper answers with a photo; an exchange
+in the web chat widget in Chromium, where the shopper uploads the photo and an agent opens it in
+the console. Bad answers are asked again; "取消" and "转人工" stop a flow.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from playwright.async_api import FilePayload, Page, expect
 
 from bot.channels.attachments import AttachmentDesk
 from bot.channels.telegram import TelegramChannel
@@ -28,6 +30,7 @@ from kefu.stack import StackConfig
 from orders import aftersale
 from orders import demo_data as demo
 from orders.workorders import WorkOrder, WorkOrderKind, WorkOrderService, WorkOrderStatus
+from tests.e2e.conftest import ConsoleAgent
 from tests.e2e.test_workorders_e2e import Shopper, texts
 from tests.helpers.fake_bot_api import PHOTO_BYTES, FakeBotApi
 from tests.helpers.fake_bot_api import Shopper as TelegramUser
@@ -249,3 +252,58 @@ async def test_return_pickup_on_telegram_with_a_photo(stack: StackConfig,
             await channel.stop()
             await rasa.aclose()
             await redis.aclose()
+
+
+@pytest.mark.browser
+async def test_a_web_shopper_uploads_the_exchange_photo_and_the_agent_opens_it(
+        stack: StackConfig, work_orders: WorkOrderService, browser_page: Page,
+        console_agent: ConsoleAgent) -> None:
+    shop = browser_page
+    shop.set_default_timeout(60_000)
+    bot = shop.locator(".msg.bot:not(.greeting)")
+
+    async def say(text: str) -> None:
+        await shop.locator("textarea").fill(text)
+        await shop.locator("textarea").press("Enter")
+
+    await shop.goto(f"{stack.gateway_url}/static/demo.html")
+    await shop.locator(".launcher").click()
+    await expect(shop.locator(".status")).to_have_attribute("data-state", "online")
+    await say("鞋子小了想换大一码")
+    await expect(bot.last.locator(".text")).to_contain_text("换货")
+    await say(demo.TWO_ITEMS)
+    await expect(bot.last.locator(".text")).to_contain_text("后四位")
+    await say("8000")
+    await bot.last.locator(".buttons button", has_text="运动手环 B2").click()
+    await expect(bot.last.locator(".text")).to_contain_text("原因")
+    await say("表带断了，想换一个新的")
+    await expect(bot.last.locator(".text")).to_contain_text("照片")
+
+    png: FilePayload = {"name": "strap.png", "mimeType": "image/png", "buffer": PHOTO_BYTES}
+    await shop.locator("input[type=file]").set_input_files(files=[png])
+    photo = shop.locator(".msg.shopper.photo[data-id]")
+    await expect(photo.locator("img.thumb")).to_be_visible()
+    photo_id = await photo.get_attribute("data-photo-id")
+    reference = f"photo:web:{photo_id}"
+    summary = bot.last.locator(".text")
+    await expect(summary).to_contain_text("请确认换货申请")
+    await expect(summary).to_contain_text(f"照片：{reference}")
+    await bot.last.locator(".buttons button", has_text="确认提交").click()
+    await expect(bot.last.locator(".text")).to_contain_text("已提交换货申请，工单号 EX")
+    number = number_in(await bot.last.locator(".text").inner_text())
+    order = await work_orders.get(number)
+    assert order.channel == "web" and order.fields["photo"] == reference
+
+    console = await shop.context.new_page()
+    console.set_default_timeout(30_000)
+    await console.goto(f"{stack.gateway_url}/console/")
+    await console.get_by_test_id("login-username").fill(console_agent.username)
+    await console.get_by_test_id("login-password").fill(console_agent.password)
+    await console.get_by_test_id("login-submit").click()
+    listed = console.locator(f"[data-testid=work-order][data-work-order-id='{number}']")
+    await expect(listed.locator("[data-field=photo]")).to_have_text(f"照片 Photo: {reference}")
+    await listed.get_by_test_id("work-order-photo-open").click()
+    opened = listed.get_by_test_id("work-order-photo")
+    await expect(opened).to_be_visible()
+    await console.wait_for_function("img => img.complete && img.naturalWidth === 1",
+                                    arg=await opened.element_handle())

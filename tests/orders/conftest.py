@@ -9,6 +9,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright
 
+from bot.channels.photos import PhotoStore
 from handoff.api import create_router as handoff_router
 from handoff.service import HandoffService
 from kefu.conversation import ConversationStore
@@ -57,6 +59,11 @@ async def telegram_photo(file_id: str, _conversation: str) -> tuple[bytes, str]:
     return PHOTO_BYTES, "image/png"
 
 
+def web_photos(redis: Any) -> PhotoStore:
+    """The web chat's photos in the test's Redis, as the gateway keeps them."""
+    return PhotoStore(redis, max_bytes=5 * 1024 * 1024, ttl_seconds=3600)
+
+
 @contextlib.asynccontextmanager
 async def console(redis_url: str, system: OrderSystem | None) -> AsyncIterator[Console]:
     redis = async_client(redis_url)
@@ -72,7 +79,7 @@ async def console(redis_url: str, system: OrderSystem | None) -> AsyncIterator[C
     app.include_router(orders_api.create_router(system, service.agents.authenticate))
     app.include_router(workorders_api.create_router(
         WorkOrderService(redis, service.conversations), service.agents.authenticate,
-        photos={"telegram": telegram_photo}))
+        photos={"telegram": telegram_photo, "web": web_photos(redis).fetch}))
     app.include_router(proactive_api.create_router(Templates(redis), service.agents.authenticate))
     install_error_handlers(app)
     port = free_port()

@@ -369,6 +369,7 @@
         if (!res.ok) { throw { status: res.status, body: body }; }
         thumbs.set(body.photo_id, local);
         node.remove();  // the server's turn (live, or on replay) shows it from now on
+        refreshButtons();  // the bubble kept the bot's answer, arrived meanwhile, from looking latest
       });
     }).catch(function (error) {
       node.classList.remove("pending");

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
 
 from bot.channels import photos
 from bot.channels.attachments import AttachmentDesk
@@ -409,8 +410,8 @@ def test_the_banner_tells_where_the_handoff_stands(browser: Browser, store: Stor
 
 def attach(page: Page, name: str, mime: str, content: bytes) -> None:
     """The shopper picks a file with the 📷 button."""
-    page.locator("input[type=file]").set_input_files(
-        files=[{"name": name, "mimeType": mime, "buffer": content}])
+    payload: FilePayload = {"name": name, "mimeType": mime, "buffer": content}
+    page.locator("input[type=file]").set_input_files(files=[payload])
 
 
 def thumbnail_shown(page: Page, photo: Any) -> None:
@@ -461,6 +462,8 @@ def test_a_photo_is_sent_shown_as_a_thumbnail_and_refused_files_are_said(
         second = page.locator(".msg.shopper.photo[data-id]").last.get_attribute("data-photo-id")
         expect(page.locator(".msg.bot .text").last).to_have_text(DEFAULT_TEXT)
         assert store.rasa.messages() == [f'/send_photo{{"photo": "photo:web:{second}"}}']
+        expect(page.locator(".msg.photo-upload")).to_have_count(1)
+        expect(page.locator(".msg").last).not_to_have_class(re.compile(r"\bstale\b"))
 
         # after a reload the thumbnails come from the server, with the conversation's token
         page.reload()
