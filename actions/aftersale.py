@@ -30,7 +30,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import order_replies
 from actions.actions import Events, KefuAction, Message, read_message, utter
-from actions.orders import VERIFIED_SLOT, OrderAction, store_account
+from actions.orders import FAILURES_SLOT, VERIFIED_SLOT, OrderAction, store_account
 from actions.replies import Reply, human_button
 from kefu.language import Language, language_of
 from kefu.orders import find_order_number
@@ -50,6 +50,7 @@ CONFIRM_SLOT = "aftersale_confirm"
 FIELD_SLOTS = {f: f"aftersale_{f.value}" for f in FlowField}
 ALL_SLOTS = (KIND_SLOT, LANGUAGE_SLOT, ORDER_SLOT, TAIL_SLOT, *FIELD_SLOTS.values(), CONFIRM_SLOT)
 VERIFIED = "verified"  # the phone tail slot when the order was verified before the form asked
+HANDED_OFF = "handed_off"  # the phone tail slot once wrong digits used up the tries
 SKIPPED = "skipped"  # an optional photo the shopper skipped
 AWAITING = "awaiting"  # conversation profile field: "photo" while the form waits for one
 PHOTO_INTENT = "send_photo"
@@ -154,7 +155,7 @@ class ValidateAftersaleForm(OrderAction):
             found = await self._validate(dispatcher, tracker, message, spec, slot, value)
             events += found
             values.update({e["name"]: e["value"] for e in found if e.get("event") == "slot"})
-        upcoming = next_slot(spec, values)
+        upcoming = None if values.get(TAIL_SLOT) == HANDED_OFF else next_slot(spec, values)
         await self.services.conversations.set_profile(
             message.conversation_id,
             **{AWAITING: "photo" if upcoming == FIELD_SLOTS[FlowField.PHOTO] else ""})
@@ -171,7 +172,7 @@ class ValidateAftersaleForm(OrderAction):
         if slot == ORDER_SLOT:
             return await self._order(dispatcher, tracker, message, spec, text)
         if slot == TAIL_SLOT:
-            return await self._tail(dispatcher, tracker, message, text)
+            return await self._tail(dispatcher, tracker, message, spec, text)
         if slot == FIELD_SLOTS[FlowField.ITEM]:
             return await self._item(dispatcher, tracker, message, text)
         if slot == FIELD_SLOTS[FlowField.PHOTO]:
@@ -196,31 +197,50 @@ class ValidateAftersaleForm(OrderAction):
         order = await self.fetch(dispatcher, message, order_id)
         if order is None:
             return [SlotSet(ORDER_SLOT, None)]
-        if not aftersale.applies_to(spec, order):
-            lang = message.language
-            say(dispatcher, lang,
-                 f"订单 {order_replies.masked(order_id)} 不能申请{spec.name('zh')}"
-                 f"（{spec.requirement[0]}）。请换一个订单号，或转人工客服。",
-                 f"Order {order_replies.masked(order_id)} can't have a {spec.name('en')} "
-                 f"({spec.requirement[1]}). Send another order number, or talk to a person.",
-                 [human_button(lang)])
-            return [SlotSet(ORDER_SLOT, None)]
+        taken = [SlotSet(ORDER_SLOT, order_id), SlotSet("order_number", order_id)]
         verified = order_id in (tracker.get_slot(VERIFIED_SLOT) or []) \
             or owned_by_account(order, store_account(tracker))
-        return [SlotSet(ORDER_SLOT, order_id), SlotSet("order_number", order_id),
-                *([SlotSet(TAIL_SLOT, VERIFIED)] if verified else [])]
+        if not verified:  # not even whether the order fits the request before the digits
+            return taken
+        if not self._fits(dispatcher, message, spec, order):
+            return [SlotSet(ORDER_SLOT, None)]
+        return [*taken, SlotSet(TAIL_SLOT, VERIFIED)]
+
+    @staticmethod
+    def _fits(dispatcher: CollectingDispatcher, message: Message, spec: KindSpec,
+              order: Order) -> bool:
+        """The kind applies to the (verified) order; if not, the shopper is told why."""
+        if aftersale.applies_to(spec, order):
+            return True
+        lang, number = message.language, order_replies.masked(order.order_id)
+        say(dispatcher, lang,
+             f"订单 {number} 不能申请{spec.name('zh')}"
+             f"（{spec.requirement[0]}）。请换一个订单号，或转人工客服。",
+             f"Order {number} can't have a {spec.name('en')} "
+             f"({spec.requirement[1]}). Send another order number, or talk to a person.",
+             [human_button(lang)])
+        return False
 
     async def _tail(self, dispatcher: CollectingDispatcher, tracker: Tracker, message: Message,
-                    text: str) -> Events:
+                    spec: KindSpec, text: str) -> Events:
         if text == VERIFIED:
             return []
         order = await self._the_order(dispatcher, tracker, message)
         tail = phone_tail(text)
-        if order is None or tail is None or not tail_matches(order, tail):
-            say(dispatcher, message.language, "手机尾号不正确。", "Those digits don't match.")
+        if order is None:
             return [SlotSet(TAIL_SLOT, None)]
+        if tail is None:
+            utter(dispatcher, order_replies.tail_expected(message.language))
+            return [SlotSet(TAIL_SLOT, None)]
+        if not tail_matches(order, tail):
+            handed_off, events = await self.wrong_tail(dispatcher, tracker, message, order)
+            # Out of tries a person checks: the flow ends quietly (no question left, no submit).
+            return [SlotSet(TAIL_SLOT, HANDED_OFF if handed_off else None), *events]
         verified = {str(v) for v in tracker.get_slot(VERIFIED_SLOT) or []} | {order.order_id}
-        return [SlotSet(TAIL_SLOT, tail), SlotSet(VERIFIED_SLOT, sorted(verified))]
+        kept: Events = [SlotSet(VERIFIED_SLOT, sorted(verified)), SlotSet(FAILURES_SLOT, None)]
+        if not self._fits(dispatcher, message, spec, order):  # theirs, but not for this request
+            return [SlotSet(TAIL_SLOT, None), SlotSet(ORDER_SLOT, None), *kept]
+        return [SlotSet(TAIL_SLOT, tail), *kept]
 
     async def _the_order(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                          message: Message) -> Order | None:
@@ -315,7 +335,7 @@ class ActionSubmitAftersale(KefuAction):
         await self.services.conversations.set_profile(
             message.conversation_id, language=lang.value, channel=message.channel,
             **{AWAITING: ""})
-        if spec is None:
+        if spec is None or tracker.get_slot(TAIL_SLOT) == HANDED_OFF:  # a person took over
             return reset
         if tracker.get_slot(CONFIRM_SLOT) is not True:
             say(dispatcher, lang,

@@ -88,6 +88,14 @@ def wrong_tail(left: int, lang: Language) -> Reply:
                  [human_button(lang)])
 
 
+def tail_expected(lang: Language) -> Reply:
+    """Asked for the phone's last four digits, the shopper sent something else."""
+    return Reply(_pick(lang, "请回复下单手机号的后四位（4 位数字），或说“取消”。",
+                       "Please reply with the last 4 digits of the phone number on the order, "
+                       "or say \"cancel\"."),
+                 [human_button(lang)])
+
+
 def verification_failed(lang: Language) -> Reply:
     """Out of tries: a person checks who the shopper is."""
     return Reply(_pick(lang, "验证没有通过。为保护订单信息，我请人工客服来帮您核实。",

@@ -87,6 +87,25 @@ class OrderAction(KefuAction):
         return [SlotSet(VERIFIED_SLOT, sorted(verified)), SlotSet(PENDING_SLOT, None),
                 SlotSet(FAILURES_SLOT, None)]
 
+    async def wrong_tail(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                         message: Message, order: Order) -> tuple[bool, Events]:
+        """Count wrong digits typed for ``order``; out of tries, a person checks instead.
+
+        One count per conversation, whichever asked (an order question or a guided flow), so
+        switching between them does not buy more guesses. Returns whether the tries are used up
+        (the chat was handed off) and the events.
+        """
+        failures = int(tracker.get_slot(FAILURES_SLOT) or 0) + 1
+        left = get_settings().verify_attempts - failures
+        if left > 0:
+            utter(dispatcher, order_replies.wrong_tail(left, message.language))
+            return False, [SlotSet(FAILURES_SLOT, failures)]
+        utter(dispatcher, order_replies.verification_failed(message.language))
+        plan = HandoffPlan(HandoffReason.LOW_CONFIDENCE, ORDER_GROUP, None,
+                           f"订单 {order.order_id} 手机尾号验证 {failures} 次未通过")
+        reset: Events = [SlotSet(PENDING_SLOT, None), SlotSet(FAILURES_SLOT, None)]
+        return True, reset + await self.hand_off(dispatcher, tracker, message, plan)
+
 
 class ActionOrderStatus(OrderAction):
     """Where is my order / has it shipped / my refund / my gift: answer for the owner."""
@@ -144,16 +163,7 @@ class ActionVerifyOrder(OrderAction):
         if tail_matches(order, tail):
             logger.info("%s verified for order %s", message.conversation_id, order.order_id)
             return await self.disclose(dispatcher, tracker, message, order)
-        failures = int(tracker.get_slot(FAILURES_SLOT) or 0) + 1
-        left = get_settings().verify_attempts - failures
-        if left > 0:
-            utter(dispatcher, order_replies.wrong_tail(left, message.language))
-            return [SlotSet(FAILURES_SLOT, failures)]
-        utter(dispatcher, order_replies.verification_failed(message.language))
-        plan = HandoffPlan(HandoffReason.LOW_CONFIDENCE, ORDER_GROUP, None,
-                           f"订单 {order.order_id} 手机尾号验证 {failures} 次未通过")
-        reset: Events = [SlotSet(PENDING_SLOT, None), SlotSet(FAILURES_SLOT, None)]
-        return reset + await self.hand_off(dispatcher, tracker, message, plan)
+        return (await self.wrong_tail(dispatcher, tracker, message, order))[1]
 
 
 class ActionCaptureOrLookUpOrderNumber(ActionCaptureOrderNumber):

@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import order_replies
 from actions.actions import Events, KefuAction, Message, read_message, utter
-from actions.orders import VERIFIED_SLOT, OrderAction, store_account
+from actions.orders import FAILURES_SLOT, VERIFIED_SLOT, OrderAction, store_account
 from actions.replies import Reply, human_button
 from kefu.language import Language
 from kefu.orders import find_order_number
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 FORM_SLOTS = ("gift_order", "gift_phone_tail", "gift_address", "gift_confirm")
 VERIFIED = "verified"  # gift_phone_tail when the order was verified before the form asked
+HANDED_OFF = "handed_off"  # gift_phone_tail when wrong digits used up the tries: a person checks
 ADDRESS_CHARS = (8, 120)
 
 
@@ -69,15 +70,18 @@ class ValidateGiftRegistrationForm(OrderAction):
             utter(dispatcher, order_replies.ask_order_number(message.language))
             return [SlotSet("gift_order", None)]
         order = await self.fetch(dispatcher, message, order_id)
-        refused = self._no_gift_to_register(order, message.language) if order else None
-        if order is None or refused:
-            if refused:
-                utter(dispatcher, refused)
+        if order is None:
             return [SlotSet("gift_order", None)]
+        taken = [SlotSet("gift_order", order_id), SlotSet("order_number", order_id)]
         verified = order_id in (tracker.get_slot(VERIFIED_SLOT) or []) \
             or owned_by_account(order, store_account(tracker))
-        return [SlotSet("gift_order", order_id), SlotSet("order_number", order_id),
-                *([SlotSet("gift_phone_tail", VERIFIED)] if verified else [])]
+        if not verified:  # not even whether its gift has shipped before the digits
+            return taken
+        refused = self._no_gift_to_register(order, message.language)
+        if refused:
+            utter(dispatcher, refused)
+            return [SlotSet("gift_order", None)]
+        return [*taken, SlotSet("gift_phone_tail", VERIFIED)]
 
     @staticmethod
     def _no_gift_to_register(order: Order, lang: Language) -> Reply | None:
@@ -100,11 +104,25 @@ class ValidateGiftRegistrationForm(OrderAction):
         order_id = str(tracker.get_slot("gift_order") or "")
         order = await self.fetch(dispatcher, message, order_id) if order_id else None
         tail = phone_tail(text)
-        if order is None or tail is None or not tail_matches(order, tail):
-            _say(dispatcher, message.language, "手机尾号不正确。", "Those digits don't match.")
+        if order is None:
             return [SlotSet("gift_phone_tail", None)]
+        if tail is None:
+            utter(dispatcher, order_replies.tail_expected(message.language))
+            return [SlotSet("gift_phone_tail", None)]
+        if not tail_matches(order, tail):
+            handed_off, events = await self.wrong_tail(dispatcher, tracker, message, order)
+            # Out of tries a person checks: the form ends quietly (no question left, no submit).
+            if handed_off:
+                return [SlotSet("gift_phone_tail", HANDED_OFF), *events,
+                        SlotSet("requested_slot", None)]
+            return [SlotSet("gift_phone_tail", None), *events]
         verified = {str(v) for v in tracker.get_slot(VERIFIED_SLOT) or []} | {order_id}
-        return [SlotSet("gift_phone_tail", tail), SlotSet(VERIFIED_SLOT, sorted(verified))]
+        kept: Events = [SlotSet(VERIFIED_SLOT, sorted(verified)), SlotSet(FAILURES_SLOT, None)]
+        refused = self._no_gift_to_register(order, message.language)
+        if refused:  # theirs, but no gift to register
+            utter(dispatcher, refused)
+            return [SlotSet("gift_phone_tail", None), SlotSet("gift_order", None), *kept]
+        return [SlotSet("gift_phone_tail", tail), *kept]
 
     @staticmethod
     def _address(dispatcher: CollectingDispatcher, message: Message, text: str) -> Events:
@@ -162,6 +180,8 @@ class ActionSubmitGiftRegistration(KefuAction):
         lang = message.language
         reset: Events = [SlotSet(slot, None) for slot in FORM_SLOTS]
         service = self.services.work_orders
+        if tracker.get_slot("gift_phone_tail") == HANDED_OFF:  # a person took over: say nothing
+            return reset
         if tracker.get_slot("gift_confirm") is not True:
             _say(dispatcher, lang, "好的，已取消赠品登记。",
                  "Okay, the gift registration is cancelled.")

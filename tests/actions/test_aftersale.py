@@ -28,6 +28,7 @@ from actions.services import Services
 from orders import aftersale
 from orders import demo_data as demo
 from orders.workorders import WorkOrderKind
+from tests.actions.test_actions import agent_online
 
 pytestmark = pytest.mark.redis
 
@@ -83,7 +84,15 @@ async def test_the_order_must_exist_fit_the_kind_and_be_the_shoppers(full: Servi
     assert "订单号" in said
     said, set_ = await answer(full, kind, "aftersale_order", "2026999999999")
     assert set_["aftersale_order"] is None and "没有查到订单" in said
-    said, set_ = await answer(full, kind, "aftersale_order", demo.PAID)  # not delivered yet
+    said, set_ = await answer(full, kind, "aftersale_order", demo.PAID)  # not delivered yet:
+    assert set_["aftersale_order"] == demo.PAID and "签收" not in said  # not said before the digits
+    said, set_ = await answer(full, kind, "aftersale_phone_tail", "8000",
+                              {"aftersale_order": demo.PAID})
+    assert set_["aftersale_order"] is None and set_["aftersale_phone_tail"] is None
+    assert set_["verified_orders"] == [demo.PAID] and set_["requested_slot"] == "aftersale_order"
+    assert "不能申请退货上门取件（订单需已签收）" in said
+    said, set_ = await answer(full, kind, "aftersale_order", demo.PAID,
+                              {"verified_orders": [demo.PAID]})  # verified: told at once
     assert set_["aftersale_order"] is None and "不能申请退货上门取件（订单需已签收）" in said
     said, set_ = await answer(full, kind, "aftersale_order", f"订单 {demo.TWO_ITEMS}")
     assert set_ == {"aftersale_order": demo.TWO_ITEMS, "order_number": demo.TWO_ITEMS,
@@ -92,12 +101,35 @@ async def test_the_order_must_exist_fit_the_kind_and_be_the_shoppers(full: Servi
                            {"verified_orders": [demo.TWO_ITEMS]})
     assert set_["aftersale_phone_tail"] == "verified"
     assert set_["requested_slot"] == "aftersale_item"
+    said, set_ = await answer(full, kind, "aftersale_phone_tail", "运动手环 B2",
+                              {"aftersale_order": demo.TWO_ITEMS})  # not digits: no try used
+    assert set_ == {"aftersale_phone_tail": None, "requested_slot": "aftersale_phone_tail"}
+    assert "4 位数字" in said
     said, set_ = await answer(full, kind, "aftersale_phone_tail", "1234",
                               {"aftersale_order": demo.TWO_ITEMS})
-    assert set_["aftersale_phone_tail"] is None and "手机尾号不正确" in said
+    assert set_["aftersale_phone_tail"] is None and set_["verify_failures"] == 1
+    assert "手机尾号不正确，您还可以再试 2 次" in said
     _, set_ = await answer(full, kind, "aftersale_phone_tail", "尾号8000",
-                           {"aftersale_order": demo.TWO_ITEMS})
-    assert set_["verified_orders"] == [demo.TWO_ITEMS]
+                           {"aftersale_order": demo.TWO_ITEMS, "verify_failures": 1})
+    assert set_["verified_orders"] == [demo.TWO_ITEMS] and set_["verify_failures"] is None
+
+
+async def test_out_of_tries_the_flow_ends_and_a_person_checks(full: Services) -> None:
+    await agent_online(full, "logistics")
+    slots = {"aftersale_order": demo.TWO_ITEMS, "verify_failures": 2}  # wrong twice before
+    said, set_ = await answer(full, WorkOrderKind.EXCHANGE, "aftersale_phone_tail", "1234", slots)
+    assert "验证没有通过" in said
+    assert set_["aftersale_phone_tail"] == "handed_off" and set_["requested_slot"] is None
+    assert set_["verify_failures"] is None
+    ticket = await full.handoff.open_ticket(CONV)
+    assert ticket is not None and ticket.group == "logistics"
+    assert f"订单 {demo.TWO_ITEMS} 手机尾号验证 3 次未通过" in ticket.context.summary
+    # the form's end runs the submit rule: it must neither submit nor say "cancelled"
+    said_after, _ = await run(full, ActionSubmitAftersale, "1234",
+                              {**slots, "aftersale_kind": "exchange",
+                               "aftersale_phone_tail": "handed_off"})
+    assert said_after == []
+    assert full.work_orders is not None and await full.work_orders.of_conversation(CONV) == []
 
 
 async def test_the_item_is_offered_as_buttons_and_must_be_in_the_order(full: Services) -> None:

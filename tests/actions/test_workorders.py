@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.services import Services
 from actions.workorders import (
+    FORM_SLOTS,
     ActionAskGiftConfirm,
     ActionSubmitGiftRegistration,
     ActionWorkOrderProgress,
@@ -19,6 +20,7 @@ from actions.workorders import (
 from kefu.conversation import Role
 from orders import demo_data as demo
 from orders.workorders import WorkOrderStatus
+from tests.actions.test_actions import agent_online
 
 pytestmark = pytest.mark.redis
 
@@ -55,10 +57,17 @@ async def test_the_order_must_exist_and_have_a_gift_still_to_send(full: Services
     assert set_ == {"gift_order": None} and "订单号" in said
     said, set_ = await validate(full, "2026999999999", "gift_order")
     assert set_ == {"gift_order": None} and "没有查到订单" in said
+    # whether an order has a gift, and whether it shipped, is said only to its verified owner
     said, set_ = await validate(full, demo.PAID, "gift_order")
+    assert set_ == {"gift_order": demo.PAID, "order_number": demo.PAID} and "赠品" not in said
+    mine = {"verified_orders": [demo.PAID, demo.GIFT_SHIPPED]}
+    said, set_ = await validate(full, demo.PAID, "gift_order", mine)
     assert set_ == {"gift_order": None} and "没有赠品活动" in said
-    said, set_ = await validate(full, demo.GIFT_SHIPPED, "gift_order")
+    said, set_ = await validate(full, demo.GIFT_SHIPPED, "gift_order", mine)
     assert set_ == {"gift_order": None} and "已经发出，无需登记" in said
+    said, set_ = await validate(full, "8000", "gift_phone_tail", {"gift_order": demo.GIFT_SHIPPED})
+    assert set_["gift_order"] is None and set_["gift_phone_tail"] is None
+    assert set_["verified_orders"] == [demo.GIFT_SHIPPED] and "已经发出，无需登记" in said
     said, set_ = await validate(full, f"订单 {demo.GIFT_PENDING}", "gift_order")
     assert set_ == {"gift_order": demo.GIFT_PENDING, "order_number": demo.GIFT_PENDING}
 
@@ -73,14 +82,35 @@ async def test_a_verified_order_skips_the_phone_question(full: Services) -> None
 
 async def test_the_phone_tail_and_the_address_are_checked(full: Services) -> None:
     slots = {"gift_order": demo.GIFT_PENDING}
+    said, set_ = await validate(full, "确认提交", "gift_phone_tail", slots)  # not digits: no try used
+    assert set_ == {"gift_phone_tail": None} and "4 位数字" in said
     said, set_ = await validate(full, "1234", "gift_phone_tail", slots)
-    assert set_ == {"gift_phone_tail": None} and "不正确" in said
-    _, set_ = await validate(full, "尾号 8000", "gift_phone_tail", slots)
-    assert set_ == {"gift_phone_tail": "8000", "verified_orders": [demo.GIFT_PENDING]}
+    assert set_ == {"gift_phone_tail": None, "verify_failures": 1}
+    assert "手机尾号不正确，您还可以再试 2 次" in said
+    _, set_ = await validate(full, "尾号 8000", "gift_phone_tail", {**slots, "verify_failures": 1})
+    assert set_ == {"gift_phone_tail": "8000", "verified_orders": [demo.GIFT_PENDING],
+                    "verify_failures": None}
     said, set_ = await validate(full, "上海", "gift_address", slots)
     assert set_ == {"gift_address": None} and "请写完整" in said
     _, set_ = await validate(full, "张三  13800138000\n上海市世纪大道100号", "gift_address", slots)
     assert set_ == {"gift_address": "张三 13800138000 上海市世纪大道100号"}
+
+
+async def test_out_of_tries_the_form_ends_and_a_person_checks(full: Services) -> None:
+    await agent_online(full, "logistics")
+    slots = {"gift_order": demo.GIFT_PENDING, "verify_failures": 2}  # wrong twice before
+    said, set_ = await validate(full, "1234", "gift_phone_tail", slots)
+    assert "验证没有通过" in said
+    assert set_["gift_phone_tail"] == "handed_off" and set_["requested_slot"] is None
+    assert set_["verify_failures"] is None
+    ticket = await full.handoff.open_ticket(CONV)
+    assert ticket is not None and ticket.group == "logistics"
+    assert f"订单 {demo.GIFT_PENDING} 手机尾号验证 3 次未通过" in ticket.context.summary
+    # the form's end runs the submit rule: it must neither register nor say "cancelled"
+    said_after, reset = await run(full, ActionSubmitGiftRegistration, "1234",
+                                  {**slots, "gift_phone_tail": "handed_off"})
+    assert said_after == [] and reset == dict.fromkeys(FORM_SLOTS)
+    assert full.work_orders is not None and await full.work_orders.of_conversation(CONV) == []
 
 
 async def test_summary_submit_once_and_progress(full: Services) -> None:

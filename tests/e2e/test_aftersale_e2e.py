@@ -74,7 +74,9 @@ async def test_exchange_from_first_sentence_to_closed(stack: StackConfig,
     shopper = Shopper(stack, "exchange-e2e")
     try:
         assert "换货" in texts(await shopper.say("鞋子小了想换大一码"))
-        refused = texts(await shopper.say(demo.PAID))  # paid, not delivered yet
+        # paid, not delivered yet: said only once the order is shown to be the shopper's
+        assert "后四位" in texts(await shopper.say(demo.PAID))
+        refused = texts(await shopper.say("8000"))
         assert "不能申请换货（订单需已签收）" in refused and "订单号" in refused
         assert "后四位" in texts(await shopper.say(demo.TWO_ITEMS))
         [items] = await shopper.say("8000")
@@ -178,6 +180,35 @@ async def test_cancel_and_a_person_stop_a_flow(stack: StackConfig, someone_onlin
             handoff = HandoffService(redis, ConversationStore(redis),
                                      HandoffSettings(bcrypt_rounds=4))
             assert await handoff.open_ticket("web:stop-e2e") is not None
+        finally:
+            await redis.aclose()
+    finally:
+        await shopper.http.aclose()
+
+
+async def test_three_wrong_phone_digits_end_the_flow_and_a_person_checks(
+        stack: StackConfig, someone_online: str, work_orders: WorkOrderService) -> None:
+    """Guessing the phone's digits in a flow is capped like in an order question: the item
+    buttons (the order's contents) never come, the flow ends, a person checks."""
+    shopper = Shopper(stack, "guess-e2e")
+    try:
+        await shopper.say("我要补开发票")
+        assert "后四位" in texts(await shopper.say(demo.OTHERS))  # someone else's order
+        not_digits = texts(await shopper.say("确认提交"))
+        assert "4 位数字" in not_digits and "不正确" not in not_digits  # no try used
+        assert "还可以再试 2 次" in texts(await shopper.say("8000"))  # its phone ends in 1234
+        assert "还可以再试 1 次" in texts(await shopper.say("4321"))
+        last = await shopper.say("0000")
+        assert "验证没有通过" in texts(last)
+        assert not any("发票抬头" in str(m["text"]) for m in last)  # the next question never came
+        assert "已取消" not in texts(last)  # the form ended quietly, not "cancelled"
+        assert await work_orders.of_conversation("web:guess-e2e") == []
+        redis = async_client(stack.redis_url)
+        try:
+            handoff = HandoffService(redis, ConversationStore(redis),
+                                     HandoffSettings(bcrypt_rounds=4))
+            ticket = await handoff.open_ticket("web:guess-e2e")
+            assert ticket is not None and "手机尾号验证 3 次未通过" in ticket.context.summary
         finally:
             await redis.aclose()
     finally:
