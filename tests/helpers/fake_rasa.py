@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
+import redis.asyncio as aioredis
 
+from bot.gateway import Gateway
+from bot.gateway.rasa_client import RasaClient
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
+from handoff.settings import HandoffSettings
+from kefu.conversation import ConversationStore
 
 LONG_ENTRY_ID = "apparel-size-chart-" + "x" * 60
 FEEDBACK_BUTTONS = [{"title": "有帮助 👍", "payload": "/feedback_helpful"},
@@ -85,3 +90,22 @@ class FakeRasa:
         if "html" in lowered:
             return [{"text": MARKUP_ANSWER}]
         return [{"text": DEFAULT_TEXT}]
+
+
+class FakedRasa(NamedTuple):
+    """A real gateway, conversation store and handoff service on Redis, Rasa faked."""
+
+    conversations: ConversationStore
+    handoff: HandoffService
+    rasa: FakeRasa
+    gateway: Gateway
+    client: RasaClient  # closed by the test's teardown
+
+
+def gateway_on_fake_rasa(redis: aioredis.Redis) -> FakedRasa:
+    """The gateway the channel tests put their channel in front of."""
+    conversations = ConversationStore(redis)
+    handoff = HandoffService(redis, conversations, HandoffSettings(bcrypt_rounds=4))
+    rasa = FakeRasa(handoff)
+    client = RasaClient("http://rasa", "token", transport=rasa.transport())
+    return FakedRasa(conversations, handoff, rasa, Gateway(client, conversations, handoff), client)

@@ -23,10 +23,8 @@ from bot.app import create_app
 from bot.channels.attachments import AttachmentDesk
 from bot.channels.telegram import SECRET_HEADER, TelegramChannel, shopper_text
 from bot.gateway import Gateway
-from bot.gateway.rasa_client import RasaClient
 from bot.gateway.settings import BotSettings
 from handoff.service import HandoffService
-from handoff.settings import HandoffSettings
 from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role
 from kefu.http import install_error_handlers
@@ -39,6 +37,7 @@ from tests.helpers.fake_rasa import (
     LONG_ENTRY_ID,
     RETURN_ANSWER,
     FakeRasa,
+    gateway_on_fake_rasa,
 )
 from tests.helpers.live_server import serve
 
@@ -78,11 +77,7 @@ async def api() -> AsyncIterator[FakeBotApi]:
 
 async def _kefu(redis_url: str, api: FakeBotApi, **channel_options: Any) -> AsyncIterator[Kefu]:
     redis = async_client(redis_url)
-    conversations = ConversationStore(redis)
-    handoff = HandoffService(redis, conversations, HandoffSettings(bcrypt_rounds=4))
-    rasa = FakeRasa(handoff)
-    client = RasaClient("http://rasa", "token", transport=rasa.transport())
-    gateway = Gateway(client, conversations, handoff)
+    conversations, handoff, rasa, gateway, client = gateway_on_fake_rasa(redis)
     channel = TelegramChannel(gateway, AttachmentDesk(gateway, conversations, handoff),
                               conversations, redis, token=api.token, base_url=api.base_url,
                               poll_timeout_seconds=1, worker_options=FAST_WORKER,

@@ -21,19 +21,21 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bot.channels.web import WIDGET_DIR, WebChat
-from bot.gateway import Gateway
 from bot.gateway.api import ShopperLimits
-from bot.gateway.rasa_client import RasaClient
 from bot.gateway.service import SILENT_TEXT
 from handoff.models import HandoffReason
 from handoff.service import HandoffService
-from handoff.settings import HandoffSettings
 from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role
 from kefu.limits import Rate
 from kefu.redis import async_client
 from kefu.welcome import DEFAULT_WELCOME, Welcome, WelcomeStore
-from tests.helpers.fake_rasa import DEFAULT_TEXT, RETURN_ANSWER, FakeRasa
+from tests.helpers.fake_rasa import (
+    DEFAULT_TEXT,
+    RETURN_ANSWER,
+    FakeRasa,
+    gateway_on_fake_rasa,
+)
 from tests.helpers.live_server import LoopServer
 
 pytestmark = pytest.mark.redis
@@ -55,11 +57,7 @@ class Site:
 @pytest.fixture
 async def site(redis_url: str) -> AsyncIterator[Site]:
     redis = async_client(redis_url)
-    conversations = ConversationStore(redis)
-    handoff = HandoffService(redis, conversations, HandoffSettings(bcrypt_rounds=4))
-    rasa = FakeRasa(handoff)
-    client = RasaClient("http://rasa", "token", transport=rasa.transport())
-    gateway = Gateway(client, conversations, handoff)
+    conversations, handoff, rasa, gateway, client = gateway_on_fake_rasa(redis)
     web = WebChat(gateway, conversations, redis, history_limit=5, block_ms=500,
                   origins=["https://shop.example.com"],
                   limits=ShopperLimits(per_sender=Rate(60, 5), per_address=Rate(6000, 1000)))

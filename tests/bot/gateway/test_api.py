@@ -13,18 +13,20 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bot.gateway import Gateway
 from bot.gateway.api import ShopperLimits, create_router
 from bot.gateway.identity import ShopperAccess
-from bot.gateway.rasa_client import RasaClient
 from handoff.models import TicketStatus
 from handoff.service import HandoffService
-from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore, Role
 from kefu.http import RequestLimits, install_error_handlers
 from kefu.limits import Rate, RateLimiter
 from kefu.redis import async_client
-from tests.helpers.fake_rasa import DEFAULT_TEXT, RETURN_ANSWER, FakeRasa
+from tests.helpers.fake_rasa import (
+    DEFAULT_TEXT,
+    RETURN_ANSWER,
+    FakeRasa,
+    gateway_on_fake_rasa,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -46,11 +48,7 @@ class Api:
 @pytest.fixture
 async def api(redis_url: str) -> AsyncIterator[Api]:
     redis = async_client(redis_url)
-    conversations = ConversationStore(redis)
-    handoff = HandoffService(redis, conversations, HandoffSettings(bcrypt_rounds=4))
-    rasa = FakeRasa(handoff)
-    client = RasaClient("http://rasa", "token", transport=rasa.transport())
-    gateway = Gateway(client, conversations, handoff)
+    conversations, handoff, rasa, gateway, client = gateway_on_fake_rasa(redis)
 
     async def readiness() -> dict[str, bool]:
         return {"redis": True, "rasa": False, "knowledge": True, "sweeper": True}
