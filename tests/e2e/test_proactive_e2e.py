@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from kefu.conversation import ConversationStore, Role
 from kefu.redis import async_client
@@ -37,6 +37,15 @@ async def browser() -> AsyncIterator[Browser]:
         chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         await chromium.close()
+
+
+async def open_widget(stack: StackConfig, browser: Browser) -> tuple[Page, Locator, Locator]:
+    """The demo page's chat, opened: the page, the bot's messages and the system turns."""
+    page = await (await browser.new_context(locale="zh-CN")).new_page()
+    page.set_default_timeout(20_000)
+    await page.goto(f"{stack.gateway_url}/static/demo.html")
+    await page.locator(".launcher").click()
+    return page, page.locator(".msg.bot:not(.greeting)"), page.locator(".msg.system")
 
 
 async def say(page: Page, text: str) -> None:
@@ -63,12 +72,7 @@ def _ids() -> list[str]:
 
 async def test_a_delayed_order_is_told_in_the_widget_until_unsubscribed(
         stack: StackConfig, browser: Browser) -> None:
-    page = await (await browser.new_context(locale="zh-CN")).new_page()
-    page.set_default_timeout(20_000)
-    await page.goto(f"{stack.gateway_url}/static/demo.html")
-    await page.locator(".launcher").click()
-    bot = page.locator(".msg.bot:not(.greeting)")
-    system = page.locator(".msg.system")
+    page, bot, system = await open_widget(stack, browser)
 
     await say(page, f"我的订单 {demo.PAID} 到哪了")
     await expect(bot.last.locator(".text")).to_contain_text("后四位")
@@ -104,12 +108,7 @@ async def test_a_delayed_order_is_told_in_the_widget_until_unsubscribed(
 
 async def test_the_store_webhook_tells_the_widget_once(stack: StackConfig,
                                                        browser: Browser) -> None:
-    page = await (await browser.new_context(locale="zh-CN")).new_page()
-    page.set_default_timeout(20_000)
-    await page.goto(f"{stack.gateway_url}/static/demo.html")
-    await page.locator(".launcher").click()
-    bot = page.locator(".msg.bot:not(.greeting)")
-    system = page.locator(".msg.system")
+    page, bot, system = await open_widget(stack, browser)
     await say(page, f"我的订单 {demo.REFUNDING} 退款到账了吗")
     await expect(bot.last.locator(".text")).to_contain_text("后四位")
     await say(page, "8000")
