@@ -26,10 +26,8 @@ import runpy
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
-from fastapi import APIRouter, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -42,7 +40,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:  # the gateway's only: a process serving its own port loads no FastAPI or redis
+    import redis.asyncio as aioredis
+    from fastapi import APIRouter, Request, Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -181,9 +183,9 @@ def create_router(redis: aioredis.Redis | None = None) -> APIRouter:
 
     With ``redis``, each scrape also reads its ``INFO`` (:class:`RedisInfo`).
     """
-    router = APIRouter()
+    from fastapi import APIRouter
+    from starlette.responses import Response
 
-    @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         if not allowed(request):
             return Response(status_code=404)
@@ -191,6 +193,8 @@ def create_router(redis: aioredis.Redis | None = None) -> APIRouter:
             await REDIS_INFO.refresh(redis)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    router = APIRouter()  # a plain route: the request is passed, not read from annotations
+    router.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     return router
 
 
