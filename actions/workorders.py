@@ -15,6 +15,7 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import REQUESTED_SLOT
 
 from actions import order_replies
 from actions.actions import Events, KefuAction, Message, read_message, utter
@@ -114,7 +115,7 @@ class ValidateGiftRegistrationForm(OrderAction):
             # Out of tries a person checks: the form ends quietly (no question left, no submit).
             if handed_off:
                 return [SlotSet("gift_phone_tail", HANDED_OFF), *events,
-                        SlotSet("requested_slot", None)]
+                        SlotSet(REQUESTED_SLOT, None)]
             return [SlotSet("gift_phone_tail", None), *events]
         verified = {str(v) for v in tracker.get_slot(VERIFIED_SLOT) or []} | {order_id}
         kept: Events = [SlotSet(VERIFIED_SLOT, sorted(verified)), SlotSet(FAILURES_SLOT, None)]
