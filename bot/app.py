@@ -99,7 +99,9 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
                        max_frame_chars=settings.max_message_chars * 2)
     telegram = TelegramChannel.from_settings(settings, gateway, conversations, handoff, redis)
     web_photos = photos.PhotoStore(redis, max_bytes=settings.web_photo_max_bytes,
-                                   ttl_seconds=int(settings.web_photo_retention_days * 86400))
+                                   ttl_seconds=int(settings.web_photo_retention_days * 86400),
+                                   daily_limit=settings.web_photo_daily_limit,
+                                   daily_bytes=settings.web_photo_daily_bytes)
     action_secret = _secret(settings.action_secret, "KEFU_ACTION_SECRET")
 
     async def readiness() -> dict[str, bool]:

@@ -263,6 +263,15 @@ def gw_photo_key(photo_id: str) -> str:
     return _key("gw", "photo", photo_id)
 
 
+def gw_photo_quota_key(conversation_id: str, day: str) -> str:
+    """Hash: ``count`` and ``bytes`` of a web chat conversation's photos on one UTC day.
+
+    ``day`` is ``YYYYMMDD``; checked and counted with the upload in one Lua script.
+    TTL the rest of that day and a minute (``KEFU_WEB_PHOTO_DAILY_LIMIT``/``_BYTES``).
+    """
+    return _key("gw", "photo_quota", f"{conversation_id}:{day}")
+
+
 # --- orders -----------------------------------------------------------------------------------
 
 

@@ -10,11 +10,17 @@ Tree::
         ├── UnreadableUpdate     a webhook body that is not a Telegram update → 400
         ├── UnsupportedPhoto     a web chat upload that is not a JPEG, PNG or WebP → 415
         └── PhotoNotFound        no such photo in this conversation (or it expired) → 404
+
+    TooManyRequests (kefu.errors)
+    └── PhotoQuotaExceeded       the conversation's photos for today are used up → 429
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.gateway.errors import GatewayError
+from kefu.errors import TooManyRequests
 
 
 class ChannelError(GatewayError):
@@ -71,3 +77,21 @@ class PhotoNotFound(ChannelError):
 
     status_code = 404
     code = "photo_not_found"
+
+
+class PhotoQuotaExceeded(TooManyRequests):
+    """The conversation's photos for today are used up.
+
+    ``quota`` is ``count`` or ``bytes``, up to ``limit``; ``retry_after``: seconds until the next
+    UTC day (the ``Retry-After`` header).
+    """
+
+    code = "photo_quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, quota: str, limit: int) -> None:
+        super().__init__(message, scope="conversation", retry_after=retry_after)
+        self.quota = quota
+        self.limit = limit
+
+    def fields(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().fields(), "quota": self.quota, "limit": self.limit}

@@ -15,6 +15,12 @@ Why Redis and not ``var/`` on disk: every gateway behind the load balancer must 
 another one received (the console's "查看照片" and the widget's thumbnail), and Redis is the one
 state they share; a TTL deletes each photo on time without a cleaning job.
 
+A conversation's uploads per UTC day are capped too (``KEFU_WEB_PHOTO_DAILY_LIMIT`` photos,
+``KEFU_WEB_PHOTO_DAILY_BYTES`` bytes), whatever the message rate allows: the count is checked
+and taken in the same Lua script that keeps the photo, so two gateways cannot both take the
+last one, and a refused photo (429 ``photo_quota_exceeded``, ``Retry-After`` until midnight UTC)
+is never stored.
+
 ``GET /api/v1/photos/{photo_id}?sender=…`` gives the conversation's own photo back to its shopper
 (the widget's thumbnail after a reload); :meth:`PhotoStore.fetch` gives it to the console's work-
 order route, only for the conversation the work order came from.
@@ -24,8 +30,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
 import redis.asyncio as aioredis
@@ -36,14 +43,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.channels.attachments import Attachment, AttachmentDesk, AttachmentKind
-from bot.channels.errors import PhotoNotFound, UnsupportedPhoto
+from bot.channels.errors import PhotoNotFound, PhotoQuotaExceeded, UnsupportedPhoto
 from bot.gateway import Reply
 from bot.gateway.api import ShopperLimits, client_address
 from bot.gateway.identity import ShopperAccess
 from kefu.conversation import ConversationStore, conversation_id
 from kefu.errors import PayloadTooLarge
 from kefu.http import BEARER
-from kefu.keys import gw_photo_key
+from kefu.keys import gw_photo_key, gw_photo_quota_key
 from kefu.limits import RateLimiter
 
 PREFIX = "/api/v1/photos"
@@ -53,6 +60,25 @@ PHOTO_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 Sender = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$",
                               description="the web chat's sender id")]
+
+QUOTA_SLACK_SECONDS = 60  # the day's count outlives its day a little, never less
+
+# KEYS: the photo, the conversation's day count. ARGV: conversation, media type, bytes, photo
+# TTL, most photos a day (0: any), most bytes a day (0: any), this photo's size, count TTL.
+# Returns 0 (kept), 1 (the day's count is used up) or 2 (the day's bytes are).
+_KEEP_LUA = """
+local count = tonumber(redis.call('HGET', KEYS[2], 'count') or '0')
+local used = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
+local most, most_bytes, size = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+if most > 0 and count + 1 > most then return 1 end
+if most_bytes > 0 and used + size > most_bytes then return 2 end
+redis.call('HSET', KEYS[1], 'conversation', ARGV[1], 'type', ARGV[2], 'data', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'count', 1)
+redis.call('HINCRBY', KEYS[2], 'bytes', size)
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+return 0
+"""
 
 
 def media_type_of(content: bytes) -> str | None:
@@ -79,10 +105,15 @@ class Photo:
 class PhotoStore:
     """Web chat photos in Redis: checked, kept for ``ttl_seconds``, read back by owner."""
 
-    def __init__(self, redis: aioredis.Redis, *, max_bytes: int, ttl_seconds: int) -> None:
+    def __init__(self, redis: aioredis.Redis, *, max_bytes: int, ttl_seconds: int,
+                 daily_limit: int = 0, daily_bytes: int = 0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._redis = redis
         self.max_bytes = max_bytes
         self.ttl_seconds = ttl_seconds
+        self.daily_limit = daily_limit  # photos per conversation and UTC day; 0: no cap
+        self.daily_bytes = daily_bytes  # their bytes in all; 0: no cap
+        self._clock = clock
 
     def check(self, content: bytes) -> str:
         """The media type of an acceptable upload.
@@ -100,15 +131,28 @@ class PhotoStore:
         return media_type
 
     async def keep(self, conversation: str, content: bytes) -> Photo:
-        """Check and keep a photo of ``conversation``; it expires after the retention time."""
+        """Check, count and keep a photo of ``conversation``; it expires after the retention time.
+
+        Raises:
+            PhotoQuotaExceeded: the conversation's photos for today are used up (429); nothing
+                is kept.
+        """
         media_type = self.check(content)
         photo = Photo(secrets.token_urlsafe(16), conversation, media_type, content)
-        key = gw_photo_key(photo.id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"conversation": conversation, "type": media_type,
-                                    "data": content})
-            pipe.expire(key, self.ttl_seconds)
-            await pipe.execute()
+        now = self._clock().astimezone(UTC)
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+        left = max(1, int((midnight - now).total_seconds()))
+        refused = int(await self._redis.eval(
+            _KEEP_LUA, 2, gw_photo_key(photo.id),
+            gw_photo_quota_key(conversation, now.strftime("%Y%m%d")),
+            conversation, media_type, content, self.ttl_seconds, self.daily_limit,
+            self.daily_bytes, len(content), left + QUOTA_SLACK_SECONDS))
+        if refused:
+            quota, limit = ("count", self.daily_limit) if refused == 1 \
+                else ("bytes", self.daily_bytes)
+            raise PhotoQuotaExceeded(f"this conversation's photos for today are used up "
+                                     f"({quota} {limit})", retry_after=left, quota=quota,
+                                     limit=limit)
         return photo
 
     async def get(self, photo_id: str, conversation: str) -> Photo:
@@ -154,14 +198,17 @@ def create_router(store: PhotoStore, desk: AttachmentDesk, conversations: Conver
     @router.get("/limits")
     async def photo_limits() -> dict[str, Any]:
         """The largest photo taken (bytes) and the picture types, for the widget to check first."""
-        return {"max_bytes": store.max_bytes, "types": list(MEDIA_TYPES)}
+        return {"max_bytes": store.max_bytes, "types": list(MEDIA_TYPES),
+                "daily_limit": store.daily_limit, "daily_bytes": store.daily_bytes}
 
     @router.post("", response_model=PhotoReply, response_model_exclude_none=True, responses={
         401: {"description": "this conversation needs its token"},
         403: {"description": "not this conversation's token"},
         413: {"description": "the photo is over the size limit"},
         415: {"description": "not a JPEG, PNG or WebP picture"},
-        429: {"description": "too many messages; Retry-After says when to send again"}})
+        429: {"description": "too many messages, or (code `photo_quota_exceeded`) the "
+                             "conversation's photos for today are used up; Retry-After says "
+                             "when to send again"}})
     async def upload(request: Request, sender: Sender, credentials: Credentials) -> PhotoReply:
         """Send a photo into the shopper's web chat (the body is the picture's bytes).
 

@@ -52,6 +52,10 @@ class BotSettings(BaseSettings):
     # how long Redis keeps one (long enough for the slowest work order's SLA and some slack).
     web_photo_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     web_photo_retention_days: float = Field(default=14.0, gt=0)
+    # A conversation's photos per UTC day, whatever the message rate allows: how many, and how
+    # many bytes in all (the upload past either is 429 until midnight UTC). 0: no such cap.
+    web_photo_daily_limit: int = Field(default=20, ge=0)
+    web_photo_daily_bytes: int = Field(default=40 * 1024 * 1024, ge=0)
     max_sender_chars: int = 128
     load_knowledge: bool = True  # tests of the HTTP edge alone may switch the model off
     # Shopper channels (bot/channels). Telegram is on when a token is set: webhook mode when a

@@ -51,7 +51,9 @@
       attach: "发送图片", photo: "[图片]", photoGone: "[图片已过期]",
       photoType: "只能发送 JPG、PNG 或 WebP 格式的图片。",
       photoTooBig: "图片不能超过 {mb} MB，请换一张小一点的。",
-      photoFailed: "图片发送失败，请稍后再试。", photoOffline: "正在连接，请稍后再发送图片。"
+      photoFailed: "图片发送失败，请稍后再试。", photoOffline: "正在连接，请稍后再发送图片。",
+      photoQuota: "今天发送的图片已达上限，请明天再发，或用文字描述您的问题。",
+      photoBusy: "图片发送太频繁，请稍等片刻再发。"
     },
     en: {
       title: "Customer service", placeholder: "Type your question…", send: "Send",
@@ -68,7 +70,9 @@
       photoType: "Only JPG, PNG or WebP pictures can be sent.",
       photoTooBig: "Pictures can be at most {mb} MB; please pick a smaller one.",
       photoFailed: "The picture could not be sent; please try again.",
-      photoOffline: "Connecting: please send the picture in a moment."
+      photoOffline: "Connecting: please send the picture in a moment.",
+      photoQuota: "You've sent today's maximum of pictures; please send more tomorrow, or describe the problem in words.",
+      photoBusy: "Pictures are coming too fast; please wait a moment and send it again."
     }
   };
 
@@ -375,10 +379,19 @@
       node.classList.remove("pending");
       node.classList.add("failed");
       node.querySelector(".state").textContent = t("failed");
-      var status = error && error.status;
-      notice(status === 415 ? t("photoType") : status === 413 ? photoTooBig() : t("photoFailed"),
-             "photo-error");
+      notice(photoRefusal(error), "photo-error");
     });
+  }
+
+  // What the shopper is told when the server refuses a photo: its type, its size, the day's
+  // photo quota (429 photo_quota_exceeded, until tomorrow), the message rate (429), else a retry.
+  function photoRefusal(error) {
+    var status = error && error.status;
+    var code = error && error.body && error.body.code;
+    if (status === 415) { return t("photoType"); }
+    if (status === 413) { return photoTooBig(); }
+    if (status === 429) { return code === "photo_quota_exceeded" ? t("photoQuota") : t("photoBusy"); }
+    return t("photoFailed");
   }
 
   function photoTooBig() {

@@ -7,10 +7,12 @@ Telegram photo is, or kept in the transcript with a word to the shopper.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,7 +38,7 @@ from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore, Role
 from kefu.errors import PayloadTooLarge
 from kefu.http import RequestLimits, install_error_handlers
-from kefu.keys import gw_photo_key
+from kefu.keys import gw_photo_key, gw_photo_quota_key
 from kefu.limits import Rate, RateLimiter
 from kefu.redis import async_client
 from tests.helpers.fake_bot_api import PHOTO_BYTES
@@ -46,6 +48,8 @@ pytestmark = pytest.mark.redis
 
 MAX_BYTES = 64 * 1024
 TTL = 3600
+DAILY_LIMIT = 3  # photos per conversation and UTC day
+DAILY_BYTES = 2 * MAX_BYTES
 STORE_PAGE = "https://shop.example.com"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 32
@@ -59,6 +63,7 @@ class Site:
     conversations: ConversationStore
     handoff: HandoffService
     redis: Any
+    now: list[datetime] = field(default_factory=lambda: [datetime.now(UTC)])
 
     async def start(self, sender: str) -> str:
         """The shopper's first message: its conversation token."""
@@ -88,7 +93,9 @@ async def site(redis_url: str) -> AsyncIterator[Site]:
     gateway = Gateway(client, conversations, handoff)
     access, limiter = ShopperAccess(redis), RateLimiter(redis)
     limits = ShopperLimits(per_sender=Rate(600, 100), per_address=Rate(6000, 1000))
-    store = PhotoStore(redis, max_bytes=MAX_BYTES, ttl_seconds=TTL)
+    now = [datetime.now(UTC)]
+    store = PhotoStore(redis, max_bytes=MAX_BYTES, ttl_seconds=TTL, daily_limit=DAILY_LIMIT,
+                       daily_bytes=DAILY_BYTES, clock=lambda: now[0])
 
     async def ready() -> dict[str, bool]:
         return {}
@@ -104,7 +111,7 @@ async def site(redis_url: str) -> AsyncIterator[Site]:
     app.add_middleware(CrossOriginPhotos, origins=[STORE_PAGE])
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu")
     try:
-        yield Site(http, rasa, conversations, handoff, redis)
+        yield Site(http, rasa, conversations, handoff, redis, now)
     finally:
         await http.aclose()
         await client.aclose()
@@ -225,7 +232,8 @@ async def test_a_photo_over_the_cap_is_413(site: Site) -> None:
 
 async def test_the_limits_and_the_store_pages_allowed_to_upload(site: Site) -> None:
     limits = (await site.http.get(f"{PREFIX}/limits")).json()
-    assert limits == {"max_bytes": MAX_BYTES, "types": ["image/jpeg", "image/png", "image/webp"]}
+    assert limits == {"max_bytes": MAX_BYTES, "types": ["image/jpeg", "image/png", "image/webp"],
+                      "daily_limit": DAILY_LIMIT, "daily_bytes": DAILY_BYTES}
     asked = {"access-control-request-method": "POST",
              "access-control-request-headers": "authorization,content-type"}
     allowed = await site.http.options(PREFIX, headers={"origin": STORE_PAGE, **asked})
@@ -242,3 +250,50 @@ async def test_the_limits_and_the_store_pages_allowed_to_upload(site: Site) -> N
     assert refused.status_code == 415  # the store's page can read why
     assert refused.headers["access-control-allow-origin"] == STORE_PAGE
     assert json.loads(refused.content)["code"] == "unsupported_photo"
+
+
+async def test_a_conversations_photos_a_day_are_capped_and_a_refused_one_is_not_kept(
+        site: Site) -> None:
+    site.now[0] = datetime(2026, 12, 7, 23, 0, 0, tzinfo=UTC)
+    token = await site.start("gina")
+    other = await site.start("hank")
+    for _ in range(DAILY_LIMIT):
+        assert (await site.upload("gina", token, JPEG, content_type="image/jpeg")).status_code \
+            == 200
+    kept, said = await site.kept_photos(), len(await site.conversations.transcript("web:gina"))
+    refused = await site.upload("gina", token, PHOTO_BYTES)
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "photo_quota_exceeded"
+    assert refused.json()["quota"] == "count" and refused.json()["limit"] == DAILY_LIMIT
+    assert refused.headers["retry-after"] == "3600"  # until midnight UTC
+    assert await site.kept_photos() == kept  # nothing stored, nothing said
+    assert len(await site.conversations.transcript("web:gina")) == said
+    quota = gw_photo_quota_key("web:gina", "20261207")
+    assert await site.redis.hgetall(quota) == {"count": str(DAILY_LIMIT),
+                                               "bytes": str(DAILY_LIMIT * len(JPEG))}
+    assert 3600 < await site.redis.ttl(quota) <= 3600 + 60
+    assert (await site.upload("hank", other, PHOTO_BYTES)).status_code == 200  # per conversation
+    site.now[0] += timedelta(hours=1, seconds=1)  # the next UTC day
+    assert (await site.upload("gina", token, PHOTO_BYTES)).status_code == 200
+
+
+async def test_the_bytes_a_day_are_capped_too(site: Site) -> None:
+    token = await site.start("ivy")
+    big = PHOTO_BYTES + b"\x00" * (MAX_BYTES - len(PHOTO_BYTES))
+    assert (await site.upload("ivy", token, big)).status_code == 200
+    assert (await site.upload("ivy", token, big)).status_code == 200
+    refused = await site.upload("ivy", token, PHOTO_BYTES)  # one byte over DAILY_BYTES is enough
+    assert refused.status_code == 429 and refused.json()["quota"] == "bytes"
+    assert refused.json()["limit"] == DAILY_BYTES and int(refused.headers["retry-after"]) >= 1
+    assert len(await site.kept_photos()) == 2
+
+
+async def test_two_uploads_at_once_cannot_both_take_the_last_photo(site: Site) -> None:
+    token = await site.start("jack")
+    for _ in range(DAILY_LIMIT - 1):
+        assert (await site.upload("jack", token, JPEG, content_type="image/jpeg")).status_code \
+            == 200
+    both = await asyncio.gather(*(site.upload("jack", token, JPEG, content_type="image/jpeg")
+                                  for _ in range(4)))
+    assert sorted(r.status_code for r in both) == [200, 429, 429, 429]
+    assert len(await site.kept_photos()) == DAILY_LIMIT
