@@ -149,14 +149,16 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
         return [CannedAnswer(entry_id=c.entry_id, question=c.question, answer=c.answer,
                              score=c.score) for c in found]
 
-    app.include_router(handoff_api.create_router(handoff, knowledge_search=canned_answers))
+    photo_fetchers = _photo_fetchers(web_photos, telegram)
+    app.include_router(handoff_api.create_router(handoff, knowledge_search=canned_answers,
+                                                 photos=photo_fetchers))
     services = actions.Services(knowledge=knowledge_client, conversations=conversations,
                                 handoff=handoff, redis=redis, orders=order_system,
                                 work_orders=work_orders, proactive=proactive)
     app.include_router(actions.create_router(actions.build_executor(services), action_secret))
     app.include_router(orders_api.create_router(order_system, handoff.agents.authenticate))
     app.include_router(workorders_api.create_router(
-        work_orders, handoff.agents.authenticate, photos=_photo_fetchers(web_photos, telegram)))
+        work_orders, handoff.agents.authenticate, photos=photo_fetchers))
     app.include_router(proactive_api.create_router(proactive.templates,
                                                    handoff.agents.authenticate))
     app.include_router(proactive_webhook.create_router(
@@ -202,7 +204,7 @@ def _secret(value: SecretStr | None, name: str) -> str:
 
 def _photo_fetchers(web: photos.PhotoStore, telegram: TelegramChannel | None,
                     ) -> dict[str, workorders_api.PhotoFetcher]:
-    """How the console's work-order route gets a photo, per channel it came by."""
+    """How the console's photo routes (work orders, tickets) get a photo, per channel it came by."""
     fetchers: dict[str, workorders_api.PhotoFetcher] = {"web": web.fetch}
     if telegram is not None:
         async def from_telegram(file_id: str, _conversation: str) -> tuple[bytes, str]:

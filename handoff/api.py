@@ -10,7 +10,7 @@ models. Errors are raised, never answered here: the app maps every kefu error to
 # they refer to the per-router ``auth`` dependency, a closure variable.
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +35,7 @@ from handoff.models import (
     TicketStatus,
     TransferRequest,
 )
+from handoff.photos import PhotoFetcher, TicketPhotos, mark_photos
 from handoff.service import HandoffService
 from kefu.accounts import Agent
 from kefu.conversation import Turn
@@ -51,13 +52,18 @@ KnowledgeSearch = Callable[[str], Awaitable[list[CannedAnswer]]]
 
 
 def create_router(service: HandoffService,
-                  knowledge_search: KnowledgeSearch | None = None) -> APIRouter:
-    """The console API under ``/api/v1`` and the console itself under ``/console/``."""
+                  knowledge_search: KnowledgeSearch | None = None,
+                  photos: Mapping[str, PhotoFetcher] | None = None) -> APIRouter:
+    """The console API under ``/api/v1`` and the console itself under ``/console/``.
+
+    ``photos``: per channel, how to fetch a shopper's photo (the app passes the channels').
+    """
     router = APIRouter()
     auth = Depends(agent_dependency(service.agents.authenticate))
     _agent_routes(router, service, auth)
     _history_routes(router, service, auth)
     _ticket_routes(router, service, auth)
+    _photo_route(router, TicketPhotos(service, photos or {}), auth)
     if knowledge_search is not None:
         _canned_route(router, knowledge_search, auth)
     add_page(router, "/console", CONSOLE_DIR, title="客服工作台", subtitle="Agent console")
@@ -152,8 +158,12 @@ def _ticket_routes(router: APIRouter, service: HandoffService, auth: Any) -> Non
     @router.get("/api/v1/tickets/{ticket_id}/transcript", tags=tags)
     async def transcript(ticket_id: str, agent: Annotated[Agent, auth],
                          after: str | None = None) -> list[Turn]:
-        """The live transcript, after the turn id `after` when given."""
-        return await service.transcript(ticket_id, agent, after=after)
+        """The live transcript, after the turn id `after` when given.
+
+        A shopper's photo has its file id in `meta.photo`
+        (`GET /api/v1/tickets/{id}/photos/{ref}` gives it).
+        """
+        return mark_photos(await service.transcript(ticket_id, agent, after=after))
 
     @router.post("/api/v1/tickets/{ticket_id}/claim", tags=tags,
                  responses={409: {"description": "already claimed"}})
@@ -192,6 +202,23 @@ def _ticket_routes(router: APIRouter, service: HandoffService, auth: Any) -> Non
         """Close with a note; with `return_to_bot` the bot answers again, history included."""
         return await service.resolve(ticket_id, agent, note=body.note,
                                      return_to_bot=body.return_to_bot)
+
+
+def _photo_route(router: APIRouter, photos: TicketPhotos, auth: Any) -> None:
+    @router.get("/api/v1/tickets/{ticket_id}/photos/{ref}", tags=["tickets"],
+                response_class=Response, responses={
+                    200: {"content": {"image/*": {}}},
+                    403: {"description": "a ticket of another group"},
+                    404: {"description": "not a photo of this ticket's chat, or gone"}})
+    async def photo(ticket_id: str, ref: str, agent: Annotated[Agent, auth]) -> Response:
+        """A photo the shopper sent in this ticket's chat (`meta.photo` of its transcript turn).
+
+        For the agents who may read the transcript; the picture comes from the channel it came by
+        (the web chat's photos in Redis, Telegram's servers).
+        """
+        content, media_type = await photos.get(ticket_id, agent, ref)
+        return Response(content, media_type=media_type,
+                        headers={"Cache-Control": "private, max-age=300"})
 
 
 def _history_routes(router: APIRouter, service: HandoffService, auth: Any) -> None:

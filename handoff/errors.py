@@ -8,6 +8,7 @@ Tree::
 
     HandoffError                  base → 400
     ├── TicketNotFound            no such ticket, or no open ticket for a conversation → 404
+    ├── PhotoNotFound             not a photo of the ticket's chat, or gone from its channel → 404
     ├── TicketStateError          the ticket is not in a state that allows this → 409
     │   ├── AlreadyClaimed        another agent holds the ticket → 409
     │   ├── LeaseExpired          the agent's claim lapsed; the ticket went back to the queue → 409
@@ -42,6 +43,22 @@ class TicketNotFound(HandoffError):
         super().__init__(message)
         self.ticket_id = ticket_id
         self.conversation_id = conversation_id
+
+
+class PhotoNotFound(HandoffError):
+    """A photo the ticket's chat does not hold, or one its channel cannot give any more.
+
+    ``reason``: ``not_in_conversation``, or ``unavailable`` (expired, the channel failed).
+    """
+
+    status_code = 404
+    code = "photo_not_found"
+    field_names = ("ticket_id", "reason")
+
+    def __init__(self, message: str, *, ticket_id: str, reason: str) -> None:
+        super().__init__(message)
+        self.ticket_id = ticket_id
+        self.reason = reason
 
 
 class TicketStateError(HandoffError):
