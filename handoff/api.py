@@ -128,6 +128,8 @@ async def _event_stream(service: HandoffService, agent: Agent) -> AsyncIterator[
                 await service.agents.touch(agent.username)
                 yield ": ping\n\n"
             elif event.visible_to(agent):
+                if event.turn is not None:  # a live photo turn reads like a fetched one
+                    event = event.model_copy(update={"turn": mark_photos([event.turn])[0]})
                 yield f"event: {event.type.value}\ndata: {event.model_dump_json()}\n\n"
 
 

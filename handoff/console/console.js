@@ -26,7 +26,7 @@
     returned: "已转回机器人 Returned", cancelled: "已取消 Cancelled",
   };
 
-  const { $, el, clear, toast, api } = kefu;
+  const { $, el, clear, toast, api, authHeaders } = kefu;
   const state = {
     me: null, config: null, agents: [],
     tickets: new Map(), knownWaiting: null, unread: new Set(),
@@ -84,14 +84,35 @@
     return { text: "点了：" + (title || text.replace(/^\//, "").split("{")[0]), clicked: true };
   }
 
+  // A shopper's photo (the server puts its file id in meta.photo): a thumbnail fetched with the
+  // agent's token (an <img> cannot send it); a click opens it full size. A caption stays text.
+  function photoItem(turn, ticket) {
+    const box = el("div", { class: "text photo", testid: "turn-text" });
+    const caption = turn.meta.attachment && turn.meta.attachment.caption;
+    const url = `/api/v1/tickets/${encodeURIComponent(ticket.id)}/photos/${encodeURIComponent(turn.meta.photo)}`;
+    fetch(url, { headers: authHeaders() })
+      .then((res) => { if (!res.ok) throw new Error(String(res.status)); return res.blob(); })
+      .then((blob) => {
+        const src = URL.createObjectURL(blob);
+        box.prepend(el("a", { href: src, target: "_blank", rel: "noopener", testid: "turn-photo-link",
+                              title: "查看原图 Full size" },
+          el("img", { class: "thumb", testid: "turn-photo", alt: "顾客的图片 Shopper's photo", src })));
+      })
+      .catch(() => box.prepend(el("span", { class: "photo-gone", testid: "turn-photo-gone" },
+        "[图片已过期或无法获取 Photo expired or unavailable]")));
+    if (caption) box.append(el("div", { class: "caption" }, caption));
+    return box;
+  }
+
   function turnItem(turn, ticket) {
     for (const b of turn.buttons || []) state.titles.set(b.payload, b.title);
     const who = turn.role === "agent" && turn.meta && turn.meta.agent_name ? turn.meta.agent_name : ROLES[turn.role];
-    const shown = shownText(turn, ticket);
+    const photo = turn.meta && turn.meta.photo && ticket;
+    const shown = photo ? { text: "", clicked: false } : shownText(turn, ticket);
     return el("li", { class: "msg role-" + turn.role + (shown.clicked ? " clicked" : ""), testid: "turn",
                       dataset: { role: turn.role, turnId: turn.id } },
       el("div", { class: "meta" }, who, " · ", new Date(turn.at).toLocaleTimeString("zh-CN")),
-      el("div", { class: "text", testid: "turn-text" }, shown.text),
+      photo ? photoItem(turn, ticket) : el("div", { class: "text", testid: "turn-text" }, shown.text),
       turn.buttons && turn.buttons.length
         ? el("div", { class: "buttons" }, turn.buttons.map((b) => el("span", { class: "chip" }, b.title)))
         : null);

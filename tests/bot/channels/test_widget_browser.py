@@ -48,6 +48,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PHOTO_CAP = 100 * 1024  # the server's photo cap in these tests: "0.1 MB" on the page
+PHOTOS_A_DAY = 3  # a conversation's photos per UTC day in these tests
 
 
 def build_app(redis_url: str, rasa: FakeRasa) -> FastAPI:
@@ -61,7 +62,8 @@ def build_app(redis_url: str, rasa: FakeRasa) -> FastAPI:
     web = WebChat(gateway, conversations, redis, access=access, block_ms=1000)
     unlimited = ShopperLimits(per_sender=Rate(0, 0), per_address=Rate(0, 0))
     photo_routes = photos.create_router(
-        photos.PhotoStore(redis, max_bytes=PHOTO_CAP, ttl_seconds=3600),
+        photos.PhotoStore(redis, max_bytes=PHOTO_CAP, ttl_seconds=3600,
+                          daily_limit=PHOTOS_A_DAY),
         AttachmentDesk(gateway, conversations, handoff), conversations, access=access,
         limiter=RateLimiter(redis), limits=unlimited)
 
@@ -471,3 +473,13 @@ def test_a_photo_is_sent_shown_as_a_thumbnail_and_refused_files_are_said(
         connected(page)
         for shown in page.locator(".msg.shopper.photo[data-id]").all():
             thumbnail_shown(page, shown)
+
+        # the day's photos used up: 429, said in the shopper's language, nothing kept
+        attach(page, "third.png", "image/png", PHOTO_BYTES)
+        expect(page.locator(".msg.shopper.photo[data-id]")).to_have_count(PHOTOS_A_DAY)
+        kept = len(store.transcript(conv))
+        attach(page, "fourth.png", "image/png", PHOTO_BYTES)
+        expect(refused.last).to_have_text(
+            "今天发送的图片已达上限，请明天再发，或用文字描述您的问题。")
+        expect(page.locator(".msg.shopper.photo[data-id]")).to_have_count(PHOTOS_A_DAY)
+        assert len(store.transcript(conv)) == kept
