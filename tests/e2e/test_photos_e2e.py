@@ -1,7 +1,7 @@
 """A web shopper's photos reach the agent as pictures, through the whole stack in Chromium.
 
 The shopper sends a photo in the widget before asking for a person (the bot says it reads text
-only) and another once an agent has the chat; the agent's console shows both in the transcript
+only and offers one: the shopper takes it) and another once an agent has the chat; the agent's console shows both in the transcript
 as thumbnails fetched from the ticket's photo route, a click opens one full size.
 """
 
@@ -70,6 +70,15 @@ async def test_the_agent_sees_the_shoppers_web_photos_in_the_chat(
         await shop.locator("textarea").fill(text)
         await shop.locator("textarea").press("Enter")
 
+    console = await shop.context.new_page()
+    console.set_default_timeout(30_000)
+    await console.goto(f"{stack.gateway_url}/console/")
+    await console.get_by_test_id("login-username").fill(console_agent.username)
+    await console.get_by_test_id("login-password").fill(console_agent.password)
+    await console.get_by_test_id("login-submit").click()
+    await expect(console.get_by_test_id("live-status")).to_have_attribute(  # online: takes chats
+        "data-live", "on", timeout=LIVE_MS)
+    await shop.bring_to_front()
     await shop.goto(f"{stack.gateway_url}/static/demo.html")
     await shop.locator(".launcher").click()
     await expect(shop.locator(".status")).to_have_attribute("data-state", "online")
@@ -79,21 +88,16 @@ async def test_the_agent_sees_the_shoppers_web_photos_in_the_chat(
     await expect(shop.locator(".msg.bot").last).to_contain_text("无法查看图片")
     conv = await redis.hget(gw_photo_key(before), "conversation")  # the widget's conversation
     assert isinstance(conv, str) and conv.startswith("web:")
-    await say("转人工")
+    await shop.locator(".msg.bot").last.locator(".buttons button", has_text="转人工客服").click()
     ticket = None
     for _ in range(120):
         ticket = await handoff.open_ticket(conv)
         if ticket is not None:
             break
         await shop.wait_for_timeout(250)
-    assert ticket is not None, "no ticket after 转人工"
+    said = [(t.role.value, t.text) for t in await handoff.conversations.transcript(conv)]
+    assert ticket is not None, f"no ticket after 转人工: {said}"
 
-    console = await shop.context.new_page()
-    console.set_default_timeout(30_000)
-    await console.goto(f"{stack.gateway_url}/console/")
-    await console.get_by_test_id("login-username").fill(console_agent.username)
-    await console.get_by_test_id("login-password").fill(console_agent.password)
-    await console.get_by_test_id("login-submit").click()
     await console.locator(f'[data-testid="queue-item"][data-ticket-id="{ticket.id}"]').click()
     await console.get_by_test_id("claim-button").click()
     await expect(console.get_by_test_id("conversation-status")).to_have_attribute(

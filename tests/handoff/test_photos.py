@@ -146,6 +146,11 @@ async def test_only_agents_who_may_read_the_ticket_get_its_photos(
     assert (await console.photo(ticket, photo.id, wang)).status_code == 200
     missing = await console.http.get(f"/api/v1/tickets/nope/photos/{photo.id}", headers=wang)
     assert missing.status_code == 404 and missing.json()["code"] == "ticket_not_found"
+    # handed to an agent of another group, the ticket's photos go with it
+    claimed = await console.service.claim(ticket.id, await console.service.agents.get("wang"))
+    await console.service.transfer(claimed.id, await console.service.agents.get("wang"),
+                                   to_agent="pre")
+    assert (await console.photo(ticket, photo.id, other_group)).status_code == 200
 
 
 async def test_a_photo_of_another_conversation_is_404(
