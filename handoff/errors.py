@@ -52,7 +52,7 @@ class PhotoNotFound(HandoffError):
     """
 
     status_code = 404
-    code = "photo_not_found"
+    code = "ticket_photo_not_found"
     field_names = ("ticket_id", "reason")
 
     def __init__(self, message: str, *, ticket_id: str, reason: str) -> None:

@@ -165,7 +165,7 @@ async def test_a_photo_of_another_conversation_is_404(
     auth = await console.login("wang")
     refused = await console.photo(ticket, erins.id, auth)
     assert refused.status_code == 404
-    assert refused.json() | {"detail": ""} == {"detail": "", "code": "photo_not_found",
+    assert refused.json() | {"detail": ""} == {"detail": "", "code": "ticket_photo_not_found",
                                                "ticket_id": ticket.id,
                                                "reason": "not_in_conversation"}
     # Dave types the text of a photo line with Erin's id: without the channel's meta it is text.
