@@ -187,6 +187,7 @@ def create_router(redis: aioredis.Redis | None = None) -> APIRouter:
     from starlette.responses import Response
 
     async def metrics(request: Request) -> Response:
+        request.scope["route"] = route  # TimingMiddleware's label; only FastAPI's routes set it
         if not allowed(request):
             return Response(status_code=404)
         if redis is not None:
@@ -195,6 +196,7 @@ def create_router(redis: aioredis.Redis | None = None) -> APIRouter:
 
     router = APIRouter()  # a plain route: the request is passed, not read from annotations
     router.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    route = router.routes[-1]
     return router
 
 
