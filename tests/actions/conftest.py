@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import httpx
 import pytest
 
 from actions.knowledge_client import KnowledgeClient
@@ -18,12 +17,9 @@ from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore
 from kefu.redis import async_client
-from orders import HttpOrderSystem
-from orders.demo import DemoOrders, create_app, seed
 from orders.workorders import WorkOrderService
 from tests.actions.fakes import FakeKnowledge
-
-ORDERS_KEY = "demo-key"
+from tests.helpers.demo_orders import over_http, seeded
 
 
 @pytest.fixture
@@ -44,10 +40,8 @@ async def services(redis_url: str, knowledge: FakeKnowledge) -> AsyncIterator[Se
 @pytest.fixture
 async def with_orders(services: Services) -> AsyncIterator[Services]:
     """The services with the demo store's orders behind the real adapter."""
-    store = DemoOrders(":memory:")
-    seed(store)
-    system = HttpOrderSystem("http://orders.test", ORDERS_KEY,
-                             transport=httpx.ASGITransport(app=create_app(store, ORDERS_KEY)))
+    store = seeded()
+    system = over_http(store)
     yield replace(services, orders=system)
     await system.aclose()
 

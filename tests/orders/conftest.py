@@ -26,14 +26,13 @@ from kefu.redis import async_client
 from orders import HttpOrderSystem, proactive_api, workorders_api
 from orders import api as orders_api
 from orders.contract import OrderSystem
-from orders.demo import DemoOrders, create_app, seed
 from orders.proactive import Templates
 from orders.workorders import WorkOrderService
 from tests.handoff.conftest import PASSWORD, make_settings
+from tests.helpers.demo_orders import over_http, seeded
 from tests.helpers.fake_bot_api import PHOTO_BYTES
 from tests.helpers.processes import free_port, wait_for_http
 
-KEY = "demo-key"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -46,10 +45,7 @@ class Console:
 
 
 def demo_system() -> HttpOrderSystem:
-    store = DemoOrders(":memory:")
-    seed(store)
-    return HttpOrderSystem("http://orders.test", KEY,
-                           transport=httpx.ASGITransport(app=create_app(store, KEY)))
+    return over_http(seeded())
 
 
 async def telegram_photo(file_id: str, _conversation: str) -> tuple[bytes, str]:

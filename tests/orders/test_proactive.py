@@ -7,15 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
 from kefu.conversation import ConversationStore, Role
 from kefu.redis import async_client
-from orders import HttpOrderSystem
 from orders import demo_data as demo
-from orders.demo import DemoOrders, create_app, seed
+from orders.demo import DemoOrders
 from orders.proactive import (
     OrderEvent,
     ProactiveService,
@@ -25,10 +23,10 @@ from orders.proactive import (
     events_of,
 )
 from orders.settings import OrderSettings
+from tests.helpers.demo_orders import over_http, seeded
 
 NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
 ORDERS = {o.order_id: o for o in demo.demo_orders(NOW)}
-KEY = "demo-key"
 
 
 def test_the_events_each_demo_order_shows() -> None:
@@ -58,10 +56,8 @@ def test_templates_only_use_known_variables() -> None:
 async def setup(redis_url: str) -> AsyncIterator[tuple[ProactiveService, ConversationStore,
                                                         DemoOrders]]:
     redis = async_client(redis_url)
-    store = DemoOrders(":memory:")
-    seed(store, NOW)
-    system = HttpOrderSystem("http://orders.test", KEY,
-                             transport=httpx.ASGITransport(app=create_app(store, KEY)))
+    store = seeded(NOW)
+    system = over_http(store)
     conversations = ConversationStore(redis)
     yield (ProactiveService(redis, conversations, system, daily_limit=2, clock=lambda: NOW),
            conversations, store)
@@ -149,10 +145,8 @@ def test_the_thresholds_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.redis
 async def test_the_poller_uses_the_configured_thresholds(redis_url: str) -> None:
     redis = async_client(redis_url)
-    store = DemoOrders(":memory:")
-    seed(store, NOW)
-    system = HttpOrderSystem("http://orders.test", KEY,
-                             transport=httpx.ASGITransport(app=create_app(store, KEY)))
+    store = seeded(NOW)
+    system = over_http(store)
     conversations = ConversationStore(redis)
     settings = OrderSettings(_env_file=None, stuck_after_days=6, ship_delay_grace_hours=1)
     service = ProactiveService.from_settings(redis, conversations, system, settings)

@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from bot.channels.attachments import AttachmentDesk
@@ -22,10 +21,9 @@ from handoff.service import HandoffService
 from handoff.settings import HandoffSettings
 from kefu.conversation import ConversationStore
 from kefu.redis import async_client
-from orders import HttpOrderSystem
 from orders import demo_data as demo
-from orders.demo import DemoOrders, create_app, seed
 from orders.proactive import ProactiveService
+from tests.helpers.demo_orders import over_http, seeded
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_rasa import FakeRasa
 
@@ -37,7 +35,6 @@ pytestmark = [
 
 CHAT = 4242
 CONV = f"telegram:{CHAT}"
-KEY = "demo-key"
 FAST_WORKER = {"block_ms": 100, "backoff_seconds": 0.05, "max_backoff_seconds": 0.2}
 
 
@@ -57,10 +54,8 @@ async def test_delayed_order_message_in_telegram_and_unsubscribe(redis_url: str,
     channel = TelegramChannel(gateway, AttachmentDesk(gateway, conversations, handoff),
                               conversations, redis, token=api.token, base_url=api.base_url,
                               poll_timeout_seconds=1, worker_options=FAST_WORKER)
-    store = DemoOrders(":memory:")
-    seed(store)
-    system = HttpOrderSystem("http://orders.test", KEY,
-                             transport=httpx.ASGITransport(app=create_app(store, KEY)))
+    store = seeded()
+    system = over_http(store)
     service = ProactiveService(redis, conversations, system)
     await channel.start()
     try:

@@ -21,7 +21,7 @@ from kefu.keys import order_event_key
 from kefu.redis import async_client
 from orders import HttpOrderSystem
 from orders import demo_data as demo
-from orders.demo import DemoOrders, create_app, seed
+from orders.demo import DemoOrders, create_app
 from orders.proactive import OrderEvent, ProactiveService
 from orders.proactive_webhook import (
     CLAIM_TTL,
@@ -34,12 +34,12 @@ from orders.proactive_webhook import (
     sign,
     verify,
 )
+from tests.helpers.demo_orders import KEY, over_http, seeded
 
 pytestmark = pytest.mark.redis
 
 NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
 SECRET = "store-shared-secret"
-KEY = "demo-key"
 OPENAPI = Path(__file__).resolve().parents[2] / "orders" / "openapi.yaml"
 
 
@@ -74,10 +74,8 @@ def _app(handler: OrderEventHandler, secret: str | None, clock: Callable[[], flo
 @pytest.fixture
 async def hook(redis_url: str) -> AsyncIterator[Hook]:
     redis = async_client(redis_url)
-    store = DemoOrders(":memory:")
-    seed(store, NOW)
-    system = HttpOrderSystem("http://orders.test", KEY,
-                             transport=httpx.ASGITransport(app=create_app(store, KEY)))
+    store = seeded(NOW)
+    system = over_http(store)
     conversations = ConversationStore(redis)
     service = ProactiveService(redis, conversations, system, clock=lambda: NOW)
     now = NOW.timestamp()
@@ -159,8 +157,7 @@ async def test_an_unknown_order_is_404(hook: Hook) -> None:
 async def test_an_event_refused_in_an_outage_is_told_on_the_retry(redis_url: str) -> None:
     """503 while the order system is down; the same event id is told when the store retries."""
     redis = async_client(redis_url)
-    store = DemoOrders(":memory:")
-    seed(store, NOW)
+    store = seeded(NOW)
     healthy = httpx.ASGITransport(app=create_app(store, KEY))
     broken = httpx.MockTransport(lambda _request: httpx.Response(500))
     transport: list[httpx.AsyncBaseTransport] = [broken]
