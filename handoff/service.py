@@ -424,7 +424,9 @@ class HandoffService:
                 else {status}
             closed_ids = await self._tickets.closed_ids(self.settings.closed_index_max)
             tickets += [t for t in await self._tickets.many(closed_ids) if t.status in wanted]
-        return [t for t in tickets if (group is None or t.group == group)
+        # The lists are read one after another: a ticket claimed in between is in both (once).
+        unique = list({t.id: t for t in tickets}.values())  # first place, the later read
+        return [t for t in unique if (group is None or t.group == group)
                 and (agent is None or transitions.visible(t, agent))][:limit]
 
     async def queue_position(self, ticket: Ticket | str) -> int | None:

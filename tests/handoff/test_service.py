@@ -55,6 +55,24 @@ async def test_a_hundred_concurrent_requests_make_one_ticket(service: HandoffSer
     assert len(queue_messages) == 1
 
 
+async def test_a_ticket_claimed_between_the_two_reads_is_listed_once(
+        service: HandoffService, make_agent: AgentFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    li = await make_agent("li", ["aftersale"])
+    ticket = await open_ticket(service, "web:race", group="aftersale")
+    tickets = service._tickets
+    read_waiting = tickets.waiting_ids
+
+    async def waiting_then_claimed(group: str, start: int, stop: int) -> list[str]:
+        ids = await read_waiting(group, start, stop)  # the queue is read, then li claims
+        await service.claim(ticket.id, li)
+        return ids
+
+    monkeypatch.setattr(tickets, "waiting_ids", waiting_then_claimed)
+    listed = await service.list_tickets(agent=li)
+    assert [(t.id, t.status) for t in listed] == [(ticket.id, TicketStatus.CLAIMED)]
+
+
 async def test_queue_orders_by_priority_then_first_come_per_group(service: HandoffService) -> None:
     specs = [("web:n1", Priority.NORMAL, "presale"), ("web:h1", Priority.HIGH, "presale"),
              ("web:n2", Priority.NORMAL, "presale"), ("web:u1", Priority.URGENT, "presale"),
