@@ -207,10 +207,7 @@ def _photo_fetchers(web: photos.PhotoStore, telegram: TelegramChannel | None,
     """How the console's photo routes (work orders, tickets) get a photo, per channel it came by."""
     fetchers: dict[str, workorders_api.PhotoFetcher] = {"web": web.fetch}
     if telegram is not None:
-        async def from_telegram(file_id: str, _conversation: str) -> tuple[bytes, str]:
-            return await telegram.photo(file_id)
-
-        fetchers["telegram"] = from_telegram
+        fetchers["telegram"] = telegram.photo
     return fetchers
 
 

@@ -263,6 +263,16 @@ def gw_photo_key(photo_id: str) -> str:
     return _key("gw", "photo", photo_id)
 
 
+def gw_channel_photo_key(channel: str, file_id: str) -> str:
+    """String: the conversation a channel's photo (``telegram`` file id) came from.
+
+    Written when the photo arrives; the console fetches the file only for that conversation
+    (a typed ``/send_photo{…}`` with another chat's file id gets nothing). TTL the retention
+    setting, as the web chat's photos.
+    """
+    return _key("gw", "chphoto", f"{channel}:{file_id}")
+
+
 def gw_photo_quota_key(conversation_id: str, day: str) -> str:
     """Hash: ``count`` and ``bytes`` of a web chat conversation's photos on one UTC day.
 

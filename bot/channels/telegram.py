@@ -17,6 +17,10 @@ Two ways to receive updates, both started by the gateway lifespan (:meth:`Telegr
 
 Messages are sent as plain text (no parse mode, nothing to escape), split at Telegram's 4096
 limit; flood limits (``RetryAfter``) are waited out and network errors retried.
+
+A photo's file id is recorded against the chat that sent it (``gw_channel_photo_key``): the
+console's photo routes fetch a Telegram file only for that conversation, so a shopper who types
+``/send_photo{"photo": "photo:telegram:<someone else's file id>"}`` shows the agent nothing.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from bot.channels.delivery import DeliveryState, OutboundWorker, announce, stop_
 from bot.channels.errors import (
     DeliveryFailed,
     DeliveryRejected,
+    PhotoNotFound,
     UnreadableUpdate,
     WebhookRefused,
 )
@@ -64,12 +69,14 @@ from bot.gateway import Gateway, HandoffPort, OutMessage, Reply
 from bot.gateway.errors import InvalidMessage, UpstreamUnavailable
 from bot.gateway.settings import BotSettings
 from kefu.conversation import Button, ConversationStore, Role, Turn, conversation_id
+from kefu.keys import gw_channel_photo_key
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+PHOTO_RETENTION_SECONDS = 14 * 86400  # whose photo a file id is, kept as long as web photos
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
 # Commands a shopper can type, and the payload the gateway gets instead.
@@ -97,8 +104,10 @@ class TelegramChannel:
                  base_url: str | None = None, concurrent_updates: int = 64,
                  send_attempts: int = 5, max_flood_wait_seconds: float = 30.0,
                  poll_timeout_seconds: float = 10.0,
+                 photo_retention_seconds: int = PHOTO_RETENTION_SECONDS,
                  worker_options: dict[str, Any] | None = None) -> None:
         self._gateway = gateway
+        self._photo_retention = photo_retention_seconds
         self._attachments = attachments
         self._redis = redis
         self._webhook_url = webhook_url
@@ -141,7 +150,8 @@ class TelegramChannel:
                    redis, token=settings.telegram_token.get_secret_value(),
                    webhook_url=settings.telegram_webhook_url,
                    webhook_secret=secret.get_secret_value() if secret else None,
-                   base_url=settings.telegram_base_url)
+                   base_url=settings.telegram_base_url,
+                   photo_retention_seconds=int(settings.web_photo_retention_days * 86400))
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -249,6 +259,10 @@ class TelegramChannel:
         if message is None or chat is None:
             return
         user, attachment = update.effective_user, attachment_of(message)
+        if attachment.kind is AttachmentKind.PHOTO and attachment.file_id:
+            await self._redis.set(gw_channel_photo_key(CHANNEL, attachment.file_id),
+                                  conversation_id(CHANNEL, str(chat.id)),
+                                  ex=self._photo_retention)
         await self._serve(chat.id, user, lambda: self._attachments.receive(
             CHANNEL, str(chat.id), attachment, language=_language(user),
             display_name=_name(user)))
@@ -306,8 +320,18 @@ class TelegramChannel:
             text = f"【{name}】\n{text}"
         await self.send_text(chat_id, text, turn.buttons)
 
-    async def photo(self, file_id: str) -> tuple[bytes, str]:
-        """A shopper's photo by its file id, for the console (Bot API getFile, then download)."""
+    async def photo(self, file_id: str, conversation: str) -> tuple[bytes, str]:
+        """A shopper's photo by its file id, for the console (Bot API getFile, then download).
+
+        Only a photo that chat sent (recorded on arrival, for the retention time): a file id
+        typed into another conversation's ``/send_photo{…}`` gives nothing.
+
+        Raises:
+            PhotoNotFound: not a photo of ``conversation``, or its record expired (404).
+        """
+        owner = await self._redis.get(gw_channel_photo_key(CHANNEL, file_id))
+        if owner != conversation:
+            raise PhotoNotFound(f"no photo {file_id[:64]} in this conversation", channel=CHANNEL)
         file = await self._call(lambda: self.application.bot.get_file(file_id))
         content = bytes(await file.download_as_bytearray())
         return content, "image/png" if content.startswith(b"\x89PNG") else "image/jpeg"

@@ -49,7 +49,9 @@ class BotSettings(BaseSettings):
     redis_wait_seconds: float = 8.0  # how long a shopper's request waits through a Redis restart
     max_message_chars: int = 2000
     # Photos shoppers upload in the web chat (bot/channels/photos.py): the largest taken, and
-    # how long Redis keeps one (long enough for the slowest work order's SLA and some slack).
+    # how long Redis keeps one (long enough for the slowest work order's SLA and some slack);
+    # also how long the Telegram channel remembers which chat sent a photo (the console fetches
+    # a Telegram photo only for its own conversation).
     web_photo_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     web_photo_retention_days: float = Field(default=14.0, gt=0)
     # A conversation's photos per UTC day, whatever the message rate allows: how many, and how

@@ -269,7 +269,7 @@ async def test_return_pickup_on_telegram_with_a_photo(stack: StackConfig,
             assert order.kind is WorkOrderKind.RETURN_PICKUP and order.group == "logistics"
             assert order.fields["photo"] == "photo:telegram:photo-large-id"
             # what the console's "查看照片" gets through the channel (getFile, then the download)
-            assert await channel.photo("photo-large-id") == (PHOTO_BYTES, "image/png")
+            assert await channel.photo("photo-large-id", conv) == (PHOTO_BYTES, "image/png")
             assert order.fields["time_slot"] == slot
             await work_orders.close(number, "kim", "快递员已取件")
             await api.wait_for(lambda: any("快递员已取件" in t for t in api.texts(user.id)), 30)

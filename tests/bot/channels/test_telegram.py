@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from bot.app import create_app
 from bot.channels.attachments import AttachmentDesk
+from bot.channels.errors import PhotoNotFound
 from bot.channels.telegram import SECRET_HEADER, TelegramChannel, shopper_text
 from bot.gateway import Gateway
 from bot.gateway.settings import BotSettings
@@ -29,7 +30,7 @@ from kefu.accounts import Presence
 from kefu.conversation import ConversationStore, Role
 from kefu.http import install_error_handlers
 from kefu.redis import async_client
-from tests.helpers.fake_bot_api import FakeBotApi, Shopper, _maybe_json
+from tests.helpers.fake_bot_api import PHOTO_BYTES, FakeBotApi, Shopper, _maybe_json
 from tests.helpers.fake_rasa import (
     CLARIFY_TEXT,
     DEFAULT_TEXT,
@@ -240,6 +241,19 @@ async def test_media_in_bot_mode_tells_what_the_bot_reads_and_offers_a_person(ke
     await api.wait_for_texts(11, 4)
     turns = await kefu.conversations.transcript("telegram:11")
     assert "[文件] file_id=document-file-id 发票.pdf application/pdf" in [t.text for t in turns]
+
+
+async def test_a_photo_is_fetched_only_for_the_chat_that_sent_it(kefu: Kefu) -> None:
+    api, owner = kefu.api, Shopper(21)
+    api.push(api.media_update(owner, "photo"))
+    await api.wait_for_texts(21, 1)
+    assert await kefu.channel.photo("photo-large-id", "telegram:21") == (PHOTO_BYTES, "image/png")
+    # another chat that types the file id into "/send_photo{...}" (or a ticket of it) gets nothing
+    with pytest.raises(PhotoNotFound):
+        await kefu.channel.photo("photo-large-id", "telegram:22")
+    with pytest.raises(PhotoNotFound):  # a file id no chat sent
+        await kefu.channel.photo("typed-by-hand", "telegram:21")
+    assert len(api.attempts("getFile")) == 1  # the refused ones never reached Telegram
 
 
 async def test_edited_message_is_answered_as_a_new_message(kefu: Kefu) -> None:
