@@ -8,10 +8,10 @@ Times are shown in the store's time zone.
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from actions.replies import Reply, human_button
 from kefu.language import Language
+from kefu.settings import store_zone
 from orders.models import (
     Gift,
     GiftStatus,
@@ -22,7 +22,6 @@ from orders.models import (
     Tracking,
 )
 
-STORE_ZONE = ZoneInfo("Asia/Shanghai")
 TRACKING_EVENTS = 3  # the newest scans shown
 
 _STATUS = {
@@ -55,7 +54,7 @@ def _pick(lang: Language, zh: str, en: str) -> str:
 
 def at(moment: datetime) -> str:
     """A time as shoppers read it: month-day hour:minute in the store's zone."""
-    return moment.astimezone(STORE_ZONE).strftime("%m-%d %H:%M")
+    return moment.astimezone(store_zone()).strftime("%m-%d %H:%M")
 
 
 def masked(order_id: str) -> str:

@@ -41,6 +41,7 @@ from kefu.conversation import ConversationStore, Turn
 from kefu.http import RequestLimits, install_error_handlers
 from kefu.limits import Rate, RateLimiter
 from kefu.redis import async_client
+from kefu.settings import store_zone
 from knowledge import api as knowledge_api
 from knowledge.curation import admin_api
 from knowledge.curation.admin import AdminService
@@ -101,7 +102,8 @@ def create_app(settings: BotSettings | None = None) -> FastAPI:
     web_photos = photos.PhotoStore(redis, max_bytes=settings.web_photo_max_bytes,
                                    ttl_seconds=int(settings.web_photo_retention_days * 86400),
                                    daily_limit=settings.web_photo_daily_limit,
-                                   daily_bytes=settings.web_photo_daily_bytes)
+                                   daily_bytes=settings.web_photo_daily_bytes,
+                                   zone=store_zone())
     action_secret = _secret(settings.action_secret, "KEFU_ACTION_SECRET")
 
     async def readiness() -> dict[str, bool]:

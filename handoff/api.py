@@ -98,7 +98,8 @@ def _agent_routes(router: APIRouter, service: HandoffService, auth: Any) -> None
         settings = service.settings
         return MeResponse(agent=agent, config=ConsoleConfig(
             groups=settings.groups, lease_seconds=settings.lease_seconds,
-            heartbeat_seconds=settings.heartbeat_seconds, sla_seconds=settings.sla_seconds))
+            heartbeat_seconds=settings.heartbeat_seconds, sla_seconds=settings.sla_seconds,
+            timezone=settings.timezone))
 
     @router.post("/api/v1/agent/presence", tags=tags)
     async def presence(body: PresenceRequest, agent: Annotated[Agent, auth]) -> Agent:

@@ -222,6 +222,7 @@ class ConsoleConfig(BaseModel):
     lease_seconds: float
     heartbeat_seconds: float
     sla_seconds: int
+    timezone: str  # the shop's days (reports, history dates), as an IANA name
 
 
 class MeResponse(BaseModel):

@@ -10,6 +10,9 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kefu.settings import get_settings as kefu_settings
+from kefu.settings import known_timezone
+
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -33,7 +36,8 @@ class HandoffSettings(BaseSettings):
     login_failures_per_address: int = 50
     login_failure_window_seconds: int = 15 * 60
     service_hours: str = "00:00-24:00"  # comma-separated HH:MM-HH:MM windows; may wrap midnight
-    timezone: str = "Asia/Shanghai"
+    # the store's zone (``KEFU_TIMEZONE``) unless this package is told otherwise
+    timezone: str = Field(default_factory=lambda: kefu_settings().timezone)
     sla_seconds: int = 60  # first agent reply expected within this long after the handoff
     default_handle_seconds: float = 300.0  # handling-time guess until real ones are recorded
     handle_samples: int = 20  # how many recent handling times the wait estimate averages
@@ -57,8 +61,7 @@ class HandoffSettings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        ZoneInfo(value)
-        return value
+        return known_timezone(value)
 
     def in_service_hours(self, at: datetime) -> bool:
         """True when a human is scheduled to answer at ``at`` (a timezone-aware time)."""

@@ -274,7 +274,7 @@ def gw_channel_photo_key(channel: str, file_id: str) -> str:
 
 
 def gw_photo_quota_key(conversation_id: str, day: str) -> str:
-    """Hash: ``count`` and ``bytes`` of a web chat conversation's photos on one UTC day.
+    """Hash: ``count`` and ``bytes`` of a web chat conversation's photos on one of the store's days.
 
     ``day`` is ``YYYYMMDD``; checked and counted with the upload in one Lua script.
     TTL the rest of that day and a minute (``KEFU_WEB_PHOTO_DAILY_LIMIT``/``_BYTES``).

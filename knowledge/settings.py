@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kefu.settings import get_settings as kefu_settings
+from kefu.settings import known_timezone
 
 DEMO_STORE_PATH = Path(__file__).resolve().parent / "data" / "demo_store.yaml"
 
@@ -20,7 +23,8 @@ class KnowledgeSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     embedding_model: str = "var/models/multilingual-e5-small"  # sentence-transformers dir or name
     second_encoder: bool = True  # also score with the second (USE) encoder when installed
-    timezone: str = "Asia/Shanghai"  # zone of naive times typed by people (CLI --at, API ``at``)
+    # zone of naive times typed by people (CLI --at, API ``at``): the store's, ``KEFU_TIMEZONE``
+    timezone: str = Field(default_factory=lambda: kefu_settings().timezone)
     demo_store: Path = DEMO_STORE_PATH  # published when Redis has no live version yet
     search_k: int = Field(default=5, ge=1, le=50)  # candidates retrieved per decision
     embedding_cache_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
@@ -45,11 +49,7 @@ class KnowledgeSettings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return known_timezone(value)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -16,11 +16,9 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
+from kefu.settings import store_zone
 from orders.models import Order, OrderStatus
-
-STORE_ZONE = ZoneInfo("Asia/Shanghai")  # slots are offered and read in the store's time
 
 
 class WorkOrderKind(StrEnum):
@@ -255,12 +253,12 @@ class TimeSlot:
 
     def starts(self) -> datetime:
         """When the visit can begin."""
-        return datetime.combine(self.day, self.half.start, STORE_ZONE)
+        return datetime.combine(self.day, self.half.start, store_zone())
 
 
 def offered_slots(now: datetime) -> list[TimeSlot]:
     """The next :data:`SLOT_DAYS` days' half-days, from tomorrow (a visit needs a day's notice)."""
-    today = now.astimezone(STORE_ZONE).date()
+    today = now.astimezone(store_zone()).date()
     return [TimeSlot(today + timedelta(days=d), half)
             for d in range(1, SLOT_DAYS + 1) for half in HALF_DAYS]
 
@@ -310,7 +308,7 @@ class SlotProblem(StrEnum):
 def read_slot(text: str, now: datetime) -> TimeSlot | SlotProblem:
     """A typed slot ("12月8日上午", "明天下午", "2026-12-08 pm", "08 Dec morning") or why not."""
     low = _clean(text).lower()
-    today = now.astimezone(STORE_ZONE).date()
+    today = now.astimezone(store_zone()).date()
     day = _day_of(low, today)
     half_key = next((key for word, key in sorted(_HALF_WORDS.items(), key=lambda w: -len(w[0]))
                      if word in low), None)

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
+from kefu.settings import store_zone
 from orders.models import STUCK_AFTER, GiftStatus, Order, OrderStatus, RefundStatus
 from orders.settings import OrderSettings
-
-STORE_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 class OrderEvent(StrEnum):
@@ -66,7 +64,7 @@ def events_of(order: Order, now: datetime,
 
 
 def _at(moment: datetime | None) -> str:
-    return moment.astimezone(STORE_ZONE).strftime("%m-%d %H:%M") if moment else ""
+    return moment.astimezone(store_zone()).strftime("%m-%d %H:%M") if moment else ""
 
 
 def variables(order: Order, now: datetime) -> dict[str, str]:

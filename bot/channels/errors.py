@@ -82,8 +82,8 @@ class PhotoNotFound(ChannelError):
 class PhotoQuotaExceeded(TooManyRequests):
     """The conversation's photos for today are used up.
 
-    ``quota`` is ``count`` or ``bytes``, up to ``limit``; ``retry_after``: seconds until the next
-    UTC day (the ``Retry-After`` header).
+    ``quota`` is ``count`` or ``bytes``, up to ``limit``; ``retry_after``: seconds until the
+    store's next day (the ``Retry-After`` header).
     """
 
     code = "photo_quota_exceeded"

@@ -15,11 +15,11 @@ Why Redis and not ``var/`` on disk: every gateway behind the load balancer must 
 another one received (the console's "查看照片" and the widget's thumbnail), and Redis is the one
 state they share; a TTL deletes each photo on time without a cleaning job.
 
-A conversation's uploads per UTC day are capped too (``KEFU_WEB_PHOTO_DAILY_LIMIT`` photos,
-``KEFU_WEB_PHOTO_DAILY_BYTES`` bytes), whatever the message rate allows: the count is checked
-and taken in the same Lua script that keeps the photo, so two gateways cannot both take the
-last one, and a refused photo (429 ``photo_quota_exceeded``, ``Retry-After`` until midnight UTC)
-is never stored.
+A conversation's uploads per day (the store's day, ``KEFU_TIMEZONE``) are capped too
+(``KEFU_WEB_PHOTO_DAILY_LIMIT`` photos, ``KEFU_WEB_PHOTO_DAILY_BYTES`` bytes), whatever the
+message rate allows: the count is checked and taken in the same Lua script that keeps the photo,
+so two gateways cannot both take the last one, and a refused photo (429 ``photo_quota_exceeded``,
+``Retry-After`` until the store's midnight) is never stored.
 
 ``GET /api/v1/photos/{photo_id}?sender=…`` gives the conversation's own photo back to its shopper
 (the widget's thumbnail after a reload); :meth:`PhotoStore.fetch` gives it to the console's work-
@@ -32,7 +32,7 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, cast
 
 import redis.asyncio as aioredis
@@ -106,13 +106,14 @@ class PhotoStore:
     """Web chat photos in Redis: checked, kept for ``ttl_seconds``, read back by owner."""
 
     def __init__(self, redis: aioredis.Redis, *, max_bytes: int, ttl_seconds: int,
-                 daily_limit: int = 0, daily_bytes: int = 0,
+                 daily_limit: int = 0, daily_bytes: int = 0, zone: tzinfo = UTC,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._redis = redis
         self.max_bytes = max_bytes
         self.ttl_seconds = ttl_seconds
-        self.daily_limit = daily_limit  # photos per conversation and UTC day; 0: no cap
+        self.daily_limit = daily_limit  # photos per conversation and day in ``zone``; 0: no cap
         self.daily_bytes = daily_bytes  # their bytes in all; 0: no cap
+        self._zone = zone  # whose midnight starts a new day of the quota
         self._clock = clock
 
     def check(self, content: bytes) -> str:
@@ -139,8 +140,9 @@ class PhotoStore:
         """
         media_type = self.check(content)
         photo = Photo(secrets.token_urlsafe(16), conversation, media_type, content)
-        now = self._clock().astimezone(UTC)
-        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+        now = self._clock().astimezone(self._zone)
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(),
+                                    self._zone)
         left = max(1, int((midnight - now).total_seconds()))
         refused = int(await self._redis.eval(
             _KEEP_LUA, 2, gw_photo_key(photo.id),

@@ -54,8 +54,9 @@ class BotSettings(BaseSettings):
     # a Telegram photo only for its own conversation).
     web_photo_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     web_photo_retention_days: float = Field(default=14.0, gt=0)
-    # A conversation's photos per UTC day, whatever the message rate allows: how many, and how
-    # many bytes in all (the upload past either is 429 until midnight UTC). 0: no such cap.
+    # A conversation's photos per day (the store's, KEFU_TIMEZONE), whatever the message rate
+    # allows: how many, and how many bytes in all (past either, 429 until the store's midnight).
+    # 0: no such cap.
     web_photo_daily_limit: int = Field(default=20, ge=0)
     web_photo_daily_bytes: int = Field(default=40 * 1024 * 1024, ge=0)
     max_sender_chars: int = 128

@@ -6,7 +6,6 @@
 
 (() => {
   const { $, el, clear, toast, api } = kefu;
-  const ZONE = "Asia/Shanghai"; // the shop's day (KEFU_HANDOFF_TIMEZONE's default)
   const T = {
     zh: {
       rulesTitle: "质检规则", ruleName: "名称", ruleReads: "检查", ruleWhat: "规则内容", ruleAction: "动作", ruleOn: "启用",
@@ -51,7 +50,7 @@
   const supervisor = () => st.me && st.me.role === "manager";
 
   function today() {
-    return new Intl.DateTimeFormat("en-CA", { timeZone: ZONE }).format(new Date());
+    return new Intl.DateTimeFormat("en-CA", { timeZone: st.config.timezone }).format(new Date());
   }
 
   function applyLang() {

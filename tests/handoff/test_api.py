@@ -56,6 +56,7 @@ async def test_login_and_me(client: httpx.AsyncClient, make_agent: AgentFactory)
     assert me["agent"]["username"] == "li" and me["agent"]["presence"] == "online"
     assert me["agent"]["groups"] == ["presale", "aftersale"]
     assert me["config"]["lease_seconds"] == 30.0
+    assert me["config"]["timezone"] == "Asia/Shanghai"  # the dashboard's "today" is the shop's
     assert "password_hash" not in str(me)
     away = await client.post("/api/v1/agent/presence", json={"status": "away"}, headers=auth)
     assert away.json()["presence"] == "away"

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -48,7 +49,8 @@ pytestmark = pytest.mark.redis
 
 MAX_BYTES = 64 * 1024
 TTL = 3600
-DAILY_LIMIT = 3  # photos per conversation and UTC day
+DAILY_LIMIT = 3  # photos per conversation and the shop's day
+SHOP_ZONE = ZoneInfo("Asia/Shanghai")
 DAILY_BYTES = 2 * MAX_BYTES
 STORE_PAGE = "https://shop.example.com"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64
@@ -95,7 +97,7 @@ async def site(redis_url: str) -> AsyncIterator[Site]:
     limits = ShopperLimits(per_sender=Rate(600, 100), per_address=Rate(6000, 1000))
     now = [datetime.now(UTC)]
     store = PhotoStore(redis, max_bytes=MAX_BYTES, ttl_seconds=TTL, daily_limit=DAILY_LIMIT,
-                       daily_bytes=DAILY_BYTES, clock=lambda: now[0])
+                       daily_bytes=DAILY_BYTES, zone=SHOP_ZONE, clock=lambda: now[0])
 
     async def ready() -> dict[str, bool]:
         return {}
@@ -254,7 +256,7 @@ async def test_the_limits_and_the_store_pages_allowed_to_upload(site: Site) -> N
 
 async def test_a_conversations_photos_a_day_are_capped_and_a_refused_one_is_not_kept(
         site: Site) -> None:
-    site.now[0] = datetime(2026, 12, 7, 23, 0, 0, tzinfo=UTC)
+    site.now[0] = datetime(2026, 12, 7, 15, 0, 0, tzinfo=UTC)  # 23:00 in the shop (UTC+8)
     token = await site.start("gina")
     other = await site.start("hank")
     for _ in range(DAILY_LIMIT):
@@ -265,7 +267,7 @@ async def test_a_conversations_photos_a_day_are_capped_and_a_refused_one_is_not_
     assert refused.status_code == 429
     assert refused.json()["code"] == "photo_quota_exceeded"
     assert refused.json()["quota"] == "count" and refused.json()["limit"] == DAILY_LIMIT
-    assert refused.headers["retry-after"] == "3600"  # until midnight UTC
+    assert refused.headers["retry-after"] == "3600"  # until the shop's midnight, not UTC's
     assert await site.kept_photos() == kept  # nothing stored, nothing said
     assert len(await site.conversations.transcript("web:gina")) == said
     quota = gw_photo_quota_key("web:gina", "20261207")
@@ -273,7 +275,7 @@ async def test_a_conversations_photos_a_day_are_capped_and_a_refused_one_is_not_
                                                "bytes": str(DAILY_LIMIT * len(JPEG))}
     assert 3600 < await site.redis.ttl(quota) <= 3600 + 60
     assert (await site.upload("hank", other, PHOTO_BYTES)).status_code == 200  # per conversation
-    site.now[0] += timedelta(hours=1, seconds=1)  # the next UTC day
+    site.now[0] += timedelta(hours=1, seconds=1)  # the shop's next day (still 12-07 in UTC)
     assert (await site.upload("gina", token, PHOTO_BYTES)).status_code == 200
 
 
