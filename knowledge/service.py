@@ -320,7 +320,7 @@ class KnowledgeService:
 
 # --- encoders ----------------------------------------------------------------------------------
 
-_encoders: dict[tuple[str, bool, bool], tuple[Encoder, Encoder | None]] = {}
+_encoders: dict[tuple[str, bool, bool, bool], tuple[Encoder, Encoder | None]] = {}
 _encoders_lock = threading.Lock()
 
 
@@ -333,7 +333,8 @@ def shared_encoders(settings: KnowledgeSettings | None = None) -> tuple[Encoder,
         ModelNotPreparedError: the model files are missing (run ``make model``).
     """
     settings = settings or get_settings()
-    key = (settings.embedding_model, settings.embedding_int8, settings.second_encoder)
+    key = (settings.embedding_model, settings.embedding_int8, settings.embedding_light_tokenizer,
+           settings.second_encoder)
     with _encoders_lock:
         if key not in _encoders:
             from knowledge.encoders.batching import BatchingEncoder
@@ -345,8 +346,9 @@ def shared_encoders(settings: KnowledgeSettings | None = None) -> tuple[Encoder,
             size = settings.query_vector_cache
             second = load_second_encoder() if settings.second_encoder else None
             _encoders[key] = (
-                BatchingEncoder(load_encoder(settings.embedding_model,
-                                             int8=settings.embedding_int8), cache_size=size),
+                BatchingEncoder(load_encoder(
+                    settings.embedding_model, int8=settings.embedding_int8,
+                    light_tokenizer=settings.embedding_light_tokenizer), cache_size=size),
                 BatchingEncoder(second, cache_size=size) if second is not None else None,
             )
         return _encoders[key]

@@ -35,6 +35,9 @@ class KnowledgeSettings(BaseSettings):
     # e5 with int8 linear layers (feed-forward outputs stay float): ~1.5x faster per question,
     # decisions within 1-3 points of float32 (benchmarks/results/history/retrieval-2026-11.md).
     embedding_int8: bool = True
+    # e5's tokenizer in plain Python (knowledge/encoders/unigram.py): the same ids, ~210 MB less
+    # memory per process that embeds; off keeps the `tokenizers` one.
+    embedding_light_tokenizer: bool = True
     provisional_swap: bool = True  # answer from a new version at once, calibrated a moment later
     # Cuts of the answer/clarify/handoff policy (`knowledge.decision`) on the confidence model's
     # probabilities; unset, the shipped model's own (chosen on held-out dev knowledge bases,

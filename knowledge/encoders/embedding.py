@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from knowledge.encoders.unigram import UnigramTokenizer
 from knowledge.errors import ModelNotPreparedError
 
 logger = logging.getLogger(__name__)
@@ -93,6 +95,11 @@ class SentenceTransformerEncoder:
             on kefu's machines, at a mean cosine of 0.996 to the float32 vectors. The vectors
             differ, so the encoder's name says ``+int8`` and stored vectors of the float model
             are not mixed in (benchmarks/results/history/retrieval-2026-11.md compares the two).
+        light_tokenizer: for a model ``make model`` prepared, tokenise with
+            :class:`~knowledge.encoders.unigram.UnigramTokenizer` (plain Python, the same ids,
+            the same vectors) and load sentence-transformers with a stand-in of a few tokens
+            instead of the ``tokenizers`` one: ~210 MB less in this process. Any other model,
+            or a ``tokenizer.json`` shaped otherwise, keeps ``tokenizers``.
 
     Raises:
         ModelNotPreparedError: the directory is missing or the model cannot be loaded.
@@ -106,6 +113,7 @@ class SentenceTransformerEncoder:
         batch_size: int = 32,
         threads: int | None = None,
         int8: bool = False,
+        light_tokenizer: bool = True,
     ) -> None:
         local = _resolve_local(name_or_path)
         if (local is None and _looks_like_path(name_or_path)) or name_or_path == DEFAULT_MODEL:
@@ -119,12 +127,25 @@ class SentenceTransformerEncoder:
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(threads or default_threads())
+        self._tokenizer = _light_tokenizer(local) if light_tokenizer and local else None
         try:
-            self._model = SentenceTransformer(source, device="cpu", local_files_only=True)
+            with tempfile.TemporaryDirectory() as scratch:
+                options: dict[str, Any] = {}
+                if self._tokenizer is not None:  # never build the ~270 MB one it replaces
+                    stand_in = Path(scratch) / "tokenizer.json"
+                    stand_in.write_text(self._tokenizer.stand_in(), encoding="utf-8")
+                    options["processor_kwargs"] = {"tokenizer_file": str(stand_in)}
+                self._model = SentenceTransformer(source, device="cpu", local_files_only=True,
+                                                  **options)
         except (OSError, ValueError) as exc:
             raise ModelNotPreparedError(
                 f"cannot load embedding model {name_or_path!r}: {exc}"
             ) from exc
+        if self._tokenizer is not None and self._model._can_flatten_inputs():
+            raise ModelNotPreparedError(f"{local} packs inputs without padding; set "
+                                        "KEFU_EMBEDDING_LIGHT_TOKENIZER=false")
+        transformer: Any = self._model[0]  # sentence-transformers' Transformer module
+        self._max_length = int(transformer.max_seq_length)
         if int8:
             _quantize_linear_layers(self._model)
         if prompt_name is not None and prompt_name not in self._model.prompts:
@@ -138,6 +159,7 @@ class SentenceTransformerEncoder:
         self.dim: int = int(dim)
         self.prompt_name = prompt_name
         self.batch_size = batch_size
+        release_freed_memory()
         # One forward pass at a time: FastAPI calls from a thread pool, torch already uses every
         # core for one batch, and a fast tokenizer must not be reconfigured by two threads at once.
         self._lock = threading.Lock()
@@ -170,6 +192,9 @@ class SentenceTransformerEncoder:
         """Embed ``texts`` (with the prompt) as normalised float32 rows."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
+        if self._tokenizer is not None:
+            with self._lock:
+                return _normalized(self._encode_light(self._tokenizer, list(texts)), self.dim)
         with self._lock:
             vectors = self._model.encode(
                 list(texts),
@@ -181,6 +206,63 @@ class SentenceTransformerEncoder:
                 show_progress_bar=False,
             )
         return _normalized(vectors, self.dim)
+
+
+    def _encode_light(self, tokenizer: UnigramTokenizer, texts: list[str]) -> Any:
+        """``SentenceTransformer.encode`` with the plain tokenizer: same order, batches, tensors.
+
+        Longest texts first (sentence-transformers' own ``argsort``), ``batch_size`` at a time,
+        each batch padded to its longest, mean pooling and normalisation by the model's modules.
+        """
+        import torch
+
+        model: Any = self._model
+        prompt = model.prompts.get(self.prompt_name, "") if self.prompt_name else ""
+        order = np.argsort([-len(t) for t in texts])
+        rows: list[Any] = [None] * len(texts)
+        model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                chosen = order[start:start + self.batch_size]
+                ids, mask = tokenizer.batch([prompt + texts[i] for i in chosen],
+                                            self._max_length)
+                features = {"input_ids": torch.tensor(ids, dtype=torch.long),
+                            "attention_mask": torch.tensor(mask, dtype=torch.long),
+                            "modality": "text"}
+                vectors = torch.nn.functional.normalize(
+                    model(features)["sentence_embedding"], p=2, dim=1)
+                for row, index in enumerate(chosen):
+                    rows[index] = vectors[row]
+        return torch.stack(rows).float().numpy()
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc; elsewhere a no-op).
+
+    Loading a model, and building a knowledge index, leave a lot freed in the middle of the heap
+    (the parsed ``tokenizer.json``, the float weights int8 replaced, batches' activations);
+    without this the process keeps it resident (measured: the gateway 30-60 MB).
+    """
+    import contextlib
+    import ctypes
+
+    # no gc.collect(): what loading frees goes by reference counting, and a full collection of
+    # the gateway's heap takes ~0.3 s of the start
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _light_tokenizer(local: Path) -> UnigramTokenizer | None:
+    """The plain-Python tokenizer of a model ``make model`` prepared, else ``None``."""
+    from knowledge.encoders import model_prep
+
+    if not (local / model_prep.STAMP_NAME).exists():
+        return None
+    try:
+        return UnigramTokenizer.from_file(local / "tokenizer.json")
+    except ModelNotPreparedError as exc:
+        logger.warning("keeping the tokenizers library for %s: %s", local, exc)
+        return None
 
 
 def _quantize_linear_layers(model: Any) -> None:
@@ -249,17 +331,19 @@ class UniversalSentenceEncoder:
         return _normalized(vectors, self.dim)
 
 
-def load_encoder(name_or_path: str, *, int8: bool = False) -> Encoder:
+def load_encoder(name_or_path: str, *, int8: bool = False,
+                 light_tokenizer: bool = True) -> Encoder:
     """The encoder a setting names: ``use-multilingual-v3`` or a sentence-transformers model.
 
-    ``int8`` quantises a sentence-transformers model (see :class:`SentenceTransformerEncoder`).
+    ``int8`` quantises a sentence-transformers model and ``light_tokenizer`` swaps a kefu-prepared
+    one's tokenizer for the plain-Python one (see :class:`SentenceTransformerEncoder`).
 
     Raises:
         ModelNotPreparedError: the model is missing or cannot be loaded.
     """
     if name_or_path == USE_NAME:
         return UniversalSentenceEncoder()
-    return SentenceTransformerEncoder(name_or_path, int8=int8)
+    return SentenceTransformerEncoder(name_or_path, int8=int8, light_tokenizer=light_tokenizer)
 
 
 def load_second_encoder() -> Encoder | None:
