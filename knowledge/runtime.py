@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from kefu.keys import kb_embedding_key, kb_events_channel
 from kefu.redis import async_client
 from knowledge.calibration import generic_oos, language_of
+from knowledge.encoders.embedding import release_freed_memory
 from knowledge.errors import ValidationFailed
 from knowledge.loader import load_kb
 from knowledge.models import KnowledgeBase
@@ -158,6 +159,7 @@ class KnowledgeRuntime:
         await self._publish_demo_if_empty()
         await self.refresh()
         await self.settle()  # nothing answers yet: the first index waits for its calibration
+        await asyncio.to_thread(release_freed_memory)  # what building it left freed
         self._tasks = [asyncio.create_task(self._listen(self._pubsub), name="kb-listen"),
                        asyncio.create_task(self._rebuild_loop(), name="kb-rebuild")]
         self.ready = True
@@ -268,6 +270,8 @@ class KnowledgeRuntime:
         previous = self.service.swap(index)
         if previous is not None and previous.version_id != index.version_id:
             self._keep(previous)
+        if not index.provisional:  # a calibrated one was built: give its scratch memory back
+            await asyncio.to_thread(release_freed_memory)
         async with self._swapped:
             self._swapped.notify_all()
 
