@@ -145,13 +145,15 @@ def test_the_thresholds_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.redis
 async def test_the_poller_uses_the_configured_thresholds(redis_url: str) -> None:
     redis = async_client(redis_url)
-    store = seeded(NOW)
+    # the service built from settings reads the wall clock, so the orders are seeded on it (with
+    # NOW the stuck parcel's 5.5 days without a scan passed six at 16:00 UTC on NOW's day)
+    store = seeded(datetime.now(UTC))
     system = over_http(store)
     conversations = ConversationStore(redis)
     settings = OrderSettings(_env_file=None, stuck_after_days=6, ship_delay_grace_hours=1)
     service = ProactiveService.from_settings(redis, conversations, system, settings)
     try:
-        await service.watch(demo.STUCK, "web:bo")  # five days without a scan: not six
+        await service.watch(demo.STUCK, "web:bo")  # 5.5 days without a scan: not six
         await service.watch(demo.DELAYED, "web:bo")  # two days late: more than an hour
         assert [s.event for s in await service.tick()] == [OrderEvent.SHIP_DELAYED]
     finally:
