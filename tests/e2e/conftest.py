@@ -141,6 +141,13 @@ class ConsoleAgent:
     password: str
     display_name: str
 
+    async def log_in(self, page: Page, gateway_url: str) -> None:
+        """Open the console on ``page`` and log in as this agent."""
+        await page.goto(f"{gateway_url}/console/")
+        await page.get_by_test_id("login-username").fill(self.username)
+        await page.get_by_test_id("login-password").fill(self.password)
+        await page.get_by_test_id("login-submit").click()
+
 
 @pytest.fixture
 async def console_agent(stack: StackConfig) -> ConsoleAgent:

@@ -327,10 +327,7 @@ async def test_a_web_shopper_uploads_the_exchange_photo_and_the_agent_opens_it(
 
     console = await shop.context.new_page()
     console.set_default_timeout(30_000)
-    await console.goto(f"{stack.gateway_url}/console/")
-    await console.get_by_test_id("login-username").fill(console_agent.username)
-    await console.get_by_test_id("login-password").fill(console_agent.password)
-    await console.get_by_test_id("login-submit").click()
+    await console_agent.log_in(console, stack.gateway_url)
     listed = console.locator(f"[data-testid=work-order][data-work-order-id='{number}']")
     await expect(listed.locator("[data-field=photo]")).to_have_text(f"照片 Photo: {reference}")
     await listed.get_by_test_id("work-order-photo-open").click()

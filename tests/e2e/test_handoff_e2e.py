@@ -158,10 +158,7 @@ def js_percent(value: float) -> str:
 
 async def log_in(page: Page, stack: StackConfig, agent: ConsoleAgent) -> None:
     """Open the console, log in, wait for the live event stream; mark the page to catch reloads."""
-    await page.goto(f"{stack.gateway_url}/console/")
-    await page.get_by_test_id("login-username").fill(agent.username)
-    await page.get_by_test_id("login-password").fill(agent.password)
-    await page.get_by_test_id("login-submit").click()
+    await agent.log_in(page, stack.gateway_url)
     await expect(page.get_by_test_id("live-status")).to_have_attribute("data-live", "on",
                                                                        timeout=LIVE_MS)
     await page.evaluate("window.__sameDocument = true")

@@ -72,10 +72,7 @@ async def test_the_agent_sees_the_shoppers_web_photos_in_the_chat(
 
     console = await shop.context.new_page()
     console.set_default_timeout(30_000)
-    await console.goto(f"{stack.gateway_url}/console/")
-    await console.get_by_test_id("login-username").fill(console_agent.username)
-    await console.get_by_test_id("login-password").fill(console_agent.password)
-    await console.get_by_test_id("login-submit").click()
+    await console_agent.log_in(console, stack.gateway_url)
     await expect(console.get_by_test_id("live-status")).to_have_attribute(  # online: takes chats
         "data-live", "on", timeout=LIVE_MS)
     await shop.bring_to_front()

@@ -89,10 +89,7 @@ async def test_gift_registration_closed_in_the_console_and_the_shopper_told(
 
         page = browser_page
         page.set_default_timeout(20_000)
-        await page.goto(f"{stack.gateway_url}/console/")
-        await page.get_by_test_id("login-username").fill(console_agent.username)
-        await page.get_by_test_id("login-password").fill(console_agent.password)
-        await page.get_by_test_id("login-submit").click()
+        await console_agent.log_in(page, stack.gateway_url)
         item = page.locator(f"[data-testid=work-order][data-work-order-id='{number}']")
         await expect(item.get_by_test_id("work-order-status")).to_have_text("待处理 Open")
         await expect(item).to_contain_text(ADDRESS)
