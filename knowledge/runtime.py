@@ -159,7 +159,6 @@ class KnowledgeRuntime:
         await self._publish_demo_if_empty()
         await self.refresh()
         await self.settle()  # nothing answers yet: the first index waits for its calibration
-        await asyncio.to_thread(release_freed_memory)  # what building it left freed
         self._tasks = [asyncio.create_task(self._listen(self._pubsub), name="kb-listen"),
                        asyncio.create_task(self._rebuild_loop(), name="kb-rebuild")]
         self.ready = True
@@ -270,8 +269,6 @@ class KnowledgeRuntime:
         previous = self.service.swap(index)
         if previous is not None and previous.version_id != index.version_id:
             self._keep(previous)
-        if not index.provisional:  # a calibrated one was built: give its scratch memory back
-            await asyncio.to_thread(release_freed_memory)
         async with self._swapped:
             self._swapped.notify_all()
 
@@ -298,6 +295,7 @@ class KnowledgeRuntime:
                                 self._live_id)
                     return None
                 index = await self.build(kb, info=info)
+                await asyncio.to_thread(release_freed_memory)  # what building it left freed
             async with self._refresh_lock:
                 await self._adopt(index)
             return index

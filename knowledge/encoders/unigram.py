@@ -196,7 +196,7 @@ class UnigramTokenizer:
         size = len(text)
         if not size:
             return []
-        best = [0.0] + [0.0] * size
+        best = [0.0] * (size + 1)
         starts: list[int | None] = [0] + [None] * size
         chosen = [0] * (size + 1)
         get, scores, unk, unk_score = self._ids.get, self._scores, self.unk_id, self._unk_score
